@@ -1,0 +1,391 @@
+"""The Record aggregate (档案): its commands check the rules, then trigger events."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from aggregates import rules
+from aggregates.actor import ActorView
+from aggregates.base import ChainedAggregate
+from aggregates.errors import InvalidInput, RuleViolation
+from aggregates.record_events import (
+    Appraised,
+    Arranged,
+    Consulted,
+    Copied,
+    Corrected,
+    Destroyed,
+    Lent,
+    LossReported,
+    Received,
+    Relocated,
+    Repaired,
+    Returned,
+    Shelved,
+)
+from aggregates.values import Carrier, Condition, Decision, Retention, Secrecy, Unit
+
+CORRECTABLE = {"title": str, "department": str, "year": int, "pages": int}
+
+
+class Record(ChainedAggregate):
+    TOPIC = "ledger/Record"
+
+    def __init__(
+        self,
+        title: str,
+        department: str,
+        year: int,
+        carrier: Carrier,
+        pages: int,
+        secrecy: Secrecy,
+        transferred_by: str,
+        late: bool,
+        actor: str,
+    ) -> None:
+        self.title = title
+        self.department = department
+        self.year = year
+        self.carrier = carrier
+        self.pages = pages
+        self.secrecy = secrecy
+        self.transferred_by = transferred_by
+        self.received_by = actor
+        self.late = late
+        self.status = "received"
+        self.category: str | None = None
+        self.retention: Retention | None = None
+        self.code: str | None = None
+        self.unit = Unit.ITEM
+        self.location: str | None = None
+        self.loan: dict[str, Any] | None = None
+        self.discrepancy: str | None = None
+        self.appraisal: dict[str, Any] | None = None
+        self.opened = False
+
+    @property
+    def label(self) -> str:
+        return self.code or str(self.id)
+
+    @property
+    def custodian(self) -> str | None:
+        if self.status == "destroyed":
+            return None
+        return self.loan["borrower"] if self.loan else "archive"
+
+    # -- commands ---------------------------------------------------------
+
+    @classmethod
+    def receive(
+        cls,
+        *,
+        id: UUID,
+        actor: ActorView,
+        liaison: ActorView,
+        occurred_at: datetime,
+        title: str,
+        department: str,
+        year: int,
+        carrier: Carrier,
+        pages: int,
+        secrecy: Secrecy,
+    ) -> Record:
+        rules.check_may_post(actor, "receive")
+        rules.check_is_liaison(liaison)
+        if pages < 1:
+            raise InvalidInput("pages must be at least 1")
+        if year > occurred_at.year:
+            raise InvalidInput(f"year {year} lies after the receipt ({occurred_at.date()})")
+        return cls._start(
+            Received,
+            id=id,
+            actor=actor.id,
+            occurred_at=occurred_at,
+            title=title,
+            department=department,
+            year=year,
+            carrier=carrier,
+            pages=pages,
+            secrecy=secrecy,
+            transferred_by=liaison.id,
+            late=rules.is_late(year, occurred_at),
+        )
+
+    def arrange(
+        self,
+        *,
+        actor: ActorView,
+        occurred_at: datetime,
+        category: str,
+        retention: Retention,
+        code: str,
+        unit: Unit = Unit.ITEM,
+    ) -> None:
+        rules.check_may_post(actor, "arrange")
+        rules.check_not_destroyed(self)
+        if self.status != "received":
+            raise RuleViolation(
+                "R3",
+                f"record {self.label} is already arranged (code {self.code}); "
+                "use correct to answer a mistake",
+            )
+        rules.check_volume_pages(unit, self.pages)
+        self.trigger_event(
+            Arranged,
+            actor=actor.id,
+            occurred_at=occurred_at,
+            category=category,
+            retention=retention,
+            code=code,
+            unit=unit,
+        )
+
+    def shelve(self, *, actor: ActorView, occurred_at: datetime, location: str) -> None:
+        rules.check_may_post(actor, "shelve")
+        rules.check_not_destroyed(self)
+        if self.status != "arranged":
+            hint = "use relocate to move it" if self.location else "arrange it first"
+            raise RuleViolation("R4", f"record {self.label} is {self.status}, not arranged; {hint}")
+        self.trigger_event(Shelved, actor=actor.id, occurred_at=occurred_at, location=location)
+
+    def relocate(self, *, actor: ActorView, occurred_at: datetime, location: str) -> None:
+        rules.check_may_post(actor, "relocate")
+        rules.check_in_archive(self, "relocated")
+        if location == self.location:
+            raise InvalidInput(f"record {self.label} is already at {location}")
+        self.trigger_event(
+            Relocated,
+            actor=actor.id,
+            occurred_at=occurred_at,
+            location=location,
+            previous_location=self.location,
+        )
+
+    def consult(
+        self,
+        *,
+        actor: ActorView,
+        occurred_at: datetime,
+        reader: ActorView,
+        purpose: str,
+        approver: ActorView | None = None,
+        letter: str | None = None,
+    ) -> None:
+        self._use("consult", Consulted, actor, occurred_at, reader, purpose, approver, letter)
+
+    def copy(
+        self,
+        *,
+        actor: ActorView,
+        occurred_at: datetime,
+        reader: ActorView,
+        pages: int,
+        purpose: str,
+        approver: ActorView | None,
+        letter: str | None = None,
+    ) -> None:
+        if not 1 <= pages <= self.pages:
+            raise InvalidInput(f"pages to copy must be between 1 and {self.pages}")
+        self._use(
+            "copy", Copied, actor, occurred_at, reader, purpose, approver, letter, pages=pages
+        )
+
+    def lend(
+        self,
+        *,
+        actor: ActorView,
+        occurred_at: datetime,
+        reader: ActorView,
+        due: date,
+        purpose: str,
+        approver: ActorView | None,
+        letter: str | None = None,
+    ) -> None:
+        if due < occurred_at.date():
+            raise RuleViolation(
+                "R10", f"due date {due} lies before the loan ({occurred_at.date()})"
+            )
+        self._use("lend", Lent, actor, occurred_at, reader, purpose, approver, letter, due=due)
+
+    def _use(
+        self,
+        action: str,
+        event: type[Any],
+        actor: ActorView,
+        occurred_at: datetime,
+        reader: ActorView,
+        purpose: str,
+        approver: ActorView | None,
+        letter: str | None,
+        **extra: Any,
+    ) -> None:
+        rules.check_may_post(actor, action)
+        rules.check_in_archive(self, {"consult": "consulted", "copy": "copied"}.get(action, "lent"))
+        rules.check_use(self, action, reader, approver, letter)
+        self.trigger_event(
+            event,
+            actor=actor.id,
+            occurred_at=occurred_at,
+            reader=reader.id,
+            purpose=purpose,
+            approved_by=approver.id if approver else None,
+            letter=letter,
+            **extra,
+        )
+
+    def return_(
+        self,
+        *,
+        actor: ActorView,
+        occurred_at: datetime,
+        pages: int,
+        condition: Condition,
+        note: str | None = None,
+    ) -> None:
+        rules.check_may_post(actor, "return")
+        rules.check_not_destroyed(self)
+        if self.loan is None:
+            raise RuleViolation("R9", f"record {self.label} is not on loan; nothing to return")
+        problems = []
+        if condition is Condition.DAMAGED:
+            problems.append("returned damaged")
+        if pages != self.pages:
+            problems.append(f"{pages} pages returned, catalogue says {self.pages}")
+        self.trigger_event(
+            Returned,
+            actor=actor.id,
+            occurred_at=occurred_at,
+            borrower=self.loan["borrower"],
+            pages=pages,
+            condition=condition,
+            note=note,
+            discrepancy="; ".join(problems) or None,
+        )
+
+    def repair(self, *, actor: ActorView, occurred_at: datetime, note: str) -> None:
+        rules.check_may_post(actor, "repair")
+        self._check_discrepancy_open()
+        self.trigger_event(Repaired, actor=actor.id, occurred_at=occurred_at, note=note)
+
+    def report_loss(
+        self, *, actor: ActorView, occurred_at: datetime, pages: int, note: str
+    ) -> None:
+        rules.check_may_post(actor, "report-loss")
+        self._check_discrepancy_open()
+        self.trigger_event(
+            LossReported, actor=actor.id, occurred_at=occurred_at, pages=pages, note=note
+        )
+
+    def _check_discrepancy_open(self) -> None:
+        rules.check_not_destroyed(self)
+        rules.check_not_on_loan(self, "repaired")
+        if self.discrepancy is None:
+            raise RuleViolation("R9", f"record {self.label} has no open discrepancy")
+
+    def appraise(
+        self,
+        *,
+        actor: ActorView,
+        occurred_at: datetime,
+        decision: Decision,
+        appraisers: list[ActorView],
+        basis: str,
+        review_on: date | None = None,
+        secrecy_to: Secrecy | None = None,
+    ) -> None:
+        rules.check_may_post(actor, "appraise")
+        rules.check_not_destroyed(self)
+        if self.retention is None:
+            raise RuleViolation("R11", f"record {self.label} must be arranged before appraisal")
+        rules.check_committee(appraisers)
+        secrecy_after = self.secrecy
+        if decision is Decision.DESTROY:
+            rules.check_not_on_loan(self, "appraised for destruction")
+            rules.check_destroy_allowed(self, occurred_at.date())
+        elif decision is Decision.RETAIN and review_on is None:
+            raise RuleViolation(
+                "R11", "a decision to retain needs a next review date (--review-on)"
+            )
+        elif decision is Decision.DECLASSIFY:
+            secrecy_after = rules.lower_secrecy(self.secrecy, secrecy_to)
+        elif decision is Decision.OPEN:
+            secrecy_after = Secrecy.PUBLIC
+        self.trigger_event(
+            Appraised,
+            actor=actor.id,
+            occurred_at=occurred_at,
+            decision=decision,
+            appraisers=[a.id for a in appraisers],
+            basis=basis,
+            review_on=review_on,
+            secrecy_after=secrecy_after,
+        )
+
+    def destroy(
+        self,
+        *,
+        actor: ActorView,
+        occurred_at: datetime,
+        approver: ActorView,
+        witnesses: list[ActorView],
+        register_no: str,
+        method: str | None = None,
+    ) -> None:
+        rules.check_may_post(actor, "destroy")
+        rules.check_not_destroyed(self)
+        rules.check_not_on_loan(self, "destroyed")
+        if not self.appraisal or self.appraisal["decision"] != Decision.DESTROY:
+            raise RuleViolation(
+                "R12", f"record {self.label} has no standing appraisal decision to destroy"
+            )
+        rules.check_destroy_allowed(self, occurred_at.date())
+        rules.check_approver(approver, self, "destruction", "R12")
+        if not register_no.strip():
+            raise RuleViolation("R12", "a destruction needs a destruction-register number")
+        rules.check_witnesses(witnesses)
+        self.trigger_event(
+            Destroyed,
+            actor=actor.id,
+            occurred_at=occurred_at,
+            approved_by=approver.id,
+            witnesses=[w.id for w in witnesses],
+            register_no=register_no,
+            method=method,
+            appraisal_version=self.appraisal["version"],
+        )
+
+    def correct(
+        self,
+        *,
+        actor: ActorView,
+        occurred_at: datetime,
+        version: int,
+        reason: str,
+        changes: dict[str, Any] | None = None,
+    ) -> None:
+        rules.check_may_post(actor, "correct")
+        rules.check_not_destroyed(self)
+        if not 1 <= version <= self.version:
+            raise InvalidInput(f"record {self.label} has no version {version} (1-{self.version})")
+        if not reason.strip():
+            raise InvalidInput("a correction needs a reason")
+        checked = {}
+        for field, value in (changes or {}).items():
+            if field not in CORRECTABLE:
+                raise InvalidInput(f"only {', '.join(CORRECTABLE)} can be corrected, not {field!r}")
+            try:
+                checked[field] = CORRECTABLE[field](value)
+            except ValueError:
+                raise InvalidInput(f"{field} must be {CORRECTABLE[field].__name__}") from None
+        if "pages" in checked and checked["pages"] < 1:
+            raise InvalidInput("pages must be at least 1")
+        self.trigger_event(
+            Corrected,
+            actor=actor.id,
+            occurred_at=occurred_at,
+            corrects_version=version,
+            reason=reason,
+            changes=checked,
+        )

@@ -1,0 +1,158 @@
+"""Value types of the archive domain: secrecy, carrier, retention, roles, location."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, PlainSerializer
+
+from aggregates.errors import InvalidInput
+
+
+class Secrecy(StrEnum):
+    """密级, ordered from public to top-secret."""
+
+    PUBLIC = "public"
+    INTERNAL = "internal"
+    CONFIDENTIAL = "confidential"
+    SECRET = "secret"
+    TOP_SECRET = "top-secret"
+
+    @property
+    def rank(self) -> int:
+        return _SECRECY_ORDER.index(self)
+
+    def covers(self, other: Secrecy) -> bool:
+        """A clearance covers a record when it is at least the record's level."""
+        return self.rank >= other.rank
+
+    @property
+    def is_classified(self) -> bool:
+        """Confidential and above need a leader's approval to use (R6)."""
+        return self.rank >= Secrecy.CONFIDENTIAL.rank
+
+
+_SECRECY_ORDER = list(Secrecy)
+
+
+class Carrier(StrEnum):
+    PAPER = "paper"
+    ELECTRONIC = "electronic"
+    AUDIOVISUAL = "audiovisual"
+
+
+class Retention(StrEnum):
+    """保管期限: permanent (Y), 30 years (D30), 10 years (D10)."""
+
+    PERMANENT = "permanent"
+    YEARS_30 = "30y"
+    YEARS_10 = "10y"
+
+    @property
+    def years(self) -> int | None:
+        return {"permanent": None, "30y": 30, "10y": 10}[self.value]
+
+    @property
+    def code(self) -> str:
+        return {"permanent": "Y", "30y": "D30", "10y": "D10"}[self.value]
+
+
+class Role(StrEnum):
+    ARCHIVIST = "archivist"
+    DIRECTOR = "director"
+    LIAISON = "liaison"
+    LEADER = "leader"
+    APPRAISER = "appraiser"
+    BORROWER = "borrower"
+    AUDITOR = "auditor"
+
+
+class Condition(StrEnum):
+    INTACT = "intact"
+    DAMAGED = "damaged"
+
+
+class Decision(StrEnum):
+    RETAIN = "retain"
+    DESTROY = "destroy"
+    DECLASSIFY = "declassify"
+    OPEN = "open"
+
+
+class Unit(StrEnum):
+    """An item (件) or a volume (卷)."""
+
+    ITEM = "item"
+    VOLUME = "volume"
+
+
+KNOWN_CATEGORIES = (
+    "administration",
+    "business",
+    "finance-audit",
+    "personnel",
+    "infrastructure",
+    "equipment",
+)
+_SLUG = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
+_ACTOR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9·.\-_/]{0,79}$")
+
+
+def _category(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError(f"category must be a lowercase slug such as {', '.join(KNOWN_CATEGORIES)}")
+    return value
+
+
+def _actor_id(value: str) -> str:
+    if not _ACTOR_ID.match(value):
+        raise ValueError("actor id must be 1-64 letters, digits, '.', '_', '@' or '-'")
+    return value
+
+
+def _code(value: str) -> str:
+    if not _CODE.match(value):
+        raise ValueError(
+            "archival code must be letters, digits and '-', '·', '.', '_', '/' (e.g. "
+            "Z001-WS·2024-Y-BGS-0001)"
+        )
+    return value
+
+
+Category = Annotated[str, AfterValidator(_category)]
+ActorId = Annotated[str, AfterValidator(_actor_id)]
+ArchivalCode = Annotated[str, AfterValidator(_code)]
+# Datetimes are stored as ISO 8601 strings with their offset, so the canonical
+# encoding (and the hash chain) does not depend on a JSON library's choices.
+Moment = Annotated[AwareDatetime, PlainSerializer(lambda d: d.isoformat(), return_type=str)]
+Day = Annotated[date, PlainSerializer(lambda d: d.isoformat(), return_type=str)]
+
+
+def parse_location(text: str) -> str:
+    """A location is room-cabinet-shelf-layer (库房-柜-架-层), e.g. ``A1-03-2-4``."""
+    parts = text.split("-")
+    if len(parts) != 4 or not all(p.strip() for p in parts):
+        raise InvalidInput(f"location {text!r} must be room-cabinet-shelf-layer, e.g. A1-03-2-4")
+    return "-".join(p.strip() for p in parts)
+
+
+def parse_moment(text: str) -> datetime:
+    """ISO 8601 with an offset; a bare date or a naive time is refused."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise InvalidInput(f"{text!r} has no UTC offset (e.g. 2026-03-01T09:30:00+08:00)")
+    return moment
+
+
+def _location(value: str) -> str:
+    return parse_location(value)
+
+
+Location = Annotated[str, AfterValidator(_location)]

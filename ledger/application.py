@@ -1,0 +1,165 @@
+"""The ledger application: the use-case boundary between the CLI and the aggregates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Mapper, OperationalError, Transcoder
+
+from aggregates.actor import Actor, actor_uuid
+from aggregates.errors import Conflict, InvalidInput, LedgerError, NotFound, RuleViolation
+from aggregates.record import Record
+from ledger import requests as rq
+from ledger.batch import Batch
+from ledger.config import Store, store_from_url
+from ledger.handlers import handle
+from ledger.mapper import LedgerMapper
+
+RETRIES = 3
+
+
+class Ledger(Application):  # type: ignore[type-arg]
+    name = "Ledger"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        super().__init__(env=store.env)
+        self._db_role: str | bool | None = False
+
+    def construct_mapper(self) -> Mapper:  # type: ignore[type-arg]
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=LedgerMapper
+        )
+
+    def construct_transcoder(self) -> Transcoder:
+        return _NoTranscoder()
+
+    @property
+    def db_role(self) -> str | None:
+        """The database role of this session (PostgreSQL), for actors bound to a role."""
+        if self._db_role is False:
+            current = getattr(self.recorder, "current_role", None)
+            self._db_role = current() if current else None
+        return self._db_role if isinstance(self._db_role, str) else None
+
+    # -- set-up -----------------------------------------------------------
+
+    def create_tables(self) -> None:
+        self.recorder.create_table()  # type: ignore[attr-defined]
+
+    def initialise(self, director: str | None, name: str | None) -> bool:
+        """Register the first director on an empty ledger; False if there was one."""
+        if director is None:
+            return False
+        if not name:
+            raise InvalidInput("--director needs --name")
+        if self.recorder.max_notification_id():
+            if self._exists(actor_uuid(director)):
+                return False
+            raise RuleViolation("R19", "the ledger already has actors; a director adds actors")
+        actor = Actor.register(
+            actor_id=director,
+            by=director,
+            occurred_at=datetime.now(tz=UTC),
+            name=name,
+            roles=["director"],
+            clearance="top-secret",
+        )
+        self.save(actor)
+        return True
+
+    def _exists(self, aggregate_id: UUID) -> bool:
+        try:
+            self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return False
+        return True
+
+    # -- writing ----------------------------------------------------------
+
+    def execute(self, request: rq.Request, actor: str | None) -> dict[str, Any]:
+        """Run one command in its own transaction; retry a lost race, re-checking rules."""
+        for _ in range(RETRIES):
+            batch = Batch(self)
+            try:
+                result = handle(request, batch, actor)
+            except RuleViolation:
+                self._save_refusals(batch)
+                raise
+            try:
+                batch.save()
+            except IntegrityError:
+                continue
+            return result
+        raise Conflict(
+            "another writer changed the same record at the same time; run the command again"
+        )
+
+    def _save_refusals(self, batch: Batch) -> None:
+        refusals = [a for a in batch.new if a.pending_events and type(a).__name__ == "Refusal"]
+        if refusals:
+            self.save(*refusals)
+
+    @contextmanager
+    def translated_errors(self) -> Iterator[None]:
+        """Infrastructure errors become one-line domain errors."""
+        try:
+            yield
+        except LedgerError:
+            raise
+        except IntegrityError:
+            raise Conflict("a concurrent writer got there first; run the command again") from None
+        except OperationalError as error:
+            raise LedgerError(f"database unavailable: {str(error).splitlines()[0]}") from None
+
+    # -- reading ----------------------------------------------------------
+
+    def record(self, ref: str, *, version: int | None = None) -> Record:
+        record_id = Batch(self).resolve(ref)
+        try:
+            found: Any = self.repository.get(record_id, version=version)
+        except AggregateNotFoundError:
+            raise NotFound(f"record {ref!r} not found") from None
+        if not isinstance(found, Record):
+            raise NotFound(f"record {ref!r} not found")
+        return found
+
+    def record_events(self, ref: str) -> list[Any]:
+        record_id = Batch(self).resolve(ref)
+        events: list[Any] = list(self.events.get(record_id))
+        if not events or events[0].TOPIC != "ledger/Record/Received":
+            raise NotFound(f"record {ref!r} not found")
+        return events
+
+    def actors(self) -> list[Actor]:
+        topics = ["ledger/Actor/Registered"]
+        found: list[Actor] = []
+        start = 1
+        while True:
+            page = self.recorder.select_notifications(start, 500, topics=topics)
+            found.extend(self.repository.get(n.originator_id) for n in page)
+            if len(page) < 500:
+                return found
+            start = page[-1].id + 1
+
+
+class _NoTranscoder(Transcoder):
+    """The mapper writes canonical JSON itself; the library's transcoder is unused."""
+
+    def encode(self, obj: Any) -> bytes:  # pragma: no cover
+        raise NotImplementedError
+
+    def decode(self, data: bytes) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+    def register(self, transcoding: Any) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+
+def open_ledger(url: str | None = None) -> Ledger:
+    return Ledger(store_from_url(url))

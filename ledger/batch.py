@@ -1,0 +1,180 @@
+"""A unit of work: the aggregates one or many commands touch, saved in one transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError
+
+from aggregates.actor import Actor, ActorView, actor_uuid
+from aggregates.base import ChainedAggregate
+from aggregates.code_claim import CodeClaim, code_uuid
+from aggregates.errors import InvalidInput, NotFound, RuleViolation
+from aggregates.record import Record
+from aggregates.refusal import Refusal
+from aggregates.rules import check_may_post
+
+if TYPE_CHECKING:
+    from ledger.application import Ledger
+
+# Refusals under these rules are recorded as events of their own (R18, R19).
+RECORDED_RULES = frozenset({"R5", "R6", "R7", "R8", "R19"})
+
+
+class Batch:
+    """Caches what its commands load, holds what they change, saves it all at once.
+
+    ``careful`` batches check the store before creating records and code claims;
+    fast batches leave that to the primary key and are re-run carefully on a collision.
+    """
+
+    def __init__(self, app: Ledger, *, careful: bool = True) -> None:
+        self.app = app
+        self.careful = careful
+        self.records: dict[UUID, Record] = {}
+        self.actors: dict[str, Actor | None] = {}
+        self.claims: dict[str, CodeClaim | None] = {}
+        self.new: list[ChainedAggregate] = []
+        self.posted: list[tuple[str, str]] = []
+
+    # -- loading ----------------------------------------------------------
+
+    def _get(self, aggregate_id: UUID) -> Any:
+        try:
+            return self.app.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+
+    def actor(self, actor_id: str) -> ActorView:
+        """A named person (reader, approver, witness...): must exist (exit 4)."""
+        found = self._actor(actor_id)
+        if found is None:
+            raise NotFound(f"actor {actor_id!r} is not registered")
+        return found.view()
+
+    def _actor(self, actor_id: str) -> Actor | None:
+        if actor_id not in self.actors:
+            self.actors[actor_id] = self._get(actor_uuid(actor_id))
+        return self.actors[actor_id]
+
+    def acting(self, actor_id: str | None, action: str) -> ActorView:
+        """R19: the acting actor is registered, active, bound role matches, role allows."""
+        if not actor_id:
+            raise InvalidInput("no acting actor: give --actor ID or set LEDGER_ACTOR")
+        found = self._actor(actor_id)
+        if found is None:
+            raise RuleViolation("R19", f"actor {actor_id!r} is not registered and may not act")
+        view = found.view()
+        session_role = self.app.db_role
+        if view.db_role and session_role is not None and view.db_role != session_role:
+            raise RuleViolation(
+                "R19",
+                f"actor {actor_id} is bound to database role {view.db_role}; "
+                f"this session is {session_role}",
+            )
+        check_may_post(view, action)
+        return view
+
+    def actor_aggregate(self, actor_id: str) -> Actor:
+        found = self._actor(actor_id)
+        if found is None:
+            raise NotFound(f"actor {actor_id!r} is not registered")
+        return found
+
+    def record(self, ref: str) -> Record:
+        """A record named by its id or its archival code."""
+        record_id = self.resolve(ref)
+        if record_id not in self.records:
+            found = self._get(record_id)
+            if not isinstance(found, Record):
+                raise NotFound(f"record {ref!r} not found")
+            self.records[record_id] = found
+        return self.records[record_id]
+
+    def resolve(self, ref: str) -> UUID:
+        try:
+            return UUID(ref)
+        except ValueError:
+            pass
+        claim = self.claim(ref)
+        if claim is None:
+            raise NotFound(f"record {ref!r} not found (no record has that id or archival code)")
+        return claim.record_id
+
+    def claim(self, code: str) -> CodeClaim | None:
+        if code not in self.claims:
+            found = self._get(code_uuid(code))
+            self.claims[code] = found if isinstance(found, CodeClaim) else None
+        return self.claims[code]
+
+    def record_exists(self, record_id: UUID) -> bool:
+        if record_id in self.records:
+            return True
+        return self.careful and self._get(record_id) is not None
+
+    # -- changing ---------------------------------------------------------
+
+    def add(self, aggregate: ChainedAggregate) -> None:
+        self.new.append(aggregate)
+        if isinstance(aggregate, Record):
+            self.records[aggregate.id] = aggregate
+        elif isinstance(aggregate, CodeClaim):
+            self.claims[aggregate.code] = aggregate
+        elif isinstance(aggregate, Actor):
+            self.actors[aggregate.actor_id] = aggregate
+
+    def claim_code(self, code: str, record: Record, actor: str, occurred_at: datetime) -> None:
+        """R3: the code is unique across the ledger, claimed in the arrangement's save."""
+        existing = self.claims.get(code) if not self.careful else self.claim(code)
+        if existing is not None and existing.record_id != record.id:
+            raise RuleViolation(
+                "R3", f"archival code {code} is already assigned to record {existing.record_id}"
+            )
+        self.add(
+            CodeClaim.claim(code=code, record_id=record.id, actor=actor, occurred_at=occurred_at)
+        )
+
+    def refuse(
+        self,
+        error: RuleViolation,
+        *,
+        action: str,
+        actor: str,
+        record: Record | None,
+        details: dict[str, Any],
+    ) -> None:
+        """R18/R19: keep the refused attempt, without touching the record."""
+        if error.rule not in RECORDED_RULES:
+            return
+        self.new.append(
+            Refusal.record(
+                actor=actor,
+                occurred_at=datetime.now(tz=UTC),
+                action=action,
+                rule=error.rule,
+                reason=error.message,
+                record_id=record.id if record else None,
+                code=record.code if record else None,
+                secrecy=record.secrecy if record else None,
+                **details,
+            )
+        )
+
+    def pending(self) -> list[Any]:
+        seen: dict[int, Any] = {}
+        for aggregate in [
+            *self.new,
+            *self.records.values(),
+            *(a for a in self.actors.values() if a is not None),
+        ]:
+            seen.setdefault(id(aggregate), aggregate)
+        return [a for a in seen.values() if a.pending_events]
+
+    def save(self) -> int:
+        aggregates = self.pending()
+        count = sum(len(a.pending_events) for a in aggregates)
+        if aggregates or self.posted:
+            self.app.save(*aggregates, posted=self.posted)
+        return count

@@ -1,0 +1,66 @@
+"""The one place where a database URL becomes the event store's environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from aggregates.errors import InvalidInput
+
+DEFAULT_URL = "sqlite:///ledger.db"
+
+
+@dataclass(frozen=True)
+class Store:
+    url: str
+    backend: str  # "sqlite" or "postgres"
+    env: dict[str, str]
+
+    @property
+    def sqlite_path(self) -> Path:
+        return Path(self.env["SQLITE_DBNAME"])
+
+
+def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
+    """sqlite:///relative.db, sqlite:////absolute.db or postgresql://user:pw@host:port/db."""
+    url = url or os.environ.get("LEDGER_DB") or DEFAULT_URL
+    parts = urlsplit(url)
+    env: dict[str, str] = {"CREATE_TABLE": "false"}
+    if parts.scheme == "sqlite":
+        path = unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""
+        if not path:
+            raise InvalidInput(f"database URL {url!r} needs a file: sqlite:///ledger.db")
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.sqlite",
+            SQLITE_DBNAME=path,
+            SQLITE_LOCK_TIMEOUT="30",
+            APPLICATION_RECORDER_TOPIC="ledger.recorders:SQLiteLedgerRecorder",
+        )
+        backend = "sqlite"
+    elif parts.scheme in ("postgresql", "postgres"):
+        dbname = parts.path.lstrip("/")
+        if not dbname:
+            raise InvalidInput(f"database URL {url!r} names no database")
+        password = unquote(parts.password) if parts.password else os.environ.get("PGPASSWORD", "")
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.postgres",
+            POSTGRES_DBNAME=unquote(dbname),
+            POSTGRES_HOST=parts.hostname or "127.0.0.1",
+            POSTGRES_PORT=str(parts.port or 5432),
+            POSTGRES_USER=unquote(parts.username or os.environ.get("PGUSER", "postgres")),
+            POSTGRES_PASSWORD=password,
+            POSTGRES_POOL_SIZE="2",
+            POSTGRES_LOCK_TIMEOUT="30",
+            APPLICATION_RECORDER_TOPIC="ledger.recorders:PostgresLedgerRecorder",
+        )
+        backend = "postgres"
+    else:
+        raise InvalidInput(
+            f"database URL {url!r} is neither sqlite:///FILE nor postgresql://USER@HOST/DB"
+        )
+    key = cipher_key if cipher_key is not None else os.environ.get("LEDGER_CIPHER_KEY")
+    if key:
+        env.update(CIPHER_TOPIC="eventsourcing.cryptography:AESCipher", CIPHER_KEY=key)
+    return Store(url=url, backend=backend, env=env)

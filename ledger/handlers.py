@@ -1,0 +1,295 @@
+"""One handler per command: load through the batch, call the aggregate, add what is new."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import singledispatch
+from typing import Any
+from uuid import uuid4
+
+from aggregates.actor import Actor
+from aggregates.errors import InvalidInput, RuleViolation
+from aggregates.record import Record
+from ledger import requests as rq
+from ledger.batch import Batch
+
+
+def when(request: rq.Request) -> datetime:
+    return request.occurred_at or datetime.now(tz=UTC)
+
+
+@singledispatch
+def handle(request: rq.Request, batch: Batch, actor: str | None) -> dict[str, Any]:
+    raise InvalidInput(f"unknown command {type(request).__name__}")  # pragma: no cover
+
+
+@handle.register
+def _(request: rq.Receive, batch: Batch, actor: str | None) -> dict[str, Any]:
+    acting = batch.acting(actor, "receive")
+    record_id = request.record or uuid4()
+    if batch.record_exists(record_id):
+        raise InvalidInput(f"record {record_id} already exists")
+    record = Record.receive(
+        id=record_id,
+        actor=acting,
+        liaison=batch.actor(request.transferred_by),
+        occurred_at=when(request),
+        title=request.title,
+        department=request.department,
+        year=request.year,
+        carrier=request.carrier,
+        pages=request.pages,
+        secrecy=request.secrecy,
+    )
+    batch.add(record)
+    return {"record": str(record.id), "late": record.late}
+
+
+def _on_record(
+    action: str,
+    request: rq.RecordRequest,
+    batch: Batch,
+    actor: str | None,
+    act: Callable[[Record, Any], None],
+    **details: Any,
+) -> dict[str, Any]:
+    """Resolve the record, check who acts, run the command; record refusals (R18)."""
+    record = batch.record(request.record)
+    try:
+        acting = batch.acting(actor, action)
+        act(record, acting)
+    except RuleViolation as error:
+        batch.refuse(error, action=action, actor=actor or "", record=record, details=details)
+        raise
+    return {"record": str(record.id), "code": record.code, "version": record.version}
+
+
+@handle.register
+def _(request: rq.Arrange, batch: Batch, actor: str | None) -> dict[str, Any]:
+    def act(record: Record, acting: Any) -> None:
+        record.arrange(
+            actor=acting,
+            occurred_at=when(request),
+            category=request.category,
+            retention=request.retention,
+            code=request.code,
+            unit=request.unit,
+        )
+        batch.claim_code(request.code, record, acting.id, when(request))
+
+    return _on_record("arrange", request, batch, actor, act)
+
+
+@handle.register
+def _(request: rq.Shelve, batch: Batch, actor: str | None) -> dict[str, Any]:
+    return _on_record(
+        "shelve",
+        request,
+        batch,
+        actor,
+        lambda r, a: r.shelve(actor=a, occurred_at=when(request), location=request.location),
+    )
+
+
+@handle.register
+def _(request: rq.Relocate, batch: Batch, actor: str | None) -> dict[str, Any]:
+    return _on_record(
+        "relocate",
+        request,
+        batch,
+        actor,
+        lambda r, a: r.relocate(actor=a, occurred_at=when(request), location=request.location),
+    )
+
+
+def _use_details(request: rq.Consult | rq.Copy | rq.Lend, reader: str) -> dict[str, Any]:
+    return {
+        "reader": reader,
+        "approved_by": request.approved_by,
+        "letter": request.letter,
+        "purpose": request.purpose,
+    }
+
+
+def _approver(batch: Batch, approver_id: str | None) -> Any:
+    return batch.actor(approver_id) if approver_id else None
+
+
+@handle.register
+def _(request: rq.Consult, batch: Batch, actor: str | None) -> dict[str, Any]:
+    return _on_record(
+        "consult",
+        request,
+        batch,
+        actor,
+        lambda r, a: r.consult(
+            actor=a,
+            occurred_at=when(request),
+            reader=batch.actor(request.reader),
+            purpose=request.purpose,
+            approver=_approver(batch, request.approved_by),
+            letter=request.letter,
+        ),
+        **_use_details(request, request.reader),
+    )
+
+
+@handle.register
+def _(request: rq.Copy, batch: Batch, actor: str | None) -> dict[str, Any]:
+    return _on_record(
+        "copy",
+        request,
+        batch,
+        actor,
+        lambda r, a: r.copy(
+            actor=a,
+            occurred_at=when(request),
+            reader=batch.actor(request.reader),
+            pages=request.pages,
+            purpose=request.purpose,
+            approver=_approver(batch, request.approved_by),
+            letter=request.letter,
+        ),
+        **_use_details(request, request.reader),
+    )
+
+
+@handle.register
+def _(request: rq.Lend, batch: Batch, actor: str | None) -> dict[str, Any]:
+    return _on_record(
+        "lend",
+        request,
+        batch,
+        actor,
+        lambda r, a: r.lend(
+            actor=a,
+            occurred_at=when(request),
+            reader=batch.actor(request.to),
+            due=request.due,
+            purpose=request.purpose,
+            approver=_approver(batch, request.approved_by),
+            letter=request.letter,
+        ),
+        **_use_details(request, request.to),
+    )
+
+
+@handle.register
+def _(request: rq.Return, batch: Batch, actor: str | None) -> dict[str, Any]:
+    return _on_record(
+        "return",
+        request,
+        batch,
+        actor,
+        lambda r, a: r.return_(
+            actor=a,
+            occurred_at=when(request),
+            pages=request.pages,
+            condition=request.condition,
+            note=request.note,
+        ),
+    )
+
+
+@handle.register
+def _(request: rq.Repair, batch: Batch, actor: str | None) -> dict[str, Any]:
+    return _on_record(
+        "repair",
+        request,
+        batch,
+        actor,
+        lambda r, a: r.repair(actor=a, occurred_at=when(request), note=request.note),
+    )
+
+
+@handle.register
+def _(request: rq.ReportLoss, batch: Batch, actor: str | None) -> dict[str, Any]:
+    return _on_record(
+        "report-loss",
+        request,
+        batch,
+        actor,
+        lambda r, a: r.report_loss(
+            actor=a, occurred_at=when(request), pages=request.pages, note=request.note
+        ),
+    )
+
+
+@handle.register
+def _(request: rq.Appraise, batch: Batch, actor: str | None) -> dict[str, Any]:
+    return _on_record(
+        "appraise",
+        request,
+        batch,
+        actor,
+        lambda r, a: r.appraise(
+            actor=a,
+            occurred_at=when(request),
+            decision=request.decision,
+            appraisers=[batch.actor(i) for i in request.appraiser],
+            basis=request.basis,
+            review_on=request.review_on,
+            secrecy_to=request.secrecy,
+        ),
+    )
+
+
+@handle.register
+def _(request: rq.Destroy, batch: Batch, actor: str | None) -> dict[str, Any]:
+    return _on_record(
+        "destroy",
+        request,
+        batch,
+        actor,
+        lambda r, a: r.destroy(
+            actor=a,
+            occurred_at=when(request),
+            approver=batch.actor(request.approved_by),
+            witnesses=[batch.actor(i) for i in request.witness],
+            register_no=request.register_no,
+            method=request.method,
+        ),
+    )
+
+
+@handle.register
+def _(request: rq.Correct, batch: Batch, actor: str | None) -> dict[str, Any]:
+    return _on_record(
+        "correct",
+        request,
+        batch,
+        actor,
+        lambda r, a: r.correct(
+            actor=a,
+            occurred_at=when(request),
+            version=request.version,
+            reason=request.reason,
+            changes=dict(request.set),
+        ),
+    )
+
+
+@handle.register
+def _(request: rq.AddActor, batch: Batch, actor: str | None) -> dict[str, Any]:
+    try:
+        acting = batch.acting(actor, "manage-actors")
+    except RuleViolation as error:
+        batch.refuse(error, action="actor-add", actor=actor or "", record=None, details={})
+        raise
+    if batch._actor(request.id) is not None:
+        raise InvalidInput(f"actor {request.id} is already registered")
+    batch.add(
+        Actor.register(
+            actor_id=request.id,
+            by=acting.id,
+            occurred_at=when(request),
+            name=request.name,
+            roles=request.role,
+            clearance=request.clearance,
+            external=request.external,
+            unit=request.unit,
+            db_role=request.db_role,
+        )
+    )
+    return {"actor": request.id}

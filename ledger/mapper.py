@@ -1,0 +1,55 @@
+"""Maps pydantic events to stored events: the hash-chain envelope, and upcasting on read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from eventsourcing.persistence import Mapper, StoredEvent
+from eventsourcing.utils import resolve_topic
+
+from aggregates.base import LedgerEvent
+from aggregates.chain import envelope, open_envelope
+
+
+def upcast(cls: type[LedgerEvent], fields: dict[str, Any], stored_version: int) -> dict[str, Any]:
+    """Bring a stored body up to the class's version with its upcast_vN_vN+1 methods."""
+    for version in range(stored_version, cls.class_version):
+        fields = getattr(cls, f"upcast_v{version}_v{version + 1}")(fields)
+    return fields
+
+
+class LedgerMapper(Mapper):  # type: ignore[type-arg]
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        event: LedgerEvent = domain_event
+        state = envelope(event.body(), event.event_hash)
+        if self.compressor:
+            state = self.compressor.compress(state)
+        if self.cipher:
+            state = self.cipher.encrypt(state)
+        return StoredEvent(
+            originator_id=event.originator_id,
+            originator_version=event.originator_version,
+            topic=event.TOPIC,
+            state=state,
+        )
+
+    def decode_state(self, state: bytes) -> tuple[bytes, str]:
+        """Stored bytes -> (canonical body, recorded hash)."""
+        if self.cipher:
+            state = self.cipher.decrypt(state)
+        if self.compressor:
+            state = self.compressor.decompress(state)
+        return open_envelope(state)
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        body, recorded_hash = self.decode_state(stored_event.state)
+        fields = orjson.loads(body)
+        fields.pop("topic", None)
+        stored_version = fields.pop("class_version", 1)
+        cls: type[LedgerEvent] = resolve_topic(stored_event.topic)
+        if stored_version < cls.class_version:
+            fields = upcast(cls, fields, stored_version)
+        event = cls.model_validate(fields)
+        event.restore_hash(recorded_hash)
+        return event

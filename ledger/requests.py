@@ -1,0 +1,168 @@
+"""Commands as validated pydantic models, shared by the CLI and bulk posting.
+
+Field names are the CLI's option names in snake_case, so a JSON Lines file for
+``ledger post`` reads like the command line it replaces.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from aggregates.values import (
+    ActorId,
+    ArchivalCode,
+    Carrier,
+    Category,
+    Condition,
+    Decision,
+    Location,
+    Retention,
+    Role,
+    Secrecy,
+    Unit,
+)
+
+Text = Annotated[str, Field(min_length=1, max_length=2000)]
+
+
+class Request(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", str_strip_whitespace=True, frozen=True, populate_by_name=True
+    )
+    occurred_at: AwareDatetime | None = None
+
+
+class RecordRequest(Request):
+    record: Annotated[str, Field(min_length=1)]
+
+
+class Receive(Request):
+    command: Literal["receive"] = "receive"
+    title: Text
+    department: Text
+    year: Annotated[int, Field(ge=1000, le=9999)]
+    carrier: Carrier
+    pages: Annotated[int, Field(ge=1)]
+    secrecy: Secrecy
+    transferred_by: ActorId
+    record: UUID | None = None
+
+
+class Arrange(RecordRequest):
+    command: Literal["arrange"] = "arrange"
+    category: Category
+    retention: Retention
+    code: ArchivalCode
+    unit: Unit = Unit.ITEM
+
+
+class Shelve(RecordRequest):
+    command: Literal["shelve"] = "shelve"
+    location: Location
+
+
+class Relocate(RecordRequest):
+    command: Literal["relocate"] = "relocate"
+    location: Location
+
+
+class Consult(RecordRequest):
+    command: Literal["consult"] = "consult"
+    reader: ActorId
+    purpose: Text
+    approved_by: ActorId | None = None
+    letter: Text | None = None
+
+
+class Copy(RecordRequest):
+    command: Literal["copy"] = "copy"
+    reader: ActorId
+    pages: Annotated[int, Field(ge=1)]
+    purpose: Text
+    approved_by: ActorId
+    letter: Text | None = None
+
+
+class Lend(RecordRequest):
+    command: Literal["lend"] = "lend"
+    to: ActorId
+    due: date
+    purpose: Text
+    approved_by: ActorId
+    letter: Text | None = None
+
+
+class Return(RecordRequest):
+    command: Literal["return"] = "return"
+    pages: Annotated[int, Field(ge=0)]
+    condition: Condition
+    note: Text | None = None
+
+
+class Repair(RecordRequest):
+    command: Literal["repair"] = "repair"
+    note: Text
+
+
+class ReportLoss(RecordRequest):
+    command: Literal["report-loss"] = "report-loss"
+    pages: Annotated[int, Field(ge=0)]
+    note: Text
+
+
+class Appraise(RecordRequest):
+    command: Literal["appraise"] = "appraise"
+    decision: Decision
+    appraiser: list[ActorId]
+    basis: Text
+    review_on: date | None = None
+    secrecy: Secrecy | None = None  # the level a declassification lowers to
+
+
+class Destroy(RecordRequest):
+    command: Literal["destroy"] = "destroy"
+    approved_by: ActorId
+    witness: list[ActorId]
+    register_no: Text = Field(alias="register")
+    method: Text | None = None
+
+
+class Correct(RecordRequest):
+    command: Literal["correct"] = "correct"
+    version: Annotated[int, Field(ge=1)]
+    reason: Text
+    set: dict[str, str] = {}
+
+
+class AddActor(Request):
+    command: Literal["actor-add"] = "actor-add"
+    id: ActorId
+    name: Text
+    role: Annotated[list[Role], Field(min_length=1)]
+    clearance: Secrecy
+    external: bool = False
+    unit: Text | None = None
+    db_role: Text | None = None
+
+
+AnyRequest = Annotated[
+    Receive
+    | Arrange
+    | Shelve
+    | Relocate
+    | Consult
+    | Copy
+    | Lend
+    | Return
+    | Repair
+    | ReportLoss
+    | Appraise
+    | Destroy
+    | Correct
+    | AddActor,
+    Field(discriminator="command"),
+]
