@@ -9,7 +9,13 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Mapper, OperationalError, Transcoder
+from eventsourcing.persistence import (
+    IntegrityError,
+    Mapper,
+    OperationalError,
+    ProgrammingError,
+    Transcoder,
+)
 
 from aggregates.actor import Actor, actor_uuid
 from aggregates.errors import Conflict, InvalidInput, LedgerError, NotFound, RuleViolation
@@ -48,6 +54,13 @@ class Ledger(Application):  # type: ignore[type-arg]
         return self._db_role if isinstance(self._db_role, str) else None
 
     # -- set-up -----------------------------------------------------------
+
+    def is_initialised(self) -> bool:
+        try:
+            self.recorder.max_notification_id()
+        except (OperationalError, ProgrammingError):
+            return False
+        return True
 
     def create_tables(self) -> None:
         self.recorder.create_table()  # type: ignore[attr-defined]
@@ -161,5 +174,12 @@ class _NoTranscoder(Transcoder):
         raise NotImplementedError
 
 
-def open_ledger(url: str | None = None) -> Ledger:
-    return Ledger(store_from_url(url))
+def open_ledger(url: str | None = None, *, must_exist: bool = True) -> Ledger:
+    """Open the ledger at a URL; unless creating it, refuse a store that was never made."""
+    store = store_from_url(url)
+    if must_exist and store.backend == "sqlite" and not store.sqlite_path.exists():
+        raise NotFound(f"no ledger at {store.url}; run `ledger init` first")
+    ledger = Ledger(store)
+    if must_exist and not ledger.is_initialised():
+        raise NotFound(f"no ledger at {store.url}; run `ledger init` first")
+    return ledger

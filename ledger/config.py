@@ -52,6 +52,7 @@ def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
             POSTGRES_USER=unquote(parts.username or os.environ.get("PGUSER", "postgres")),
             POSTGRES_PASSWORD=password,
             POSTGRES_POOL_SIZE="2",
+            POSTGRES_CONNECT_TIMEOUT="5",
             POSTGRES_LOCK_TIMEOUT="30",
             APPLICATION_RECORDER_TOPIC="ledger.recorders:PostgresLedgerRecorder",
         )

@@ -1,0 +1,103 @@
+"""One renderer: a readable table by default, --json or --csv; data to stdout only."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Sequence
+from datetime import date, datetime
+from enum import Enum
+from typing import Any, TypeVar
+from uuid import UUID
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def output_options(func: F) -> F:
+    """--json and --csv, mutually exclusive; the default is a table."""
+    func = click.option("--csv", "as_csv", is_flag=True, help="CSV with a header row.")(func)
+    func = click.option("--json", "as_json", is_flag=True, help="JSON output.")(func)
+    return func
+
+
+def fmt(as_json: bool, as_csv: bool = False) -> str:
+    if as_json and as_csv:
+        raise click.UsageError("choose one of --json and --csv")
+    return "json" if as_json else "csv" if as_csv else "table"
+
+
+def plain(value: Any) -> Any:
+    """Make a value JSON-ready: times as ISO 8601, enums and ids as strings."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(v) for v in value]
+    return value
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(plain(data), ensure_ascii=False, indent=2))
+
+
+def cell(value: Any) -> str:
+    value = plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return str(value)
+
+
+def output_rows(rows: Sequence[dict[str, Any]], form: str, columns: Sequence[str] = ()) -> None:
+    columns = list(columns) or (list(rows[0]) if rows else [])
+    if form == "json":
+        emit_json([{c: row.get(c) for c in columns} for row in rows])
+    elif form == "csv":
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(columns)
+        writer.writerows([cell(row.get(c)) for c in columns] for row in rows)
+        click.echo(buffer.getvalue(), nl=False)
+    else:
+        click.echo(table(rows, columns))
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    if not rows:
+        return "(none)"
+    cells = [[cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(_width(x) for x in [c, *(r[i] for r in cells)]) for i, c in enumerate(columns)]
+    lines = [_line(columns, widths), _line(["-" * w for w in widths], widths)]
+    lines.extend(_line(r, widths) for r in cells)
+    return "\n".join(lines)
+
+
+def _width(text: str) -> int:
+    """Display width: CJK characters take two columns."""
+    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+
+
+def _line(values: Sequence[str], widths: Sequence[int]) -> str:
+    return "  ".join(
+        v + " " * (w - _width(v)) for v, w in zip(values, widths, strict=True)
+    ).rstrip()
+
+
+def output_mapping(data: dict[str, Any], form: str) -> None:
+    if form == "json":
+        emit_json(data)
+    else:
+        width = max((len(k) for k in data), default=0)
+        for key, value in data.items():
+            click.echo(f"{key.ljust(width)}  {cell(value)}")
