@@ -341,7 +341,7 @@ class Record(ChainedAggregate):
                 "R12", f"record {self.label} has no standing appraisal decision to destroy"
             )
         rules.check_destroy_allowed(self, occurred_at.date())
-        rules.check_approver(approver, self, "destruction", "R12")
+        rules.check_approver(approver, self, f"destruction of record {self.label}", "R12")
         if not register_no.strip():
             raise RuleViolation("R12", "a destruction needs a destruction-register number")
         rules.check_witnesses(witnesses)

@@ -87,10 +87,10 @@ def check_in_archive(record: Record, doing: str) -> None:
         )
 
 
-def check_approver(approver: ActorView | None, record: Record, action: str, rule: str) -> None:
+def check_approver(approver: ActorView | None, record: Record, what: str, rule: str) -> None:
     """An approval comes from an active leader whose clearance covers the record."""
     if approver is None:
-        raise RuleViolation(rule, f"{action} record {record.label} needs a leader's approval")
+        raise RuleViolation(rule, f"{what} needs a leader's approval (--approved-by)")
     if not approver.active or not approver.has(Role.LEADER):
         raise RuleViolation(rule, f"{approver.id} is not an active leader and cannot approve")
     if not approver.clearance.covers(record.secrecy):
@@ -116,11 +116,15 @@ def check_use(
             raise RuleViolation(
                 "R7", f"external reader {reader.id} ({reader.unit}) needs an introduction letter"
             )
-        check_approver(approver, record, f"external use of {action}", "R7")
+        check_approver(
+            approver, record, f"{action} of record {record.label} by external {reader.id}", "R7"
+        )
     if action in ("copy", "lend"):
-        check_approver(approver, record, action, "R5")
+        check_approver(approver, record, f"{action} of record {record.label}", "R5")
     if record.secrecy.is_classified:
-        check_approver(approver, record, f"{action} of a {record.secrecy} record", "R6")
+        check_approver(
+            approver, record, f"{action} of {record.secrecy} record {record.label}", "R6"
+        )
     if not reader.clearance.covers(record.secrecy):
         raise RuleViolation(
             "R6",

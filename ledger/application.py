@@ -149,6 +149,11 @@ class Ledger(Application):  # type: ignore[type-arg]
             raise NotFound(f"record {ref!r} not found")
         return events
 
+    def db_roles(self, aggregate_id: UUID) -> dict[int, str]:
+        """Version -> database role that wrote it (PostgreSQL); empty on SQLite."""
+        roles = getattr(self.recorder, "db_roles", None)
+        return roles(aggregate_id) if roles else {}
+
     def actors(self) -> list[Actor]:
         topics = ["ledger/Actor/Registered"]
         found: list[Actor] = []

@@ -125,13 +125,17 @@ class Batch:
         elif isinstance(aggregate, Actor):
             self.actors[aggregate.actor_id] = aggregate
 
-    def claim_code(self, code: str, record: Record, actor: str, occurred_at: datetime) -> None:
-        """R3: the code is unique across the ledger, claimed in the arrangement's save."""
-        existing = self.claims.get(code) if not self.careful else self.claim(code)
+    def check_code_free(self, code: str, record: Record) -> None:
+        """R3: the code is unique across the ledger (fast batches leave the store's
+        copy of this check to the primary key of the claim)."""
+        existing = self.claim(code) if self.careful else self.claims.get(code)
         if existing is not None and existing.record_id != record.id:
             raise RuleViolation(
                 "R3", f"archival code {code} is already assigned to record {existing.record_id}"
             )
+
+    def claim_code(self, code: str, record: Record, actor: str, occurred_at: datetime) -> None:
+        """Claim the code in the arrangement's own save: uniqueness is atomic."""
         self.add(
             CodeClaim.claim(code=code, record_id=record.id, actor=actor, occurred_at=occurred_at)
         )

@@ -270,18 +270,23 @@ def _(request: rq.Correct, batch: Batch, actor: str | None) -> dict[str, Any]:
     )
 
 
+def _manager(batch: Batch, actor: str | None, action: str) -> Any:
+    """R19: only the director manages actors; a refusal is recorded."""
+    try:
+        return batch.acting(actor, "manage-actors")
+    except RuleViolation as error:
+        batch.refuse(error, action=action, actor=actor or "", record=None, details={})
+        raise
+
+
 @handle.register
 def _(request: rq.AddActor, batch: Batch, actor: str | None) -> dict[str, Any]:
-    try:
-        acting = batch.acting(actor, "manage-actors")
-    except RuleViolation as error:
-        batch.refuse(error, action="actor-add", actor=actor or "", record=None, details={})
-        raise
-    if batch._actor(request.id) is not None:
-        raise InvalidInput(f"actor {request.id} is already registered")
+    acting = _manager(batch, actor, request.command)
+    if batch._actor(request.actor_id) is not None:
+        raise InvalidInput(f"actor {request.actor_id} is already registered")
     batch.add(
         Actor.register(
-            actor_id=request.id,
+            actor_id=request.actor_id,
             by=acting.id,
             occurred_at=when(request),
             name=request.name,
@@ -292,4 +297,36 @@ def _(request: rq.AddActor, batch: Batch, actor: str | None) -> dict[str, Any]:
             db_role=request.db_role,
         )
     )
-    return {"actor": request.id}
+    return {"actor": request.actor_id}
+
+
+@handle.register
+def _(request: rq.GrantRoles, batch: Batch, actor: str | None) -> dict[str, Any]:
+    acting = _manager(batch, actor, request.command)
+    target = batch.actor_aggregate(request.actor_id)
+    target.grant(request.role, by=acting.id, occurred_at=when(request))
+    return {"actor": request.actor_id, "roles": sorted(r.value for r in target.roles)}
+
+
+@handle.register
+def _(request: rq.RevokeRoles, batch: Batch, actor: str | None) -> dict[str, Any]:
+    acting = _manager(batch, actor, request.command)
+    target = batch.actor_aggregate(request.actor_id)
+    target.revoke(request.role, by=acting.id, occurred_at=when(request))
+    return {"actor": request.actor_id, "roles": sorted(r.value for r in target.roles)}
+
+
+@handle.register
+def _(request: rq.ChangeClearance, batch: Batch, actor: str | None) -> dict[str, Any]:
+    acting = _manager(batch, actor, request.command)
+    target = batch.actor_aggregate(request.actor_id)
+    target.change_clearance(request.clearance, by=acting.id, occurred_at=when(request))
+    return {"actor": request.actor_id, "clearance": request.clearance.value}
+
+
+@handle.register
+def _(request: rq.DeactivateActor, batch: Batch, actor: str | None) -> dict[str, Any]:
+    acting = _manager(batch, actor, request.command)
+    target = batch.actor_aggregate(request.actor_id)
+    target.deactivate(request.reason, by=acting.id, occurred_at=when(request))
+    return {"actor": request.actor_id, "active": False}

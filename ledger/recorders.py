@@ -134,6 +134,16 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             )
             return {row["id"] for row in curs.fetchall()}
 
+    def db_roles(self, originator_id: UUID) -> dict[int, str]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT originator_version, db_role FROM {0}.{1} WHERE originator_id = %s"
+                ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name)),
+                (originator_id,),
+            )
+            return {row["originator_version"]: row["db_role"] for row in curs.fetchall()}
+
     def current_role(self) -> str:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute("SELECT current_user AS role")

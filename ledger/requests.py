@@ -140,13 +140,37 @@ class Correct(RecordRequest):
 
 class AddActor(Request):
     command: Literal["actor-add"] = "actor-add"
-    id: ActorId
+    actor_id: ActorId
     name: Text
     role: Annotated[list[Role], Field(min_length=1)]
     clearance: Secrecy
     external: bool = False
     unit: Text | None = None
     db_role: Text | None = None
+
+
+class GrantRoles(Request):
+    command: Literal["actor-grant"] = "actor-grant"
+    actor_id: ActorId
+    role: Annotated[list[Role], Field(min_length=1)]
+
+
+class RevokeRoles(Request):
+    command: Literal["actor-revoke"] = "actor-revoke"
+    actor_id: ActorId
+    role: Annotated[list[Role], Field(min_length=1)]
+
+
+class ChangeClearance(Request):
+    command: Literal["actor-clearance"] = "actor-clearance"
+    actor_id: ActorId
+    clearance: Secrecy
+
+
+class DeactivateActor(Request):
+    command: Literal["actor-deactivate"] = "actor-deactivate"
+    actor_id: ActorId
+    reason: Text
 
 
 AnyRequest = Annotated[

@@ -1,0 +1,42 @@
+"""Options shared by posting commands, and turning options into validated requests."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from aggregates.errors import InvalidInput
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def posting(func: F) -> F:
+    """--occurred-at (R14) and --json for every command that posts an event."""
+    func = click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")(func)
+    func = click.option(
+        "--occurred-at",
+        metavar="TIME",
+        help="When it happened, ISO 8601 with offset (default now; never in the future, "
+        "never before the record's previous event).",
+    )(func)
+    return func
+
+
+def build(request_class: type[Any], **options: Any) -> Any:
+    """Validate options into a request; a bad value is one line, exit 2."""
+    from pydantic import ValidationError
+
+    from aggregates.values import parse_moment
+
+    occurred = options.pop("occurred_at", None)
+    values = {k: v for k, v in options.items() if v is not None and v != ()}
+    if occurred is not None:
+        values["occurred_at"] = parse_moment(occurred)
+    try:
+        return request_class.model_validate(values)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"] if not isinstance(p, int))
+        raise InvalidInput(f"--{where.replace('_', '-')}: {first['msg']}") from None

@@ -1,0 +1,93 @@
+"""`ledger show` and `ledger custody`: one record, now or as of a moment."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from commands.render import cell, emit_json, fmt, output_mapping, output_options, output_rows
+
+AS_OF = click.option(
+    "--as-of", metavar="TIME", help="What had happened by this time (ISO 8601 with offset)."
+)
+KNOWN_AT = click.option(
+    "--known-at",
+    metavar="TIME",
+    help="Only what had been recorded by this time (for back-dated entries).",
+)
+
+
+def _events(obj: Any, /, record: str, as_of: str | None, known_at: str | None) -> list[Any]:
+    from aggregates.errors import NotFound
+    from aggregates.values import parse_moment
+    from ledger.custody import known_by
+
+    moment = parse_moment(as_of) if as_of else None
+    known = parse_moment(known_at) if known_at else None
+    events = known_by(obj.ledger().record_events(record), moment, known)
+    if not events:
+        raise NotFound(f"record {record!r} did not exist yet at {as_of or known_at}")
+    return events
+
+
+@click.command()
+@click.argument("record", metavar="RECORD")
+@AS_OF
+@KNOWN_AT
+@click.option("--json", "as_json", is_flag=True, help="JSON output.")
+@click.pass_obj
+def show(obj: Any, /, record: str, as_of: str | None, known_at: str | None, as_json: bool) -> None:
+    """Show a record's state, now or as of a moment."""
+    from ledger.custody import state_of
+
+    events = _events(obj, record, as_of, known_at)
+    state = obj.ledger().record(str(events[0].originator_id), version=len(events))
+    output_mapping(state_of(state), fmt(as_json))
+
+
+@click.command()
+@click.argument("record", metavar="RECORD")
+@AS_OF
+@KNOWN_AT
+@output_options
+@click.pass_obj
+def custody(
+    obj: Any, record: str, as_of: str | None, known_at: str | None, as_json: bool, as_csv: bool
+) -> None:
+    """Show a record's chain of custody."""
+    from ledger.custody import custody_chain
+
+    form = fmt(as_json, as_csv)
+    events = _events(obj, record, as_of, known_at)
+    roles = obj.ledger().db_roles(events[0].originator_id)
+    chain = custody_chain(events, roles)
+    if form == "json":
+        emit_json(chain)
+        return
+    columns = ["version", "occurred_at", "event", "actor", "custodian", "details"]
+    rows = [dict(r, details=_details(r)) for r in chain["events"]]
+    if form == "csv":
+        output_rows(rows, form, columns)
+        return
+    click.echo(f"record {chain['record']}  code {chain['code'] or '-'}")
+    output_rows(rows, form, columns)
+    click.echo("\ncustody intervals:")
+    output_rows(chain["intervals"], form, ["custodian", "from", "until"])
+
+
+def _details(row: dict[str, Any]) -> str:
+    skip = {
+        "version",
+        "occurred_at",
+        "recorded_at",
+        "event",
+        "actor",
+        "custodian",
+        "prev_hash",
+        "hash",
+        "db_role",
+    }
+    return " ".join(
+        f"{k}={cell(v)}" for k, v in row.items() if k not in skip and v not in (None, [], {}, "")
+    )

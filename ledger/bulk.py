@@ -1,0 +1,203 @@
+"""Bulk posting: JSON Lines of commands, many per transaction, each line at most once.
+
+Every line names an idempotency key (``id``). Keys are written in the same transaction
+as the line's events, so after a crash or a kill a re-run skips what was posted and
+posts the rest. A chunk of lines is one batch (one transaction); if a concurrent writer
+collides with it, the chunk is re-run carefully, every line checked again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from eventsourcing.persistence import IntegrityError
+from pydantic import TypeAdapter, ValidationError
+
+from aggregates.errors import Conflict, InvalidInput, LedgerError, NotFound, RuleViolation
+from ledger.application import Ledger
+from ledger.batch import RECORDED_RULES, Batch
+from ledger.handlers import handle
+from ledger.requests import AnyRequest
+
+LINE = TypeAdapter(AnyRequest)
+RETRIES = 5
+
+
+@dataclass
+class Problem:
+    line: int
+    id: str | None
+    outcome: str  # "refused" or "invalid"
+    message: str
+
+
+@dataclass
+class Summary:
+    posted: int = 0
+    skipped: int = 0
+    refused: int = 0
+    invalid: int = 0
+    events: int = 0
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return 2 if self.invalid else 3 if self.refused else 0
+
+
+@dataclass
+class Line:
+    number: int
+    key: str | None = None
+    actor: str | None = None
+    request: Any = None
+    problem: str | None = None
+
+
+def parse(number: int, text: bytes, default_actor: str | None) -> Line:
+    line = Line(number)
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        line.problem = f"bad JSON: {error}"
+        return line
+    if not isinstance(data, dict):
+        line.problem = "a line must be a JSON object"
+        return line
+    key = data.pop("id", None)
+    if not isinstance(key, str) or not key.strip():
+        line.problem = 'each line needs an "id" (its idempotency key), a non-empty string'
+        return line
+    line.key = key
+    actor = data.pop("actor", default_actor)
+    line.actor = actor if isinstance(actor, str) else None
+    try:
+        line.request = LINE.validate_python(data)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(p) for p in first["loc"][1:] if not isinstance(p, int))
+        line.problem = f"{where or 'command'}: {first['msg']}"
+    return line
+
+
+def chunks(lines: Iterable[bytes], size: int) -> Iterator[list[tuple[int, bytes]]]:
+    chunk: list[tuple[int, bytes]] = []
+    for number, text in enumerate(lines, start=1):
+        if text.strip():
+            chunk.append((number, text))
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+class BulkPoster:
+    def __init__(
+        self,
+        ledger: Ledger,
+        actor: str | None,
+        *,
+        chunk_size: int = 2000,
+        stop_on_error: bool = False,
+        on_problem: Callable[[Problem], None] = lambda p: None,
+    ) -> None:
+        self.ledger = ledger
+        self.actor = actor
+        self.chunk_size = chunk_size
+        self.stop_on_error = stop_on_error
+        self.on_problem = on_problem
+        self.summary = Summary()
+        self.seen: set[str] = set()
+
+    def post(self, lines: Iterable[bytes]) -> Summary:
+        for chunk in chunks(lines, self.chunk_size):
+            parsed = [parse(n, text, self.actor) for n, text in chunk]
+            if not self._post_chunk(parsed):
+                break
+        return self.summary
+
+    def _post_chunk(self, lines: list[Line]) -> bool:
+        careful = False
+        for _ in range(RETRIES):
+            outcome = _ChunkRun(self, lines, careful=careful)
+            try:
+                finished = outcome.run()
+            except IntegrityError:
+                careful = True  # a concurrent writer, or a collision the fast path skipped
+                continue
+            outcome.commit_counts()
+            return finished
+        raise Conflict(
+            "concurrent writers kept colliding with this file; run it again "
+            "(posted lines are skipped)"
+        )
+
+
+class _ChunkRun:
+    """One attempt at a chunk: counts are kept apart until the save succeeds."""
+
+    def __init__(self, poster: BulkPoster, lines: list[Line], *, careful: bool) -> None:
+        self.poster = poster
+        self.lines = lines
+        self.batch = Batch(poster.ledger, careful=careful)
+        self.counts = Summary()
+        self.seen: set[str] = set()
+
+    def run(self) -> bool:
+        keys = [line.key for line in self.lines if line.key]
+        done = self.poster.ledger.recorder.posted_ids(keys) if keys else set()  # type: ignore[attr-defined]
+        finished = True
+        for line in self.lines:
+            if not self._one(line, done):
+                finished = False
+                break
+        self.counts.events = self.batch.save()
+        return finished
+
+    def _one(self, line: Line, done: set[str]) -> bool:
+        counts = self.counts
+        if line.problem is not None:
+            return self._problem(line, "invalid", f"error: {line.problem}")
+        assert line.key is not None
+        if line.key in done or line.key in self.seen or line.key in self.poster.seen:
+            counts.skipped += 1
+            return True
+        self.seen.add(line.key)
+        try:
+            handle(line.request, self.batch, line.actor)
+        except RuleViolation as error:
+            if error.rule in RECORDED_RULES:
+                self.batch.posted.append((line.key, "refused"))
+            return self._problem(line, "refused", error.line())
+        except (InvalidInput, NotFound) as error:
+            return self._problem(line, "invalid", error.line())
+        except LedgerError as error:
+            return self._problem(line, "invalid", error.line())
+        self.batch.posted.append((line.key, "posted"))
+        counts.posted += 1
+        return True
+
+    def _problem(self, line: Line, outcome: str, message: str) -> bool:
+        problem = Problem(line.number, line.key, outcome, message)
+        self.counts.problems.append(problem)
+        if outcome == "refused":
+            self.counts.refused += 1
+        else:
+            self.counts.invalid += 1
+        return not self.poster.stop_on_error
+
+    def commit_counts(self) -> None:
+        total, mine = self.poster.summary, self.counts
+        total.posted += mine.posted
+        total.skipped += mine.skipped
+        total.refused += mine.refused
+        total.invalid += mine.invalid
+        total.events += mine.events
+        total.problems.extend(mine.problems)
+        self.poster.seen |= self.seen
+        for problem in mine.problems:
+            self.poster.on_problem(problem)
