@@ -148,14 +148,16 @@ class Batch:
         actor: str,
         record: Record | None,
         details: dict[str, Any],
+        occurred_at: datetime | None = None,
     ) -> None:
         """R18/R19: keep the refused attempt, without touching the record."""
         if error.rule not in RECORDED_RULES:
             return
+        now = datetime.now(tz=UTC)
         self.new.append(
             Refusal.record(
                 actor=actor,
-                occurred_at=datetime.now(tz=UTC),
+                occurred_at=min(occurred_at or now, now),
                 action=action,
                 rule=error.rule,
                 reason=error.message,

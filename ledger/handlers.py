@@ -60,7 +60,14 @@ def _on_record(
         acting = batch.acting(actor, action)
         act(record, acting)
     except RuleViolation as error:
-        batch.refuse(error, action=action, actor=actor or "", record=record, details=details)
+        batch.refuse(
+            error,
+            action=action,
+            actor=actor or "",
+            record=record,
+            details=details,
+            occurred_at=when(request),
+        )
         raise
     return {"record": str(record.id), "code": record.code, "version": record.version}
 
