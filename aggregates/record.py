@@ -368,7 +368,11 @@ class Record(ChainedAggregate):
         rules.check_may_post(actor, "correct")
         rules.check_not_destroyed(self)
         if not 1 <= version <= self.version:
-            raise InvalidInput(f"record {self.label} has no version {version} (1-{self.version})")
+            raise RuleViolation(
+                "R13",
+                f"record {self.label} has no version {version} (1-{self.version}); "
+                "a correction must reference one of its events",
+            )
         if not reason.strip():
             raise InvalidInput("a correction needs a reason")
         checked = {}

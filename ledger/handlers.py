@@ -26,7 +26,11 @@ def handle(request: rq.Request, batch: Batch, actor: str | None) -> dict[str, An
 
 @handle.register
 def _(request: rq.Receive, batch: Batch, actor: str | None) -> dict[str, Any]:
-    acting = batch.acting(actor, "receive")
+    try:
+        acting = batch.acting(actor, "receive")
+    except RuleViolation as error:  # R19: a refused receipt is recorded too
+        batch.refuse(error, action="receive", actor=actor or "", record=None, details={})
+        raise
     record_id = request.record or uuid4()
     if batch.record_exists(record_id):
         raise InvalidInput(f"record {record_id} already exists")
@@ -75,6 +79,7 @@ def _on_record(
 @handle.register
 def _(request: rq.Arrange, batch: Batch, actor: str | None) -> dict[str, Any]:
     def act(record: Record, acting: Any) -> None:
+        batch.check_code_free(request.code, record)
         record.arrange(
             actor=acting,
             occurred_at=when(request),
