@@ -94,8 +94,8 @@ class Record(ChainedAggregate):
     ) -> Record:
         rules.check_may_post(actor, "receive")
         rules.check_is_liaison(liaison)
-        if pages < 1:
-            raise InvalidInput("pages must be at least 1")
+        if not 1 <= pages <= rules.MAX_PAGES:
+            raise InvalidInput(f"pages must be between 1 and {rules.MAX_PAGES}")
         if year > occurred_at.year:
             raise InvalidInput(f"year {year} lies after the receipt ({occurred_at.date()})")
         return cls._start(
@@ -383,8 +383,10 @@ class Record(ChainedAggregate):
                 checked[field] = CORRECTABLE[field](value)
             except ValueError:
                 raise InvalidInput(f"{field} must be {CORRECTABLE[field].__name__}") from None
-        if "pages" in checked and checked["pages"] < 1:
-            raise InvalidInput("pages must be at least 1")
+        if "pages" in checked and not 1 <= checked["pages"] <= rules.MAX_PAGES:
+            raise InvalidInput(f"pages must be between 1 and {rules.MAX_PAGES}")
+        if "year" in checked and not 1000 <= checked["year"] <= occurred_at.year:
+            raise InvalidInput(f"year must be between 1000 and {occurred_at.year}")
         self.trigger_event(
             Corrected,
             actor=actor.id,

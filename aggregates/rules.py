@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from aggregates.record import Record
 
 MAX_VOLUME_PAGES = 200
+MAX_PAGES = 1_000_000  # an upper bound on any page count (the store keeps 64-bit ints)
 # R19: which roles may post which action.
 POSTING_ROLES: dict[str, tuple[Role, ...]] = {
     "receive": (Role.ARCHIVIST, Role.DIRECTOR),

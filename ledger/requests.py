@@ -12,6 +12,7 @@ from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from aggregates.rules import MAX_PAGES
 from aggregates.values import (
     ActorId,
     ArchivalCode,
@@ -46,7 +47,7 @@ class Receive(Request):
     department: Text
     year: Annotated[int, Field(ge=1000, le=9999)]
     carrier: Carrier
-    pages: Annotated[int, Field(ge=1)]
+    pages: Annotated[int, Field(ge=1, le=MAX_PAGES)]
     secrecy: Secrecy
     transferred_by: ActorId
     record: UUID | None = None
@@ -81,7 +82,7 @@ class Consult(RecordRequest):
 class Copy(RecordRequest):
     command: Literal["copy"] = "copy"
     reader: ActorId
-    pages: Annotated[int, Field(ge=1)]
+    pages: Annotated[int, Field(ge=1, le=MAX_PAGES)]
     purpose: Text
     approved_by: ActorId
     letter: Text | None = None
@@ -98,7 +99,7 @@ class Lend(RecordRequest):
 
 class Return(RecordRequest):
     command: Literal["return"] = "return"
-    pages: Annotated[int, Field(ge=0)]
+    pages: Annotated[int, Field(ge=0, le=MAX_PAGES)]
     condition: Condition
     note: Text | None = None
 
@@ -110,7 +111,7 @@ class Repair(RecordRequest):
 
 class ReportLoss(RecordRequest):
     command: Literal["report-loss"] = "report-loss"
-    pages: Annotated[int, Field(ge=0)]
+    pages: Annotated[int, Field(ge=0, le=MAX_PAGES)]
     note: Text
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from pydantic import ValidationError
 
 from aggregates.actor import ActorView, actor_uuid
 from aggregates.errors import InvalidInput, RuleViolation
@@ -279,7 +280,7 @@ def test_r1_receipt_names_a_department_liaison_and_an_archivist() -> None:
     with pytest.raises(RuleViolation, match="may not receive") as by_auditor:
         receive(LIAISON, actor=AUDITOR)
     assert by_auditor.value.rule == "R19"
-    with pytest.raises(InvalidInput, match="pages must be at least 1"):
+    with pytest.raises(InvalidInput, match="pages must be between 1 and 1000000"):
         Record.receive(
             id=uuid4(),
             actor=ARCHIVIST,
@@ -317,6 +318,36 @@ def test_r1_receipt_refused_in_the_ledger_writes_nothing(ledger: Ledger) -> None
     app_refuses(ledger, request, "arch", "R1", "not an active department liaison", recorded=False)
     record = receive_in(ledger)
     assert ledger.record(record).transferred_by == "liai"
+
+
+def test_r1_catalogue_numbers_stay_in_range_even_through_corrections(ledger: Ledger) -> None:
+    """Huge page counts or years are input errors (exit 2), never a crash while encoding."""
+    too_many = 10**30
+    with pytest.raises(ValidationError):
+        rq.Receive(
+            title="t",
+            department="d",
+            year=2000,
+            carrier="paper",
+            pages=too_many,
+            secrecy="public",
+            transferred_by="liai",
+        )
+    with pytest.raises(ValidationError):
+        rq.Return(record="x", pages=too_many, condition="intact")
+    record = receive_in(ledger)
+    position = ledger.recorder.max_notification_id()
+    for changes, words in (
+        ({"pages": str(too_many)}, "pages must be between 1 and 1000000"),
+        ({"year": str(too_many)}, "year must be between 1000 and"),
+        ({"year": "3000"}, "year must be between 1000 and"),
+    ):
+        request = rq.Correct(record=record, version=1, reason="typo", set=changes)
+        with pytest.raises(InvalidInput, match=words):
+            ledger.execute(request, "arch")
+    assert ledger.recorder.max_notification_id() == position
+    ledger.execute(rq.Correct(record=record, version=1, reason="typo", set={"pages": "13"}), "arch")
+    assert ledger.record(record).pages == 13
 
 
 # -- R2 Late transfer -----------------------------------------------------------------
