@@ -14,8 +14,6 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
-from psycopg import Cursor
-from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
 APPEND_ONLY_MESSAGE = "ledger tables are append-only"
@@ -80,6 +78,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         posted = Identifier(POSTED_TABLE)
         guard = Identifier(f"{self.events_table_name}_append_only")
         self.posted_table = SQL("{0}.{1}").format(schema, posted)
+        self.copy_posted = SQL("COPY {0} (id, outcome) FROM STDIN (FORMAT BINARY)").format(
+            self.posted_table
+        )
+        self.copy_events = SQL(
+            "COPY {0}.{1} (originator_id, originator_version, topic, state) "
+            "FROM STDIN (FORMAT BINARY)"
+        ).format(schema, events)
         self.sql_create_statements.extend(
             [
                 SQL(
@@ -111,19 +116,24 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     ]
                 )
 
-    def _insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> None:
-        posted = kwargs.get("posted")
-        if posted:
-            curs.executemany(
-                SQL("INSERT INTO {0} (id, outcome) VALUES (%s, %s)").format(self.posted_table),
-                posted,
-            )
-
-    def _fetch_ids_after_insert_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        """One transaction: take the table lock (notification ids commit in order), notify
+        followers, then COPY the posted-line keys and the events in binary."""
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            posted = kwargs.get("posted")
+            if posted:
+                with curs.copy(self.copy_posted) as copy:
+                    copy.set_types(["text", "text"])
+                    for row in posted:
+                        copy.write_row(row)
+            with curs.copy(self.copy_events) as copy:
+                copy.set_types(["uuid", "int8", "text", "bytea"])
+                for s in stored_events:
+                    copy.write_row((s.originator_id, s.originator_version, s.topic, s.state))
         return None
 
     def posted_ids(self, ids: Sequence[str]) -> set[str]:
