@@ -1,0 +1,181 @@
+"""Helpers for end-to-end tests: the real `ledger` process, and the store read directly.
+
+``run`` starts the installed console script with LEDGER_DB set (and LEDGER_ACTOR when an
+actor is given); nothing of the test process leaks into it. ``event_count`` and
+``stored_events`` read the event table itself (sqlite3 or psycopg), not through the
+ledger, so they see exactly what was written.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+LEDGER = str(Path(sys.executable).with_name("ledger"))
+TIMEOUT = 120
+
+# The standard cast of an archive office (setup_office registers them all).
+DIRECTOR = "dir"
+ARCHIVIST = "arch"
+LIAISON = "liaison"
+LEADER = "leader"
+BORROWER = "borrower"
+EXTERNAL = "ext"
+APPRAISER_1 = "appr1"
+APPRAISER_2 = "appr2"
+WITNESS = "witness"
+AUDITOR = "auditor"
+CAST: list[tuple[str, str, list[str], str, dict[str, Any]]] = [
+    (ARCHIVIST, "李档案员", ["archivist"], "secret", {}),
+    (LIAISON, "张联络人", ["liaison"], "internal", {}),
+    (LEADER, "赵领导", ["leader"], "top-secret", {}),
+    (BORROWER, "钱借阅人", ["borrower"], "secret", {}),
+    (EXTERNAL, "孙访客", ["borrower"], "internal", {"external": True, "unit": "市设计院"}),
+    (APPRAISER_1, "周鉴定", ["appraiser"], "secret", {}),
+    (APPRAISER_2, "吴鉴定", ["appraiser"], "secret", {}),
+    (WITNESS, "郑监销", ["archivist"], "internal", {}),
+    (AUDITOR, "审计员", ["auditor"], "top-secret", {}),
+]
+
+
+@dataclass(frozen=True)
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+    def __str__(self) -> str:  # shown by pytest when an assertion fails
+        return f"exit {self.code}\n--- stdout\n{self.stdout}--- stderr\n{self.stderr}"
+
+
+def environment(db_url: str, actor: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env["LEDGER_DB"] = db_url
+    if actor is not None:
+        env["LEDGER_ACTOR"] = actor
+    return env
+
+
+def run(db_url: str, *args: str, actor: str | None = None, input: str | None = None) -> Result:
+    """Run `ledger ARGS...` as a real process and wait for it."""
+    done = subprocess.run(
+        [LEDGER, *args],
+        env=environment(db_url, actor),
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def start(
+    db_url: str, *args: str, actor: str | None = None, stdin: Any = subprocess.DEVNULL
+) -> subprocess.Popen[str]:
+    """Start `ledger ARGS...` without waiting (for races and kills)."""
+    return subprocess.Popen(
+        [LEDGER, *args],
+        env=environment(db_url, actor),
+        stdin=stdin,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def jsonl(lines: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
+
+
+def post(
+    db_url: str, lines: Iterable[dict[str, Any]], *args: str, actor: str | None = None
+) -> Result:
+    """`ledger post -` with these lines on stdin."""
+    return run(db_url, "post", "-", *args, actor=actor, input=jsonl(lines))
+
+
+def setup_office(db_url: str) -> None:
+    """Create the store, its director, and the standard cast (one bulk post)."""
+    done = run(db_url, "init", "--director", DIRECTOR, "--name", "王主任")
+    assert done.code == 0, done
+    lines = [
+        {
+            "command": "actor-add",
+            "id": f"cast-{actor_id}",
+            "actor_id": actor_id,
+            "name": name,
+            "role": roles,
+            "clearance": clearance,
+            **extra,
+        }
+        for actor_id, name, roles, clearance, extra in CAST
+    ]
+    done = post(db_url, lines, actor=DIRECTOR)
+    assert done.code == 0, done
+    assert done.stdout.startswith(f"posted {len(CAST)}, skipped 0"), done
+
+
+# -- reading the store directly ------------------------------------------------
+
+
+def _sqlite(db_url: str) -> sqlite3.Connection:
+    return sqlite3.connect(db_url.removeprefix("sqlite:///"))
+
+
+def event_count(db_url: str) -> int:
+    """How many events the store holds (every aggregate, refusals included)."""
+    if db_url.startswith("sqlite:"):
+        with _sqlite(db_url) as conn:
+            return int(conn.execute("SELECT count(*) FROM stored_events").fetchone()[0])
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute("SELECT count(*) FROM ledger_events").fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+def stored_events(db_url: str) -> list[tuple[UUID, int, str]]:
+    """(originator id, version, topic) of every stored event, in log order."""
+    if db_url.startswith("sqlite:"):
+        with _sqlite(db_url) as conn:
+            rows = conn.execute(
+                "SELECT originator_id, originator_version, topic FROM stored_events ORDER BY rowid"
+            ).fetchall()
+    else:
+        with psycopg.connect(db_url) as conn:
+            rows = conn.execute(
+                "SELECT originator_id, originator_version, topic FROM ledger_events "
+                "ORDER BY notification_id"
+            ).fetchall()
+    return [(UUID(str(o)), int(v), str(t)) for o, v, t in rows]
+
+
+def versions_by_originator(db_url: str) -> dict[UUID, list[int]]:
+    found: dict[UUID, list[int]] = {}
+    for originator, version, _ in stored_events(db_url):
+        found.setdefault(originator, []).append(version)
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def refusal_count(db_url: str) -> int:
+    return sum(1 for _, _, topic in stored_events(db_url) if topic.startswith("ledger/Refusal/"))
+
+
+def one_line(text: str) -> str:
+    """The only line of ``text``; fails if there are more or none."""
+    lines = text.splitlines()
+    assert len(lines) == 1, f"expected exactly one line, got {len(lines)}: {text!r}"
+    return lines[0]
