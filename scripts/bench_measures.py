@@ -1,0 +1,255 @@
+"""The benchmark's measurements: each returns table rows, or raises NotAvailable.
+
+Throughputs are compared as ledger rate / baseline rate (higher is better, 1.0x = as
+fast as the raw driver); times as ledger time / baseline time (lower is better).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench_stores import (
+    LEDGER,
+    ROOT,
+    Backend,
+    NotAvailable,
+    baseline_insert,
+    baseline_read_decode,
+    baseline_read_hash,
+    child_env,
+    ledger,
+    post_file,
+)
+
+
+@dataclass
+class Config:
+    records: int  # records posted in the bulk-posting measurement (7 commands each)
+    events: int  # size of the store for rebuild, verify and custody
+    runs: int  # repetitions; the median is reported
+    workdir: Path
+    reuse: bool = False
+    post_file: Path | None = None
+
+
+@dataclass
+class Row:
+    measure: str
+    backend: str
+    value: float | None = None
+    unit: str = ""
+    baseline: float | None = None
+    baseline_what: str = ""
+    ratio: float | None = None
+    target: str = ""
+    met: bool | None = None
+    note: str = ""
+    samples: list[float] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def at_least(ratio: float, goal: float) -> tuple[str, bool]:
+    return f">= {goal}x", ratio >= goal
+
+
+# -- bulk posting ------------------------------------------------------------
+
+
+def measure_post(backend: Backend, cfg: Config) -> list[Row]:
+    assert cfg.post_file is not None
+    rates, lines, events, url = [], 0, 0, ""
+    for run in range(cfg.runs):
+        url = backend.create("ledger_bench_post")
+        elapsed, summary = post_file(url, cfg.post_file)
+        events = summary["events"]
+        lines = summary["posted"] + summary["refused"]
+        rates.append(events / elapsed)
+        print(f"  post run {run + 1}: {events / elapsed:,.0f} events/s", file=sys.stderr)
+    again, summary = post_file(url, cfg.post_file)
+    if summary["posted"] or summary["events"]:
+        raise RuntimeError(f"re-posting the same file posted again: {summary}")
+    rows = backend.stored_rows(url)
+    base = [len(rows) / baseline_insert(backend, rows, url) for _ in range(cfg.runs)]
+    backend.drop("ledger_bench_post")
+    rate, base_rate = median(rates), median(base)
+    target, met = at_least(rate / base_rate, 0.3)
+    raw = "COPY" if backend.name == "postgres" else "executemany"
+    return [
+        Row(
+            f"bulk post {lines:,} lines ({events:,} events)",
+            backend.name,
+            rate,
+            "events/s",
+            base_rate,
+            f"raw {raw}, rows/s",
+            rate / base_rate,
+            target,
+            met,
+            samples=rates,
+        ),
+        Row(
+            "re-post the same file (all skipped)",
+            backend.name,
+            summary["skipped"] / again,
+            "lines/s",
+            note="idempotency: nothing posted twice",
+        ),
+    ]
+
+
+# -- rebuild and verify: whole processes, with their peak memory ---------------
+
+
+def run_measured(db: str, *args: str) -> tuple[float, float, bytes]:
+    """Run the ledger; (seconds, peak resident MB, stderr)."""
+    started = time.perf_counter()
+    with open(os.devnull, "wb") as null:
+        proc = subprocess.Popen(
+            [LEDGER, "--db", db, *args], stdout=null, stderr=subprocess.PIPE, env=child_env()
+        )
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    elapsed = time.perf_counter() - started
+    if proc.returncode not in (0,):
+        raise RuntimeError(f"ledger {' '.join(args)} exited {proc.returncode}: {err[-300:]!r}")
+    return elapsed, usage.ru_maxrss / 1024, err
+
+
+def require_command(db: str, *words: str) -> None:
+    done = ledger(db, *words, "--help")
+    if done.returncode:
+        raise NotAvailable(f"`ledger {' '.join(words)}` does not exist yet")
+
+
+def _whole_log(
+    backend: Backend, cfg: Config, url: str, what: str, args: list[str], baseline: Any
+) -> list[Row]:
+    require_command(url, *args[: 2 if args[0] == "projections" else 1])
+    count = backend.event_count(url)
+    times, peaks = [], []
+    for _ in range(cfg.runs):
+        elapsed, peak, _ = run_measured(url, *args)
+        times.append(elapsed)
+        peaks.append(peak)
+    base = [baseline(backend, url)[0] for _ in range(cfg.runs)]
+    rate, base_rate = count / median(times), count / median(base)
+    target, met = at_least(rate / base_rate, 0.4)
+    rows = [
+        Row(
+            f"{what} {count:,} events",
+            backend.name,
+            rate,
+            "events/s",
+            base_rate,
+            "read + " + ("JSON-decode" if what == "rebuild" else "sha256") + ", rows/s",
+            rate / base_rate,
+            target,
+            met,
+            samples=times,
+        )
+    ]
+    peak = max(peaks)
+    rows.append(
+        Row(
+            f"{what} peak memory",
+            backend.name,
+            peak,
+            "MB",
+            target="< 300 MB" if what == "rebuild" else "",
+            met=peak < 300 if what == "rebuild" else None,
+        )
+    )
+    return rows
+
+
+def measure_rebuild(backend: Backend, cfg: Config, url: str) -> list[Row]:
+    return _whole_log(
+        backend, cfg, url, "rebuild", ["projections", "rebuild"], baseline_read_decode
+    )
+
+
+def measure_verify(backend: Backend, cfg: Config, url: str) -> list[Row]:
+    return _whole_log(backend, cfg, url, "verify", ["verify"], baseline_read_hash)
+
+
+# -- custody queries -------------------------------------------------------------
+
+
+def custody_in_process(url: str, ids: list[str]) -> list[float]:
+    """Milliseconds per custody query, as `ledger custody` computes it, in this process."""
+    sys.path.insert(0, str(ROOT))
+    from ledger.application import open_ledger
+    from ledger.custody import custody_chain
+
+    app = open_ledger(url)
+    times = []
+    for ref in ids:
+        started = time.perf_counter()
+        events = app.record_events(ref)
+        custody_chain(events, app.db_roles(events[0].originator_id))
+        times.append((time.perf_counter() - started) * 1000)
+    app.close()
+    return times
+
+
+def measure_custody(backend: Backend, cfg: Config, url: str) -> list[Row]:
+    ids = backend.record_ids(url, 1_000_000)
+    rng = random.Random(11)
+    sample = rng.sample(ids, min(len(ids), 1000))
+    custody_in_process(url, sample[:50])  # warm-up: imports, connections, caches
+    times = sorted(custody_in_process(url, sample))
+    p50 = times[len(times) // 2]
+    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+    count = backend.event_count(url)
+    processes = [process_seconds([LEDGER, "--db", url, "custody", ref, "--json"]) for ref in
+                 sample[: max(3, cfg.runs * 2)]]  # fmt: skip
+    version = [process_seconds([LEDGER, "--version"]) for _ in range(max(3, cfg.runs * 2))]
+    proc, base = median(processes) * 1000, median(version) * 1000
+    return [
+        Row(f"custody query p50, {count:,} events", backend.name, p50, "ms",
+            note=f"in-process, {len(times)} records"),
+        Row(f"custody query p99, {count:,} events", backend.name, p99, "ms",
+            target="<= 5 ms", met=p99 <= 5, note=f"in-process, {len(times)} records"),
+        Row("`ledger custody` process", backend.name, proc, "ms", base,
+            "`ledger --version`, ms", proc / base),
+    ]  # fmt: skip
+
+
+# -- start-up ----------------------------------------------------------------------
+
+
+def process_seconds(argv: list[str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, env=child_env())
+    elapsed = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}: {done.stderr[-300:]!r}")
+    return elapsed
+
+
+def measure_startup(cfg: Config) -> list[Row]:
+    runs = max(5, cfg.runs * 3)
+    process_seconds([LEDGER, "--help"])  # warm the file cache
+    helps = [process_seconds([LEDGER, "--help"]) for _ in range(runs)]
+    clicks = [process_seconds([sys.executable, "-c", "import click"]) for _ in range(runs)]
+    ms, base = median(helps) * 1000, median(clicks) * 1000
+    return [
+        Row("`ledger --help` start-up", "-", ms, "ms", base, '`python -c "import click"`, ms',
+            ms / base, "<= 2x", ms / base <= 2, samples=helps),
+    ]  # fmt: skip

@@ -1,0 +1,273 @@
+"""Stores for the benchmark: ledgers built through the real CLI, and the raw baselines.
+
+Every ledger store is made the honest way: `ledger init`, then `ledger post` of JSON Lines
+from scripts/generate. The baselines use the database drivers directly on rows of the
+same number and size (the rows are read back from the ledger store itself).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+LEDGER = str(Path(sys.executable).with_name("ledger"))
+GENERATE = str(ROOT / "scripts" / "generate")
+EVENTS_PER_RECORD = 8  # 7 lifecycle commands; the arrangement also claims the code
+PAGE = 10_000
+
+
+class NotAvailable(Exception):
+    """A feature (or a server) the measurement needs is not there."""
+
+
+def child_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_")}
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+def ledger(db: str, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [LEDGER, "--db", db, *args], capture_output=True, env=child_env(), timeout=timeout
+    )
+
+
+def generate(path: Path, records: int, run: str, seed: int = 7) -> Path:
+    if not path.exists():
+        with open(str(path) + ".part", "wb") as out:
+            subprocess.run(
+                [sys.executable, GENERATE, "--records", str(records), "--run", run,
+                 "--seed", str(seed)],
+                stdout=out, check=True, env=child_env(),
+            )  # fmt: skip
+        os.replace(str(path) + ".part", path)
+    return path
+
+
+@dataclass
+class Backend:
+    """One database kind: where its stores live and how its rows are read raw."""
+
+    name: str  # "sqlite" or "postgres"
+    workdir: Path
+    admin_url: str | None = None  # PostgreSQL server where databases may be created
+    tag: str = ""  # appended to store names, so that concurrent runs do not collide
+
+    def url(self, store: str) -> str:
+        store += self.tag
+        if self.name == "sqlite":
+            return f"sqlite:///{self.workdir / (store + '.db')}"
+        assert self.admin_url is not None
+        return urlunsplit(urlsplit(self.admin_url)._replace(path="/" + store))
+
+    def exists(self, store: str) -> bool:
+        store += self.tag
+        if self.name == "sqlite":
+            return (self.workdir / (store + ".db")).exists()
+        import psycopg
+
+        with psycopg.connect(self.admin_url or "", autocommit=True) as admin:
+            found = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (store,))
+            return found.fetchone() is not None
+
+    def drop(self, store: str) -> None:
+        store += self.tag
+        if self.name == "sqlite":
+            for suffix in (".db", ".db-wal", ".db-shm"):
+                (self.workdir / (store + suffix)).unlink(missing_ok=True)
+            return
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.admin_url or "", autocommit=True) as admin:
+            name = sql.Identifier(store)
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
+
+    def create(self, store: str) -> str:
+        """A fresh, initialised ledger with its first director; returns its URL."""
+        self.drop(store)
+        if self.name == "postgres":
+            import psycopg
+            from psycopg import sql
+
+            with psycopg.connect(self.admin_url or "", autocommit=True) as admin:
+                name = sql.Identifier(store + self.tag)
+                admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
+        url = self.url(store)
+        done = ledger(url, "init", "--director", "dir", "--name", "主任")
+        if done.returncode:
+            raise RuntimeError(f"ledger init failed: {done.stderr.decode().strip()}")
+        return url
+
+    # -- raw access ---------------------------------------------------------
+
+    def stored_rows(self, url: str) -> list[tuple[Any, ...]]:
+        """(originator_id, version, topic, state) of every event, in log order."""
+        return list(self.pages(url, "originator_id, originator_version, topic, state"))
+
+    def pages(self, url: str, columns: str) -> Iterator[tuple[Any, ...]]:
+        """Rows of the event table in notification order, fetched 10,000 at a time."""
+        if self.name == "sqlite":
+            conn = sqlite3.connect(url[len("sqlite:///") :])
+            query = (
+                f"SELECT rowid, {columns} FROM stored_events WHERE rowid > ? "
+                f"ORDER BY rowid LIMIT {PAGE}"
+            )
+            last = 0
+            while rows := conn.execute(query, (last,)).fetchall():
+                last = rows[-1][0]
+                for row in rows:
+                    yield row[1:]
+            conn.close()
+            return
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            query = (
+                f"SELECT notification_id, {columns} FROM ledger_events "
+                f"WHERE notification_id > %s ORDER BY notification_id LIMIT {PAGE}"
+            )
+            last = 0
+            while rows := conn.execute(query, (last,)).fetchall():
+                last = rows[-1][0]
+                for row in rows:
+                    yield row[1:]
+
+    def event_count(self, url: str) -> int:
+        table = "stored_events" if self.name == "sqlite" else "ledger_events"
+        if self.name == "sqlite":
+            conn = sqlite3.connect(url[len("sqlite:///") :])
+            (count,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+            conn.close()
+            return int(count)
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+            return int(row[0]) if row else 0
+
+    def record_ids(self, url: str, limit: int) -> list[str]:
+        topic = "ledger/Record/Received"
+        if self.name == "sqlite":
+            conn = sqlite3.connect(url[len("sqlite:///") :])
+            rows = conn.execute(
+                "SELECT originator_id FROM stored_events WHERE topic = ? LIMIT ?", (topic, limit)
+            ).fetchall()
+            conn.close()
+            return [str(uuid.UUID(r[0])) for r in rows]
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            rows = conn.execute(
+                "SELECT originator_id FROM ledger_events WHERE topic = %s LIMIT %s",
+                (topic, limit),
+            ).fetchall()
+            return [str(r[0]) for r in rows]
+
+
+# -- baselines: what the database and the driver do without the ledger -------
+
+
+def baseline_insert(backend: Backend, rows: list[tuple[Any, ...]], url: str) -> float:
+    """Seconds to write ``rows`` into a table like the event table, one transaction:
+    executemany on SQLite (a file of its own), binary COPY on PostgreSQL (a table of
+    its own in the database at ``url``)."""
+    store = "bench_baseline"
+    if backend.name == "sqlite":
+        backend.drop(store)
+        conn = sqlite3.connect(backend.url(store)[len("sqlite:///") :], isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(
+            "CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, "
+            "topic TEXT, state BLOB, PRIMARY KEY (originator_id, originator_version))"
+        )
+        started = time.perf_counter()
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", rows)
+        conn.execute("COMMIT")
+        elapsed = time.perf_counter() - started
+        conn.close()
+        backend.drop(store)
+        return elapsed
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {store}")
+        conn.execute(
+            f"CREATE TABLE {store} (originator_id uuid, originator_version bigint, "
+            "topic text, state bytea, notification_id bigserial UNIQUE, "
+            "PRIMARY KEY (originator_id, originator_version))"
+        )
+        started = time.perf_counter()
+        with conn.transaction(), conn.cursor() as curs:
+            copy_sql = f"COPY {store} (originator_id, originator_version, topic, state) FROM STDIN"
+            with curs.copy(copy_sql + " (FORMAT BINARY)") as copy:
+                copy.set_types(["uuid", "int8", "text", "bytea"])
+                for row in rows:
+                    copy.write_row(row)
+        elapsed = time.perf_counter() - started
+        conn.execute(f"DROP TABLE {store}")
+    return elapsed
+
+
+def baseline_read_decode(backend: Backend, url: str) -> tuple[float, int]:
+    """Seconds to read every stored state in log order and JSON-decode it."""
+    started = time.perf_counter()
+    count = 0
+    for (state,) in backend.pages(url, "state"):
+        orjson.loads(state)
+        count += 1
+    return time.perf_counter() - started, count
+
+
+def baseline_read_hash(backend: Backend, url: str) -> tuple[float, int]:
+    """Seconds to read every stored state in log order and SHA-256 it."""
+    started = time.perf_counter()
+    count = 0
+    for (state,) in backend.pages(url, "state"):
+        hashlib.sha256(state).hexdigest()
+        count += 1
+    return time.perf_counter() - started, count
+
+
+def post_file(url: str, path: Path, chunk_size: int | None = None) -> tuple[float, dict[str, Any]]:
+    """Run `ledger post FILE --json`; (seconds, summary)."""
+    args = ["post", str(path), "--json"]
+    if chunk_size:
+        args += ["--chunk-size", str(chunk_size)]
+    started = time.perf_counter()
+    done = ledger(url, *args)
+    elapsed = time.perf_counter() - started
+    if done.returncode not in (0, 3):
+        raise RuntimeError(f"ledger post failed ({done.returncode}): {done.stderr[-500:]!r}")
+    return elapsed, json.loads(done.stdout)
+
+
+def big_store(backend: Backend, events: int, reuse: bool) -> str:
+    """A store of about ``events`` events, built by `ledger post` (kept for reuse)."""
+    store = f"ledger_bench_{events}"
+    marker = backend.workdir / f"{store}{backend.tag}.{backend.name}.done"
+    if reuse and marker.exists() and backend.exists(store):
+        return backend.url(store)
+    records = max(1, events // EVENTS_PER_RECORD)
+    path = generate(backend.workdir / f"big_{records}.jsonl", records, run="b")
+    url = backend.create(store)
+    print(f"  building {backend.name} store of ~{events:,} events ...", file=sys.stderr)
+    elapsed, summary = post_file(url, path, chunk_size=20_000)
+    print(f"  built: {summary['events']:,} events in {elapsed:.0f} s", file=sys.stderr)
+    marker.write_text(json.dumps(summary))
+    return url
