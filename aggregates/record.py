@@ -385,6 +385,8 @@ class Record(ChainedAggregate):
                 raise InvalidInput(f"{field} must be {CORRECTABLE[field].__name__}") from None
         if "pages" in checked and not 1 <= checked["pages"] <= rules.MAX_PAGES:
             raise InvalidInput(f"pages must be between 1 and {rules.MAX_PAGES}")
+        if "pages" in checked:
+            rules.check_volume_pages(self.unit, checked["pages"])
         if "year" in checked and not 1000 <= checked["year"] <= occurred_at.year:
             raise InvalidInput(f"year must be between 1000 and {occurred_at.year}")
         self.trigger_event(

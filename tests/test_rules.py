@@ -409,6 +409,18 @@ def test_r3_a_volume_holds_at_most_200_pages_and_arrangement_happens_once() -> N
     assert (full.category, full.code) == ("finance-audit", "Z001-CK·2000-D30-CWK-0007")
     refuses(
         "R3",
+        "a volume holds at most 200 pages; this record has 201",
+        full,
+        lambda: full.correct(
+            actor=ARCHIVIST,
+            occurred_at=later(full),
+            version=1,
+            reason="recount",
+            changes={"pages": "201"},
+        ),
+    )
+    refuses(
+        "R3",
         "is already arranged",
         full,
         lambda: full.arrange(
