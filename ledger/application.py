@@ -184,7 +184,31 @@ def open_ledger(url: str | None = None, *, must_exist: bool = True) -> Ledger:
     store = store_from_url(url)
     if must_exist and store.backend == "sqlite" and not store.sqlite_path.exists():
         raise NotFound(f"no ledger at {store.url}; run `ledger init` first")
-    ledger = Ledger(store)
+    try:
+        ledger = Ledger(store)
+    except OperationalError as error:
+        raise LedgerError(f"database unavailable: {_reason(store, error)}") from None
     if must_exist and not ledger.is_initialised():
         raise NotFound(f"no ledger at {store.url}; run `ledger init` first")
     return ledger
+
+
+def _reason(store: Store, error: Exception) -> str:
+    """The server's own reason (refused, no such database, bad password...): the
+    connection pool only says that it timed out."""
+    if store.backend == "postgres":
+        import psycopg
+
+        env = store.env
+        try:
+            psycopg.connect(
+                host=env["POSTGRES_HOST"],
+                port=env["POSTGRES_PORT"],
+                dbname=env["POSTGRES_DBNAME"],
+                user=env["POSTGRES_USER"],
+                password=env["POSTGRES_PASSWORD"],
+                connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+            ).close()
+        except psycopg.Error as probe:
+            return " ".join(str(probe).split("\n")[0].split())
+    return str(error).splitlines()[0]

@@ -13,13 +13,17 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import psycopg
+import pytest
+
+from tests.pg import fresh_database
 
 LEDGER = str(Path(sys.executable).with_name("ledger"))
 TIMEOUT = 120
@@ -170,8 +174,38 @@ def versions_by_originator(db_url: str) -> dict[UUID, list[int]]:
     return {k: sorted(v) for k, v in found.items()}
 
 
+def last_event(db_url: str) -> tuple[str, dict[str, Any]]:
+    """The topic and the body (all fields) of the newest stored event."""
+    if db_url.startswith("sqlite:"):
+        with _sqlite(db_url) as conn:
+            row = conn.execute(
+                "SELECT topic, state FROM stored_events ORDER BY rowid DESC LIMIT 1"
+            ).fetchone()
+    else:
+        with psycopg.connect(db_url) as conn:
+            row = conn.execute(
+                "SELECT topic, state FROM ledger_events ORDER BY notification_id DESC LIMIT 1"
+            ).fetchone()
+    assert row is not None
+    body: dict[str, Any] = json.loads(bytes(row[1]))["body"]
+    return str(row[0]), body
+
+
 def refusal_count(db_url: str) -> int:
     return sum(1 for _, _, topic in stored_events(db_url) if topic.startswith("ledger/Refusal/"))
+
+
+@contextmanager
+def fresh_store(backend: str, folder: Path) -> Iterator[str]:
+    """A URL for a new, empty store: a SQLite file in ``folder`` or a PostgreSQL database."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder}/ledger.db"
+        return
+    with fresh_database() as url:
+        yield url
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
 
 def one_line(text: str) -> str:

@@ -1,0 +1,240 @@
+"""The exit-code contract, through the real `ledger` process, on SQLite and PostgreSQL.
+
+Every bad input is one line on stderr (``error: ...`` or ``refused (Rn): ...``), nothing
+on stdout, no traceback, a documented exit code, and nothing written, except a refusal
+under R5-R8 or R19, which writes exactly one refused-attempt event naming its rule.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.cli import (
+    APPRAISER_1,
+    APPRAISER_2,
+    ARCHIVIST,
+    BACKENDS,
+    BORROWER,
+    DIRECTOR,
+    EXTERNAL,
+    LEADER,
+    LIAISON,
+    WITNESS,
+    event_count,
+    fresh_store,
+    jsonl,
+    last_event,
+    one_line,
+    post,
+    run,
+    setup_office,
+)
+
+# The records of the world the cases run against (fixed ids, codes).
+RECEIVED = "00000000-0000-4000-8000-000000000001"  # received only
+PUBLIC = "00000000-0000-4000-8000-000000000002"  # shelved, public, 30y, 2015
+SECRET = "00000000-0000-4000-8000-000000000003"  # shelved, secret
+LOANED = "00000000-0000-4000-8000-000000000004"  # on loan to BORROWER
+PERMANENT = "00000000-0000-4000-8000-000000000005"  # shelved, permanent
+APPRAISED = "00000000-0000-4000-8000-000000000006"  # standing decision to destroy
+DESTROYED = "00000000-0000-4000-8000-000000000007"  # destroyed
+CODES = {
+    PUBLIC: "E-PUB-0001",
+    SECRET: "E-SEC-0001",
+    LOANED: "E-LOAN-0001",
+    PERMANENT: "E-PERM-0001",
+    APPRAISED: "E-APPR-0001",
+    DESTROYED: "E-DEST-0001",
+}
+LAST_EVENT_AT = "2016-06-01T09:00:00+00:00"  # every record's last event is no later
+
+
+def world_lines() -> list[dict[str, object]]:
+    """Build the world in one bulk post: receipts, arrangements, shelving, and so on."""
+    lines: list[dict[str, object]] = []
+
+    def add(command: str, occurred: str, actor: str = ARCHIVIST, **fields: object) -> None:
+        lines.append(
+            {"command": command, "id": f"w{len(lines)}", "actor": actor,
+             "occurred_at": occurred, **fields}
+        )  # fmt: skip
+
+    secrecy = {SECRET: "secret"}
+    retention = {PERMANENT: "permanent", APPRAISED: "10y", DESTROYED: "10y"}
+    year = {APPRAISED: 2000, DESTROYED: 2000}
+    for record in [RECEIVED, *CODES]:
+        add("receive", "2016-01-04T09:00:00+00:00", record=record, title="文件",
+            department="办公室", year=year.get(record, 2015), carrier="paper", pages=10,
+            secrecy=secrecy.get(record, "public"), transferred_by=LIAISON)  # fmt: skip
+    for record, code in CODES.items():
+        add("arrange", "2016-01-05T09:00:00+00:00", record=record, code=code,
+            category="administration", retention=retention.get(record, "30y"))  # fmt: skip
+        add("shelve", "2016-01-06T09:00:00+00:00", record=code, location="A1-01-1-1")
+    add("lend", LAST_EVENT_AT, record=CODES[LOANED], to=BORROWER, due="2016-07-01",
+        purpose="借阅", approved_by=LEADER)  # fmt: skip
+    for record in (APPRAISED, DESTROYED):
+        add("appraise", "2016-02-01T09:00:00+00:00", actor=APPRAISER_1, record=record,
+            decision="destroy", appraiser=[APPRAISER_1, APPRAISER_2], basis="期满")  # fmt: skip
+    add("destroy", "2016-03-01T09:00:00+00:00", record=DESTROYED, approved_by=LEADER,
+        witness=[WITNESS, DIRECTOR], register="XH-2016-001")  # fmt: skip
+    return lines
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def world(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    with fresh_store(request.param, tmp_path_factory.mktemp("errors")) as url:
+        setup_office(url)
+        lines = world_lines()
+        done = post(url, lines)
+        assert done.code == 0, done
+        assert done.stdout.startswith(f"posted {len(lines)}, skipped 0, refused 0, invalid 0")
+        yield url
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    args: tuple[str, ...]
+    code: int
+    starts: str  # how the one stderr line starts
+    actor: str | None = ARCHIVIST
+    recorded: str | None = None  # the rule of the one refused-attempt event it writes
+    input: str | None = None
+
+
+def refused(rule: str) -> str:
+    return f"refused ({rule}): "
+
+
+def receipt(**changes: str) -> tuple[str, ...]:
+    """A valid `ledger receive` command line, with some options changed."""
+    options = {"title": "t", "department": "d", "year": "2020", "carrier": "paper",
+               "pages": "3", "secrecy": "public", "transferred-by": LIAISON, **changes}  # fmt: skip
+    return ("receive", *(x for k, v in options.items() for x in (f"--{k}", v)))
+
+
+RECEIPT = receipt()
+PUB, SEC, LOAN = CODES[PUBLIC], CODES[SECRET], CODES[LOANED]
+PERM, APPR, DEST = CODES[PERMANENT], CODES[APPRAISED], CODES[DESTROYED]
+LEND = ("--due", "2099-01-01", "--purpose", "借阅", "--approved-by", LEADER)
+COPY = ("copy", PUB, "--reader", BORROWER, "--pages", "1", "--purpose", "p", "--approved-by")
+APPRAISE = ("--basis", "b", "--appraiser", APPRAISER_1)
+DESTROY = ("--approved-by", LEADER, "--register", "XH-1", "--witness", WITNESS, "--witness")
+R3 = ("arrange", RECEIVED, "--category", "business", "--retention", "10y", "--code", PUB)
+UNKNOWN = "error: actor 'ghost' is not registered"
+
+# fmt: off
+CASES = [
+    Case("missing option", ("receive", "--title", "t"), 2, "error: Missing option"),
+    Case("bad pages", receipt(pages="x"), 2, "error: Invalid value for '--pages'"),
+    Case("bad occurred-at", (*RECEIPT, "--occurred-at", "yesterday"), 2, "error: 'yesterday'"),
+    Case("bad secrecy", receipt(secrecy="bogus"), 2, "error: Invalid value for '--secrecy'"),
+    Case("no acting actor", RECEIPT, 2, "error: no acting actor", actor=None),
+    Case("future", (*RECEIPT, "--occurred-at", "2099-01-01T00:00:00+00:00"), 3, refused("R14")),
+    Case("before previous event", ("relocate", PUB, "--location", "B1-01-1-1",
+         "--occurred-at", "2010-01-01T00:00:00Z"), 3, refused("R14")),
+    Case("unknown record", ("lend", "E-NOPE-9", "--to", BORROWER, *LEND), 4, "error: record"),
+    Case("unknown reader", ("consult", PUB, "--reader", "ghost", "--purpose", "p"), 4, UNKNOWN),
+    Case("unknown approver", (*COPY, "ghost"), 4, UNKNOWN),
+    Case("unregistered actor", ("consult", PUB, "--reader", BORROWER, "--purpose", "p"), 3,
+         refused("R19"), actor="ghost", recorded="R19"),
+    Case("unregistered receiver", RECEIPT, 3, refused("R19"), actor="ghost", recorded="R19"),
+    Case("borrower as archivist", ("relocate", PUB, "--location", "B1-01-1-1"), 3,
+         refused("R19"), actor=BORROWER, recorded="R19"),
+    Case("auditor posts", ("shelve", RECEIVED, "--location", "B1-01-1-1"), 3, refused("R19"),
+         actor="auditor", recorded="R19"),
+    Case("R1 not a liaison", receipt(**{"transferred-by": BORROWER}), 3, refused("R1")),
+    Case("R3 duplicate code", R3, 3, refused("R3")),
+    Case("R4 shelve unarranged", ("shelve", RECEIVED, "--location", "A1-01-1-2"), 3,
+         refused("R4")),
+    Case("R5 approver not a leader", (*COPY, ARCHIVIST), 3, refused("R5"), recorded="R5"),
+    Case("R6 reader not cleared", ("consult", SEC, "--reader", WITNESS, "--purpose", "p",
+         "--approved-by", LEADER), 3, refused("R6"), recorded="R6"),
+    Case("R6 no approval", ("consult", SEC, "--reader", BORROWER, "--purpose", "p"), 3,
+         refused("R6"), recorded="R6"),
+    Case("R7 no letter", ("consult", PUB, "--reader", EXTERNAL, "--purpose", "p"), 3,
+         refused("R7"), recorded="R7"),
+    Case("R8 lend while on loan", ("lend", LOAN, "--to", EXTERNAL, "--letter", "J-1", *LEND),
+         3, refused("R8"), recorded="R8"),
+    Case("R9 return not on loan", ("return", PUB, "--pages", "10", "--condition", "intact"),
+         3, refused("R9")),
+    Case("R10 due before loan", ("lend", PUB, "--to", BORROWER, "--due", "2001-01-01",
+         "--purpose", "p", "--approved-by", LEADER), 3, refused("R10")),
+    Case("R11 permanent", ("appraise", PERM, "--decision", "destroy", *APPRAISE,
+         "--appraiser", APPRAISER_2), 3, refused("R11"), actor=APPRAISER_1),
+    Case("R11 one appraiser", ("appraise", PUB, "--decision", "retain",
+         "--review-on", "2030-01-01", *APPRAISE), 3, refused("R11"), actor=APPRAISER_1),
+    Case("R12 no destroy appraisal", ("destroy", PUB, *DESTROY, DIRECTOR), 3, refused("R12")),
+    Case("R12 same witness twice", ("destroy", APPR, *DESTROY, WITNESS), 3, refused("R12")),
+    Case("R12 after destruction", ("relocate", DEST, "--location", "B1-01-1-1"), 3,
+         refused("R12")),
+    Case("R12 correct after destruction", ("correct", DESTROYED, "--version", "1",
+         "--reason", "r", "--set", "title=x"), 3, refused("R12")),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_is_one_line_and_writes_nothing(world: str, case: Case) -> None:
+    before = event_count(world)
+    done = run(world, *case.args, actor=case.actor, input=case.input)
+    assert done.code == case.code, done
+    assert "Traceback" not in done.stdout + done.stderr
+    assert one_line(done.stderr).startswith(case.starts), done
+    assert done.stdout == "", done
+    if case.recorded is None:
+        assert event_count(world) == before
+        return
+    assert event_count(world) == before + 1
+    topic, body = last_event(world)
+    assert topic == "ledger/Refusal/AttemptRefused"
+    assert body["rule"] == case.recorded
+    assert body["actor"] == (case.actor or "")
+    assert body["action"] == case.args[0]
+
+
+def test_bad_json_line_is_reported_and_the_rest_posts(world: str) -> None:
+    before = event_count(world)
+    good = {"command": "relocate", "id": "json-2", "record": PUB, "location": "C1-01-1-1"}
+    done = run(world, "post", "-", actor=ARCHIVIST, input='{"command": oops\n' + jsonl([good]))
+    assert done.code == 2, done
+    assert "Traceback" not in done.stderr
+    assert one_line(done.stderr).startswith("line 1: error: bad JSON"), done
+    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 1 (1 events)\n"
+    assert event_count(world) == before + 1
+
+
+def test_no_database(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.db"
+    done = run(f"sqlite:///{missing}", "show", "X")
+    assert done.code == 4, done
+    assert "run `ledger init`" in one_line(done.stderr), done
+    assert done.stderr.startswith("error: ")
+    assert done.stdout == ""
+    assert not missing.exists()
+
+
+def test_bad_database_url() -> None:
+    done = run("mysql://localhost/x", "show", "X")
+    assert done.code == 2, done
+    assert one_line(done.stderr).startswith("error: database URL"), done
+
+
+def test_unreachable_postgresql() -> None:
+    started = time.monotonic()
+    done = run("postgresql://postgres@127.0.0.1:1/test", "show", "X", actor=ARCHIVIST)
+    elapsed = time.monotonic() - started
+    assert done.code == 1, done
+    assert "Traceback" not in done.stderr
+    line = one_line(done.stderr)
+    assert line.startswith("error: database unavailable: "), done
+    assert "Connection refused" in line, done  # the server's reason, not the pool's timeout
+    assert done.stdout == ""
+    assert elapsed < 20, f"took {elapsed:.1f} s to report an unreachable server"
