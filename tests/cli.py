@@ -174,6 +174,22 @@ def versions_by_originator(db_url: str) -> dict[UUID, list[int]]:
     return {k: sorted(v) for k, v in found.items()}
 
 
+def bodies(db_url: str, topic: str) -> list[dict[str, Any]]:
+    """The bodies (all fields) of the stored events with this topic, in log order."""
+    if db_url.startswith("sqlite:"):
+        with _sqlite(db_url) as conn:
+            rows = conn.execute(
+                "SELECT state FROM stored_events WHERE topic = ? ORDER BY rowid", (topic,)
+            ).fetchall()
+    else:
+        with psycopg.connect(db_url) as conn:
+            rows = conn.execute(
+                "SELECT state FROM ledger_events WHERE topic = %s ORDER BY notification_id",
+                (topic,),
+            ).fetchall()
+    return [json.loads(bytes(row[0]))["body"] for row in rows]
+
+
 def last_event(db_url: str) -> tuple[str, dict[str, Any]]:
     """The topic and the body (all fields) of the newest stored event."""
     if db_url.startswith("sqlite:"):

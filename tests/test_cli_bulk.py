@@ -1,0 +1,239 @@
+"""Bulk posting through the real `ledger post` process, on SQLite and PostgreSQL.
+
+A generated file posts with exact counts; a re-run posts nothing; a run killed with
+SIGKILL half-way and run again ends with exactly the events of one uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli import (
+    ARCHIVIST,
+    BACKENDS,
+    BORROWER,
+    DIRECTOR,
+    LIAISON,
+    Result,
+    bodies,
+    event_count,
+    fresh_store,
+    jsonl,
+    one_line,
+    run,
+    setup_office,
+    start,
+    stored_events,
+    versions_by_originator,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+RECORDS = 500
+REFUSAL = "ledger/Refusal/AttemptRefused"
+
+
+@dataclass(frozen=True)
+class Generated:
+    path: Path
+    lines: int
+    refused: list[int]  # line numbers the generator means to be refused (R6)
+    arranges: int
+
+    @property
+    def posted(self) -> int:
+        return self.lines - len(self.refused)
+
+    @property
+    def events(self) -> int:
+        """One event per posted line, one more per arrangement (its code claim), one per
+        refused attempt."""
+        return self.posted + self.arranges + len(self.refused)
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
+    path = tmp_path_factory.mktemp("bulk") / "lifecycles.jsonl"
+    with path.open("w") as out:
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "generate"), "--records", str(RECORDS)],
+            stdout=out,
+            check=True,
+        )
+    lines = [json.loads(text) for text in path.read_text().splitlines()]
+    refused = [n for n, line in enumerate(lines, 1) if line.get("reader") == "g.visitor"]
+    arranges = sum(1 for line in lines if line["command"] == "arrange")
+    assert refused and arranges == RECORDS
+    return Generated(path, len(lines), refused, arranges)
+
+
+@dataclass(frozen=True)
+class CleanRun:
+    backend: str
+    url: str
+    first: Result
+    office_events: int
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def clean(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, generated: Generated
+) -> Iterator[CleanRun]:
+    """The generated file posted once, uninterrupted, on a fresh office."""
+    with fresh_store(request.param, tmp_path_factory.mktemp("clean")) as url:
+        setup_office(url)
+        office = event_count(url)
+        first = run(url, "post", str(generated.path), "--chunk-size", "100")
+        yield CleanRun(request.param, url, first, office)
+
+
+def summary(posted: int, skipped: int, refused: int, invalid: int, events: int) -> str:
+    return (
+        f"posted {posted}, skipped {skipped}, refused {refused}, invalid {invalid} "
+        f"({events} events)\n"
+    )
+
+
+def test_generated_file_posts_with_exact_counts_and_once(
+    clean: CleanRun, generated: Generated
+) -> None:
+    first = clean.first
+    assert first.code == 3, first  # the generator's R6 lines are refused on purpose
+    assert first.stdout == summary(generated.posted, 0, len(generated.refused), 0, generated.events)
+    problems = first.stderr.splitlines()
+    assert [p.split(":")[0] for p in problems] == [f"line {n}" for n in generated.refused]
+    assert all(p.split(": ", 1)[1].startswith("refused (R6): ") for p in problems)
+    assert event_count(clean.url) == clean.office_events + generated.events
+    assert [b["rule"] for b in bodies(clean.url, REFUSAL)] == ["R6"] * len(generated.refused)
+
+    again = run(clean.url, "post", str(generated.path))
+    assert again.code == 0, again
+    assert again.stdout == summary(0, generated.lines, 0, 0, 0)
+    assert again.stderr == ""
+    assert event_count(clean.url) == clean.office_events + generated.events
+
+
+def kill_once_grown(process: subprocess.Popen[str], url: str, baseline: int) -> None:
+    """SIGKILL the process as soon as it has committed something."""
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        if event_count(url) > baseline:
+            os.kill(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.005)
+    process.communicate(timeout=60)
+
+
+def fingerprint(url: str) -> Counter[Any]:
+    """What was written, independent of refusals' random ids: every non-refusal event's
+    (originator, version, topic), and the number of refusals."""
+    found: Counter[Any] = Counter()
+    for originator, version, topic in stored_events(url):
+        found[(topic,) if topic == REFUSAL else (originator, version, topic)] += 1
+    return found
+
+
+def test_a_killed_post_run_again_posts_every_line_exactly_once(
+    clean: CleanRun, generated: Generated, tmp_path: Path
+) -> None:
+    with fresh_store(clean.backend, tmp_path) as url:
+        setup_office(url)
+        baseline = event_count(url)
+        process = start(url, "post", str(generated.path), "--chunk-size", "50")
+        kill_once_grown(process, url, baseline)
+        assert process.returncode == -signal.SIGKILL, "the post finished before the kill"
+        partial = event_count(url)
+        assert baseline < partial < clean.office_events + generated.events
+
+        rest = run(url, "post", str(generated.path), "--chunk-size", "50")
+        assert rest.code in (0, 3), rest
+        numbers = [int(n) for n in rest.stdout.replace(",", "").split()[1:8:2]]
+        posted, skipped, refused, invalid = numbers
+        assert invalid == 0 and skipped > 0, rest
+        assert posted + skipped + refused == generated.lines, rest
+
+        assert event_count(url) == event_count(clean.url)
+        assert fingerprint(url) == fingerprint(clean.url)
+        for versions in versions_by_originator(url).values():
+            assert versions == list(range(1, len(versions) + 1))
+
+
+RECORD = "00000000-0000-4000-8000-00000000b001"
+RECEIPT = {
+    "command": "receive", "id": "a1", "record": RECORD, "title": "合同", "department": "财务处",
+    "year": 2020, "carrier": "paper", "pages": 5, "secrecy": "public",
+    "transferred_by": LIAISON, "occurred_at": "2021-01-10T09:00:00+08:00",
+}  # fmt: skip
+
+
+def test_stdin_per_line_actor_malformed_lines_and_stop_on_error(
+    db_url: str, tmp_path: Path
+) -> None:
+    setup_office(db_url)
+    before = event_count(db_url)
+    shelve = {"command": "shelve", "record": "B-1", "location": "A1-01-1-1"}
+    arrange = {"command": "arrange", "id": "a5", "record": RECORD, "category": "business",
+               "retention": "10y", "code": "B-1"}  # fmt: skip
+    add = {"command": "actor-add", "id": "a6", "actor": DIRECTOR, "actor_id": "newbie",
+           "name": "新人", "role": ["borrower"], "clearance": "public"}  # fmt: skip
+    text = (
+        jsonl([RECEIPT])  # line 1: posted
+        + '{"command": "arrange", oops\n'  # line 2: bad JSON
+        + jsonl([{"command": "fly", "id": "a3"}])  # line 3: no such command
+        + jsonl([shelve])  # line 4: no id
+        + jsonl([arrange, add])  # lines 5-6: posted; 6 by the line's own actor
+        + jsonl([{**shelve, "id": "a7", "actor": BORROWER}])  # line 7: refused (R19)
+        + "\n"  # line 8: blank, ignored
+        + jsonl([{**shelve, "id": "a9"}])  # line 9: posted
+    )
+    done = run(db_url, "post", "-", actor=ARCHIVIST, input=text)
+    assert done.code == 2, done  # invalid lines outrank refused ones
+    assert done.stdout == summary(4, 0, 1, 3, 6)
+    problems = done.stderr.splitlines()
+    assert len(problems) == 4, done
+    assert problems[0].startswith("line 2: error: bad JSON")
+    assert problems[1].startswith("line 3: error: ")
+    assert problems[2].startswith('line 4: error: each line needs an "id"')
+    assert problems[3].startswith("line 7: refused (R19): actor borrower may not shelve")
+    assert "Traceback" not in done.stderr
+    assert event_count(db_url) == before + 6
+    added = bodies(db_url, "ledger/Actor/Registered")[-1]
+    assert (added["actor_id"], added["actor"]) == ("newbie", DIRECTOR)
+    refusal = bodies(db_url, REFUSAL)[-1]
+    assert (refusal["actor"], refusal["rule"], refusal["action"]) == (BORROWER, "R19", "shelve")
+
+    move = {"command": "relocate", "record": "B-1"}
+    path = tmp_path / "moves.jsonl"
+    path.write_text(
+        jsonl(
+            [
+                {**move, "id": "b1", "location": "A2-01-1-1"},
+                {**move, "id": "b2", "location": "A2-01-1-2", "actor": BORROWER},
+                {**move, "id": "b3", "location": "A3-01-1-1"},
+            ]
+        )
+    )
+    before = event_count(db_url)
+    stopped = run(db_url, "post", str(path), "--stop-on-error", actor=ARCHIVIST)
+    assert stopped.code == 3, stopped
+    assert stopped.stdout == summary(1, 0, 1, 0, 2)
+    assert one_line(stopped.stderr).startswith("line 2: refused (R19): "), stopped
+    assert event_count(db_url) == before + 2
+
+    rest = run(db_url, "post", str(path), "--json", actor=ARCHIVIST)
+    assert rest.code == 0, rest
+    assert rest.json() == {"posted": 1, "skipped": 2, "refused": 0, "invalid": 0, "events": 1}
+    assert event_count(db_url) == before + 3
+    state = run(db_url, "show", "B-1", "--json").json()
+    assert (state["location"], state["version"]) == ("A3-01-1-1", 5)
