@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -102,6 +102,14 @@ _ACTOR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9·.\-_/]{0,79}$")
 
 
+def _whole_minute_offset(value: datetime) -> datetime:
+    """The canonical encoding writes offsets as +HH:MM: seconds would be silently lost."""
+    offset = value.utcoffset()
+    if offset is not None and offset % timedelta(minutes=1):
+        raise ValueError(f"UTC offset {offset} is not whole minutes (e.g. +08:00)")
+    return value
+
+
 def _category(value: str) -> str:
     if not _SLUG.match(value):
         raise ValueError(f"category must be a lowercase slug such as {', '.join(KNOWN_CATEGORIES)}")
@@ -128,7 +136,11 @@ ActorId = Annotated[str, AfterValidator(_actor_id)]
 ArchivalCode = Annotated[str, AfterValidator(_code)]
 # Datetimes are stored as ISO 8601 strings with their offset, so the canonical
 # encoding (and the hash chain) does not depend on a JSON library's choices.
-Moment = Annotated[AwareDatetime, PlainSerializer(lambda d: d.isoformat(), return_type=str)]
+Moment = Annotated[
+    AwareDatetime,
+    AfterValidator(_whole_minute_offset),
+    PlainSerializer(lambda d: d.isoformat(), return_type=str),
+]
 Day = Annotated[date, PlainSerializer(lambda d: d.isoformat(), return_type=str)]
 
 
@@ -148,7 +160,10 @@ def parse_moment(text: str) -> datetime:
         raise InvalidInput(f"{text!r} is not an ISO 8601 time") from None
     if moment.tzinfo is None:
         raise InvalidInput(f"{text!r} has no UTC offset (e.g. 2026-03-01T09:30:00+08:00)")
-    return moment
+    try:
+        return _whole_minute_offset(moment)
+    except ValueError as error:
+        raise InvalidInput(f"{text!r}: {error}") from None
 
 
 def _location(value: str) -> str:
