@@ -13,6 +13,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ import pytest
 from tests.pg import fresh_database
 
 LEDGER = str(Path(sys.executable).with_name("ledger"))
+ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 120
 
 # The standard cast of an archive office (setup_office registers them all).
@@ -101,6 +103,48 @@ def start(
     )
 
 
+# Runs the ledger's own entry point (commands.main:cli, as the console script does) in a
+# new process, but only once the file argv[1] exists: the imports are done before that,
+# so processes released together really reach the database together.
+BARRIER = """
+import os, sys, time
+from pathlib import Path
+import commands.main, commands.post, commands.records, ledger.application, ledger.bulk
+go = Path(sys.argv[1])
+Path(f"{go}.ready.{os.getpid()}").touch()
+while not go.exists():
+    time.sleep(0.001)
+sys.argv = ["ledger", *sys.argv[2:]]
+commands.main.cli()
+"""
+
+
+def start_at_barrier(
+    db_url: str, go: Path, *args: str, actor: str | None = None
+) -> subprocess.Popen[str]:
+    """Start `ledger ARGS...`, held until ``go`` exists (see ``release``)."""
+    return subprocess.Popen(
+        [sys.executable, "-c", BARRIER, str(go), *args],
+        env=environment(db_url, actor),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def release(go: Path, processes: list[subprocess.Popen[str]]) -> list[Result]:
+    """Wait until every held process is ready, let them all go, collect their results."""
+    while len(list(go.parent.glob(go.name + ".ready.*"))) < len(processes):
+        assert all(p.poll() is None for p in processes), "a held process died early"
+        time.sleep(0.01)
+    go.touch()
+    outputs = [p.communicate(timeout=TIMEOUT) for p in processes]
+    return [
+        Result(p.returncode, out, err) for p, (out, err) in zip(processes, outputs, strict=True)
+    ]
+
+
 def jsonl(lines: Iterable[dict[str, Any]]) -> str:
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 
@@ -131,6 +175,41 @@ def setup_office(db_url: str) -> None:
     done = post(db_url, lines, actor=DIRECTOR)
     assert done.code == 0, done
     assert done.stdout.startswith(f"posted {len(CAST)}, skipped 0"), done
+
+
+@dataclass(frozen=True)
+class Generated:
+    """A file of scripts/generate, and what posting it must give."""
+
+    path: Path
+    lines: int
+    refused: list[int]  # line numbers the generator means to be refused (R6)
+    records: list[str]  # the ids of the records it receives
+
+    @property
+    def posted(self) -> int:
+        return self.lines - len(self.refused)
+
+    @property
+    def events(self) -> int:
+        """One event per posted line, one more per arrangement (its code claim), one per
+        refused attempt."""
+        return self.posted + len(self.records) + len(self.refused)
+
+
+def generate(path: Path, records: int) -> Generated:
+    with path.open("w") as out:
+        subprocess.run(
+            [sys.executable, str(ROOT / "scripts" / "generate"), "--records", str(records)],
+            stdout=out,
+            check=True,
+        )
+    lines = [json.loads(text) for text in path.read_text().splitlines()]
+    refused = [n for n, line in enumerate(lines, 1) if line.get("reader") == "g.visitor"]
+    received = [str(line["record"]) for line in lines if line["command"] == "receive"]
+    assert refused and len(received) == records
+    assert sum(1 for line in lines if line["command"] == "arrange") == records
+    return Generated(path, len(lines), refused, received)
 
 
 # -- reading the store directly ------------------------------------------------

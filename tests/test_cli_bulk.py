@@ -6,11 +6,9 @@ SIGKILL half-way and run again ends with exactly the events of one uninterrupted
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -26,10 +24,12 @@ from tests.cli import (
     BORROWER,
     DIRECTOR,
     LIAISON,
+    Generated,
     Result,
     bodies,
     event_count,
     fresh_store,
+    generate,
     jsonl,
     one_line,
     run,
@@ -39,43 +39,13 @@ from tests.cli import (
     versions_by_originator,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 RECORDS = 500
 REFUSAL = "ledger/Refusal/AttemptRefused"
 
 
-@dataclass(frozen=True)
-class Generated:
-    path: Path
-    lines: int
-    refused: list[int]  # line numbers the generator means to be refused (R6)
-    arranges: int
-
-    @property
-    def posted(self) -> int:
-        return self.lines - len(self.refused)
-
-    @property
-    def events(self) -> int:
-        """One event per posted line, one more per arrangement (its code claim), one per
-        refused attempt."""
-        return self.posted + self.arranges + len(self.refused)
-
-
 @pytest.fixture(scope="module")
 def generated(tmp_path_factory: pytest.TempPathFactory) -> Generated:
-    path = tmp_path_factory.mktemp("bulk") / "lifecycles.jsonl"
-    with path.open("w") as out:
-        subprocess.run(
-            [sys.executable, str(ROOT / "scripts" / "generate"), "--records", str(RECORDS)],
-            stdout=out,
-            check=True,
-        )
-    lines = [json.loads(text) for text in path.read_text().splitlines()]
-    refused = [n for n, line in enumerate(lines, 1) if line.get("reader") == "g.visitor"]
-    arranges = sum(1 for line in lines if line["command"] == "arrange")
-    assert refused and arranges == RECORDS
-    return Generated(path, len(lines), refused, arranges)
+    return generate(tmp_path_factory.mktemp("bulk") / "lifecycles.jsonl", RECORDS)
 
 
 @dataclass(frozen=True)
