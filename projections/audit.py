@@ -1,0 +1,172 @@
+"""The audit trail (利用登记): every use of a record and every refused attempt (R5-R8, R18, R19).
+
+Each row carries the record's secrecy and archival code as they were at that moment; the
+projection keeps them per record in ``audit_records`` (an appraisal may lower secrecy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aggregates import record_events as ev
+from aggregates.refusal import AttemptRefused
+from projections.base import RANKS, LedgerProjection, utc_text
+from projections.log import Event
+from projections.tables import Changes, Table, TableChanges, ViewSpec
+
+AUDIT = Table(
+    "audit",
+    columns=(
+        ("position", "big"),
+        ("occurred_at", "text"),
+        ("occurred_utc", "text"),
+        ("record_id", "text"),
+        ("code", "text"),
+        ("secrecy", "text"),
+        ("secrecy_rank", "int"),
+        ("action", "text"),
+        ("outcome", "text"),
+        ("rule", "text"),
+        ("actor", "text"),
+        ("reader", "text"),
+        ("approved_by", "text"),
+        ("letter", "text"),
+        ("purpose", "text"),
+        ("detail", "text"),
+    ),
+    key=("position",),
+    indexes=(("occurred_utc",), ("record_id",), ("code",)),
+)
+AUDIT_RECORDS = Table(
+    "audit_records",
+    columns=(("record_id", "text"), ("code", "text"), ("secrecy", "text")),
+    key=("record_id",),
+)
+CACHE_LIMIT = 200_000
+# Topics whose handling needs the record's stored code and secrecy.
+NEEDS_STATE = frozenset(
+    {
+        ev.Arranged.TOPIC,
+        ev.Appraised.TOPIC,
+        ev.Consulted.TOPIC,
+        ev.Copied.TOPIC,
+        ev.Lent.TOPIC,
+        ev.Returned.TOPIC,
+    }
+)
+
+
+class AuditProjection(LedgerProjection):
+    spec = ViewSpec("audit", (AUDIT, AUDIT_RECORDS))
+    handlers = {
+        ev.Received.TOPIC: "received",
+        ev.Arranged.TOPIC: "arranged",
+        ev.Appraised.TOPIC: "appraised",
+        ev.Consulted.TOPIC: "consulted",
+        ev.Copied.TOPIC: "copied",
+        ev.Lent.TOPIC: "lent",
+        ev.Returned.TOPIC: "returned",
+        AttemptRefused.TOPIC: "refused",
+    }
+
+    def forget(self) -> None:
+        self.records: dict[str, list[Any]] = {}  # record id -> [code, secrecy] as stored
+        self.rows: list[tuple[Any, ...]] = []
+        self.new: set[str] = set()
+        self.dirty: set[str] = set()
+
+    def prepare(self, events: Sequence[Event]) -> None:
+        received = ev.Received.TOPIC
+        wanted = {f["originator_id"] for _, t, f in events if t in NEEDS_STATE}
+        wanted.difference_update(f["originator_id"] for _, t, f in events if t == received)
+        missing = wanted - self.records.keys()
+        for record_id, code, secrecy in self.load(AUDIT_RECORDS, "record_id", missing):
+            self.records[record_id] = [code, secrecy]
+
+    def collect(self) -> Changes:
+        state = self.records
+        records = TableChanges(
+            inserts=[(i, *state[i]) for i in sorted(self.new)],
+            updates=[(i, *state[i]) for i in sorted(self.dirty - self.new)],
+        )
+        changes = {AUDIT.name: TableChanges(inserts=self.rows), AUDIT_RECORDS.name: records}
+        self.rows, self.new, self.dirty = [], set(), set()
+        if len(self.records) > CACHE_LIMIT:
+            self.records = {}
+        return changes
+
+    # -- the record's state -----------------------------------------------
+
+    def received(self, position: int, f: dict[str, Any]) -> None:
+        self.records[f["originator_id"]] = [None, f["secrecy"]]
+        self.new.add(f["originator_id"])
+
+    def arranged(self, position: int, f: dict[str, Any]) -> None:
+        self._set(f["originator_id"], 0, f["code"])
+
+    def appraised(self, position: int, f: dict[str, Any]) -> None:
+        self._set(f["originator_id"], 1, f["secrecy_after"])
+
+    def _set(self, record_id: str, index: int, value: Any) -> None:
+        state = self.records.get(record_id)
+        if state is not None and state[index] != value:
+            state[index] = value
+            self.dirty.add(record_id)
+
+    # -- rows ---------------------------------------------------------------
+
+    def consulted(self, position: int, f: dict[str, Any]) -> None:
+        self._use(position, f, "consulted", None)
+
+    def copied(self, position: int, f: dict[str, Any]) -> None:
+        self._use(position, f, "copied", f"{f['pages']} pages")
+
+    def lent(self, position: int, f: dict[str, Any]) -> None:
+        self._use(position, f, "lent", f"due {f['due']}")
+
+    def returned(self, position: int, f: dict[str, Any]) -> None:
+        detail = f"{f['condition']}, {f['pages']} pages"
+        if f.get("discrepancy"):
+            detail += f"; {f['discrepancy']}"
+        self._use(position, dict(f, reader=f["borrower"]), "returned", detail)
+
+    def _use(self, position: int, f: dict[str, Any], action: str, detail: str | None) -> None:
+        code, secrecy = self.records.get(f["originator_id"]) or (None, None)
+        self._add(position, f, f["originator_id"], code, secrecy, action, detail)
+
+    def refused(self, position: int, f: dict[str, Any]) -> None:
+        record_id, code, secrecy = f.get("record_id"), f.get("code"), f.get("secrecy")
+        self._add(position, f, record_id, code, secrecy, f["action"], f.get("reason"))
+
+    def _add(
+        self,
+        position: int,
+        f: dict[str, Any],
+        record_id: str | None,
+        code: str | None,
+        secrecy: str | None,
+        action: str,
+        detail: str | None,
+    ) -> None:
+        refused = "rule" in f
+        self.rows.append(
+            (
+                position,
+                f["occurred_at"],
+                utc_text(f["occurred_at"]),
+                record_id,
+                code,
+                secrecy,
+                RANKS[secrecy] if secrecy else None,
+                action,
+                "refused" if refused else "done",
+                f.get("rule"),
+                f["actor"],
+                f.get("reader"),
+                f.get("approved_by"),
+                f.get("letter"),
+                f.get("purpose"),
+                detail,
+            )
+        )

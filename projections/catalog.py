@@ -1,0 +1,174 @@
+"""The catalog (目录): one row per record, its catalogue fields and where it stands now."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aggregates import record_events as ev
+from projections.base import RANKS, LedgerProjection, as_dict, blank, row_maker
+from projections.log import Event
+from projections.tables import Changes, Table, TableChanges, ViewSpec
+
+CATALOG = Table(
+    "catalog",
+    columns=(
+        ("id", "text"),
+        ("code", "text"),
+        ("title", "text"),
+        ("department", "text"),
+        ("year", "int"),
+        ("category", "text"),
+        ("carrier", "text"),
+        ("pages", "int"),
+        ("retention", "text"),
+        ("unit", "text"),
+        ("secrecy", "text"),
+        ("secrecy_rank", "int"),
+        ("status", "text"),
+        ("location", "text"),
+        ("custodian", "text"),
+        ("late", "int"),
+        ("discrepancy", "text"),
+        ("received_at", "text"),
+        ("last_event_at", "text"),
+        ("version", "int"),
+    ),
+    key=("id",),
+    indexes=(("code",),),
+)
+CORRECTABLE = ("title", "department", "year", "pages")
+BLANK = blank(CATALOG)
+as_row = row_maker(CATALOG)
+CACHE_LIMIT = 50_000  # rows kept between pages; a rebuild's pages mostly touch recent records
+
+Row = dict[str, Any]
+
+
+class CatalogProjection(LedgerProjection):
+    spec = ViewSpec("catalog", (CATALOG,))
+    handlers = {
+        ev.Received.TOPIC: "received",
+        ev.Arranged.TOPIC: "arranged",
+        ev.Shelved.TOPIC: "shelved",
+        ev.Relocated.TOPIC: "relocated",
+        ev.Consulted.TOPIC: "touched",
+        ev.Copied.TOPIC: "touched",
+        ev.Lent.TOPIC: "lent",
+        ev.Returned.TOPIC: "returned",
+        ev.Repaired.TOPIC: "repaired",
+        ev.LossReported.TOPIC: "loss_reported",
+        ev.Appraised.TOPIC: "appraised",
+        ev.Destroyed.TOPIC: "destroyed",
+        ev.Corrected.TOPIC: "corrected",
+    }
+
+    def forget(self) -> None:
+        self.rows: dict[str, Row] = {}  # record id -> row as stored (or as this page leaves it)
+        self.new: set[str] = set()  # received in this page: inserted
+        self.dirty: set[str] = set()  # stored before, changed in this page: updated
+
+    def prepare(self, events: Sequence[Event]) -> None:
+        received = ev.Received.TOPIC
+        wanted = {f["originator_id"] for _, t, f in events if t != received} - self.rows.keys()
+        for row in self.load(CATALOG, "id", wanted):
+            self.rows[row[0]] = as_dict(CATALOG, row)
+
+    def collect(self) -> Changes:
+        changes = TableChanges(
+            inserts=[as_row(self.rows[i]) for i in sorted(self.new)],
+            updates=[as_row(self.rows[i]) for i in sorted(self.dirty - self.new)],
+        )
+        self.new, self.dirty = set(), set()
+        if len(self.rows) > CACHE_LIMIT:
+            self.rows = {}
+        return {CATALOG.name: changes}
+
+    def _row(self, fields: dict[str, Any]) -> Row | None:
+        """The record's row, marked changed and stamped with this event."""
+        record_id = fields["originator_id"]
+        row = self.rows.get(record_id)
+        if row is not None:
+            self.dirty.add(record_id)
+            row["last_event_at"] = fields["occurred_at"]
+            row["version"] = fields["originator_version"]
+        return row
+
+    # -- handlers ---------------------------------------------------------
+
+    def received(self, position: int, f: dict[str, Any]) -> None:
+        record_id = f["originator_id"]
+        self.rows[record_id] = row = dict(BLANK)
+        row.update(
+            {
+                "id": record_id,
+                "title": f["title"],
+                "department": f["department"],
+                "year": f["year"],
+                "carrier": f["carrier"],
+                "pages": f["pages"],
+                "secrecy": f["secrecy"],
+                "secrecy_rank": RANKS[f["secrecy"]],
+                "status": "received",
+                "custodian": "archive",
+                "late": 1 if f["late"] else 0,
+                "received_at": f["occurred_at"],
+                "last_event_at": f["occurred_at"],
+                "version": f["originator_version"],
+            }
+        )
+        self.new.add(record_id)
+
+    def arranged(self, position: int, f: dict[str, Any]) -> None:
+        if (row := self._row(f)) is not None:
+            row.update(
+                category=f["category"],
+                retention=f["retention"],
+                code=f["code"],
+                unit=f["unit"],
+                status="arranged",
+            )
+
+    def shelved(self, position: int, f: dict[str, Any]) -> None:
+        if (row := self._row(f)) is not None:
+            row.update(location=f["location"], status="shelved")
+
+    def relocated(self, position: int, f: dict[str, Any]) -> None:
+        if (row := self._row(f)) is not None:
+            row["location"] = f["location"]
+
+    def touched(self, position: int, f: dict[str, Any]) -> None:
+        self._row(f)
+
+    def lent(self, position: int, f: dict[str, Any]) -> None:
+        if (row := self._row(f)) is not None:
+            row.update(status="on-loan", custodian=f["reader"])
+
+    def returned(self, position: int, f: dict[str, Any]) -> None:
+        if (row := self._row(f)) is not None:
+            row.update(status="shelved", custodian="archive")
+            if f.get("discrepancy"):
+                row["discrepancy"] = f["discrepancy"]
+
+    def repaired(self, position: int, f: dict[str, Any]) -> None:
+        if (row := self._row(f)) is not None:
+            row["discrepancy"] = None
+
+    def loss_reported(self, position: int, f: dict[str, Any]) -> None:
+        if (row := self._row(f)) is not None:
+            row.update(discrepancy=None, pages=f["pages"])
+
+    def appraised(self, position: int, f: dict[str, Any]) -> None:
+        if (row := self._row(f)) is not None:
+            secrecy = f["secrecy_after"]
+            row.update(secrecy=secrecy, secrecy_rank=RANKS[secrecy])
+
+    def destroyed(self, position: int, f: dict[str, Any]) -> None:
+        if (row := self._row(f)) is not None:
+            row.update(status="destroyed", location=None, custodian=None)
+
+    def corrected(self, position: int, f: dict[str, Any]) -> None:
+        if (row := self._row(f)) is not None:
+            for field, value in f.get("changes", {}).items():
+                if field in CORRECTABLE:
+                    row[field] = value

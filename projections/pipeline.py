@@ -1,0 +1,68 @@
+"""A one-deep write pipeline: page N is written while page N+1 is read and applied.
+
+The databases do their part of a write (SQLite's sqlite3_step, PostgreSQL's server
+process) without Python's GIL, so overlapping it with decoding the next page uses the
+second core. Jobs run in order; after a failure the later ones are skipped and the
+error is raised in the submitting thread at its next ``submit()`` or ``drain()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from queue import Queue
+from threading import Thread
+from types import TracebackType
+
+Job = Callable[[], None]
+
+
+class Writer:
+    def __init__(self) -> None:
+        self._jobs: Queue[Job | None] = Queue(maxsize=1)
+        self._error: BaseException | None = None
+        self._thread = Thread(target=self._loop, name="projection-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Job) -> None:
+        self.check()
+        self._jobs.put(job)
+
+    def drain(self) -> None:
+        """Wait until every submitted job has run; raise the first failure."""
+        self._jobs.join()
+        self.check()
+
+    def check(self) -> None:
+        """Raise the failure of an earlier job (it stays: the writer is done for)."""
+        if self._error is not None:
+            raise self._error
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join()
+
+    def __enter__(self) -> Writer:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+        if error is None:
+            self.check()
+
+    def _loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                if job is None:
+                    return
+                if self._error is None:
+                    job()
+            except BaseException as error:  # handed to the submitting thread
+                self._error = error
+            finally:
+                self._jobs.task_done()

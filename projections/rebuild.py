@@ -1,0 +1,144 @@
+"""Rebuilds and checks: build projections from the events alone into scratch tables.
+
+A rebuild builds into ``<table>_new`` and swaps those over the live tables in one
+transaction: readers see the old projections or the new ones, never a half-built one,
+and a killed rebuild leaves the live tables as they were (the next one starts afresh).
+A check builds into ``<table>_check`` up to the live positions and compares row by row.
+One rebuild or check runs at a time (a lock that dies with its process).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from aggregates.errors import Conflict
+from ledger.application import Ledger
+from projections.base import LedgerProjection
+from projections.runner import (
+    Progress,
+    Runner,
+    Stats,
+    names_or_all,
+    open_projections,
+    open_view,
+    views_datastore,
+)
+
+LOCK_KEY = 0x1ED6E5  # PostgreSQL advisory lock of rebuilds and checks
+
+
+@contextmanager
+def exclusive(ledger: Ledger) -> Iterator[None]:
+    """Hold the rebuild lock, or fail at once with Conflict (exit 5)."""
+    busy = Conflict("another projections rebuild or check is running; try again later")
+    if ledger.store.backend == "postgres":
+        with views_datastore(ledger).get_connection() as conn:
+            row = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (LOCK_KEY,)).fetchone()
+            if not row["ok"]:
+                raise busy
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+        return
+    fd = os.open(f"{ledger.store.sqlite_path}.projections.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def build_scratch(
+    ledger: Ledger,
+    names: Sequence[str],
+    suffix: str,
+    *,
+    stop: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[list[LedgerProjection], Stats]:
+    """Fresh ``<table><suffix>`` tables built from the first event up to ``stop``."""
+    for name in names:
+        open_view(ledger, name, suffix).drop_tables()
+    projections = open_projections(ledger, names, suffix)
+    return projections, Runner(ledger, projections).run(stop=stop, progress=progress)
+
+
+def rebuild(ledger: Ledger, names: Sequence[str] = (), progress: Progress | None = None) -> Stats:
+    """Rebuild the named projections (default all) from the events alone."""
+    chosen = names_or_all(names)
+    with exclusive(ledger):
+        projections, stats = build_scratch(ledger, chosen, "_new", progress=progress)
+        open_view(ledger, chosen[0]).swap([p.view for p in projections])
+    return stats
+
+
+@dataclass
+class Difference:
+    projection: str
+    table: str
+    side: str  # "live" (rows the rebuild lacks) or "rebuilt" (rows live lacks)
+    count: int
+    keys: list[tuple[Any, ...]] = field(default_factory=list)
+    key_columns: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        where = "live rows not in the rebuild" if self.side == "live" else "rebuilt rows not live"
+        names = ",".join(self.key_columns)
+        shown = "; ".join(",".join(str(v) for v in key) for key in self.keys)
+        more = ", ..." if self.count > len(self.keys) else ""
+        return (
+            f"{self.projection}: table {self.table}: {self.count} {where} ({names}: {shown}{more})"
+        )
+
+
+def check(ledger: Ledger, names: Sequence[str] = ()) -> tuple[list[Difference], Stats]:
+    """Rebuild into scratch tables and compare with the live ones, at the same position."""
+    chosen = names_or_all(names)
+    with exclusive(ledger):
+        live = open_projections(ledger, chosen)
+        Runner(ledger, live).run()
+        scratch, stats = build_scratch(ledger, chosen, "_check", stop=_position(live))
+        try:
+            return _compare(ledger, live, scratch), stats
+        finally:
+            for projection in scratch:
+                projection.view.drop_tables()
+
+
+def _position(projections: Sequence[LedgerProjection]) -> int:
+    return max((p.view.position() or 0 for p in projections), default=0)
+
+
+def _compare(
+    ledger: Ledger, live: list[LedgerProjection], scratch: list[LedgerProjection]
+) -> list[Difference]:
+    """Compare while no runner moves the live projections; let the scratch catch up."""
+    for _ in range(5):
+        position = _position(live)
+        Runner(ledger, scratch).run(stop=position)
+        found = [d for a, b in zip(live, scratch, strict=True) for d in _diff(a, b)]
+        if _position(live) == position and all(
+            (p.view.position() or 0) == position for p in [*live, *scratch]
+        ):
+            return found
+        Runner(ledger, live).run()
+    raise Conflict("the live projections kept moving during the check; run it again")
+
+
+def _diff(live: LedgerProjection, scratch: LedgerProjection) -> list[Difference]:
+    found = []
+    for table in live.spec.tables:
+        for side, a, b in (("live", live.view, scratch.view), ("rebuilt", scratch.view, live.view)):
+            count, keys = a.differences(table, b)
+            if count:
+                found.append(Difference(live.name, table.name, side, count, keys, table.key))
+    return found

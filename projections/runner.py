@@ -1,0 +1,188 @@
+"""The page-batched runner: brings projections from their positions to the head of the log.
+
+One pass over the log serves every projection it runs: a page of events is read and
+decoded once, then each projection applies the events past its own position and writes
+its rows with its new position in its own transaction. A page ends at its last event,
+or at the head when it is the last page, so positions reach the head even when the last
+events are of topics no projection reads.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from weakref import WeakKeyDictionary
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.sqlite import SQLiteDatastore
+
+from aggregates.errors import Conflict, InvalidInput
+from ledger.application import Ledger
+from projections.audit import AuditProjection
+from projections.base import LedgerProjection, no_barrier
+from projections.catalog import CatalogProjection
+from projections.destruction import DestructionProjection
+from projections.loans import LoansProjection
+from projections.log import Event, EventLog
+from projections.pipeline import Job, Writer
+from projections.views import APPLICATION, PositionMoved, PostgresView, SQLiteView, View
+
+PROJECTIONS: dict[str, type[LedgerProjection]] = {
+    "catalog": CatalogProjection,
+    "loans": LoansProjection,
+    "audit": AuditProjection,
+    "destruction": DestructionProjection,
+}
+PAGE_SIZE = 10_000
+RETRIES = 5
+
+Progress = Callable[[int], None]  # called with the number of log positions just covered
+
+
+@dataclass
+class Stats:
+    events: int = 0
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    def line(self) -> str:
+        return f"{self.events} events in {self.seconds:.1f} s ({self.rate:,.0f} events/s)"
+
+
+def names_or_all(names: Sequence[str]) -> list[str]:
+    unknown = [n for n in names if n not in PROJECTIONS]
+    if unknown:
+        raise InvalidInput(
+            f"unknown projection {', '.join(unknown)}; choose from {', '.join(PROJECTIONS)}"
+        )
+    return list(dict.fromkeys(names)) or list(PROJECTIONS)
+
+
+_SQLITE_STORES: WeakKeyDictionary[Ledger, SQLiteDatastore] = WeakKeyDictionary()
+
+
+def views_datastore(ledger: Ledger) -> Any:
+    """Where the views live: the events' database. On SQLite a pool of its own, as its
+    connections write without fsync (see SQLiteView.transaction)."""
+    if ledger.store.backend == "postgres":
+        return ledger.recorder.datastore  # type: ignore[attr-defined]
+    if ledger not in _SQLITE_STORES:
+        _SQLITE_STORES[ledger] = SQLiteDatastore(str(ledger.store.sqlite_path), lock_timeout=30)
+    return _SQLITE_STORES[ledger]
+
+
+def open_view(ledger: Ledger, name: str, suffix: str = "") -> View:
+    spec = PROJECTIONS[name].spec
+    if ledger.store.backend == "postgres":
+        return PostgresView(views_datastore(ledger), spec, suffix)
+    return SQLiteView(views_datastore(ledger), spec, suffix)
+
+
+def open_projections(
+    ledger: Ledger, names: Sequence[str], suffix: str = "", *, create: bool = True
+) -> list[LedgerProjection]:
+    views = [open_view(ledger, name, suffix) for name in names]
+    if create:
+        for view in views:
+            view.create_table()
+    return [PROJECTIONS[name](view) for name, view in zip(names, views, strict=True)]
+
+
+class Runner:
+    def __init__(
+        self,
+        ledger: Ledger,
+        projections: Sequence[LedgerProjection],
+        *,
+        page_size: int = PAGE_SIZE,
+    ) -> None:
+        self.log = EventLog(ledger)
+        self.projections = list(projections)
+        self.page_size = page_size
+
+    def run(self, stop: int | None = None, progress: Progress | None = None) -> Stats:
+        """Process every event up to ``stop`` (default: the head); retry if raced."""
+        started = time.perf_counter()
+        stats = Stats()
+        for _ in range(RETRIES):
+            try:
+                self._run(stop, progress, stats)
+                break
+            except PositionMoved:
+                for projection in self.projections:
+                    projection.sync()
+        else:
+            raise Conflict("other runners keep moving the projections; run again")
+        stats.seconds = time.perf_counter() - started
+        return stats
+
+    def start(self) -> int:
+        return min((p.position or 0 for p in self.projections), default=0)
+
+    def _run(self, stop: int | None, progress: Progress | None, stats: Stats) -> None:
+        head = self.log.head() if stop is None else stop
+        behind = [p for p in self.projections if (p.position or 0) < head]
+        if not behind:
+            return
+        after = min(p.position or 0 for p in behind)
+        routes: dict[str, list[LedgerProjection]] = {}
+        for projection in behind:
+            for topic in projection.topics:
+                routes.setdefault(topic, []).append(projection)
+        topics = frozenset(routes)
+        try:
+            with Writer() as writer:
+                for projection in behind:
+                    projection.barrier = writer.drain
+                while after < head:
+                    events, end = self.log.page(after, head, topics, self.page_size)
+                    writer.submit(self._apply(behind, routes, events, end))
+                    stats.events += len(events)
+                    if progress:
+                        progress(end - after)
+                    after = end
+        except BaseException:
+            for projection in behind:
+                projection.sync()  # positions and caches as stored
+            raise
+        finally:
+            for projection in behind:
+                projection.barrier = no_barrier
+
+    @staticmethod
+    def _apply(
+        behind: list[LedgerProjection],
+        routes: dict[str, list[LedgerProjection]],
+        events: list[Event],
+        end: int,
+    ) -> Job:
+        """Apply each projection's part of the page now; return the job that writes all
+        of them, with the new positions, in one transaction."""
+        pages: dict[int, list[Event]] = {id(p): [] for p in behind}
+        for event in events:
+            for projection in routes[event[1]]:
+                if event[0] > (projection.position or 0):
+                    pages[id(projection)].append(event)
+        moving = [p for p in behind if end > (p.position or 0)]
+        writes = [(p.view, p.changes(pages[id(p)]), p.position) for p in moving]
+        tracking = Tracking(APPLICATION, end)
+        for projection in moving:
+            projection.position = end
+
+        def write() -> None:
+            with writes[0][0].transaction() as curs:
+                for view, changes, expected in writes:
+                    view.write_into(curs, changes, tracking, expected)
+
+        return write
+
+
+def catch_up(ledger: Ledger, names: Sequence[str] = ()) -> Stats:
+    """Bring the live projections (all, or those named) up to the head of the log."""
+    projections = open_projections(ledger, names_or_all(names))
+    return Runner(ledger, projections).run()

@@ -1,0 +1,299 @@
+"""Materialised views: the library's tracking recorders, one subclass per backend.
+
+A view owns a projection's tables and its tracking table ``<name>_tracking`` in the
+database of the events. ``write()`` puts a page's rows and the new position in one
+transaction, and moves the position only from the one the page started at (a
+compare-and-set), so two runners never apply the same events twice: the slower one's
+transaction fails with ``PositionMoved`` and changes nothing.
+
+A view with a ``suffix`` (``_new``, ``_check``) is a scratch copy: rebuilds and checks
+build into it, and ``swap()`` renames it over the live tables in one transaction.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from operator import itemgetter
+from typing import Any, cast
+
+from eventsourcing.persistence import Tracking, TrackingRecorder
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL
+
+from projections.tables import Changes, Row, Table, ViewSpec
+
+APPLICATION = "Ledger"  # the application whose log the views track
+FETCH_CHUNK = 500  # SQLite's limit on bound parameters is generous, but keep IN lists short
+SQL_TYPES = {
+    "sqlite": {"text": "TEXT", "int": "INTEGER", "big": "INTEGER"},
+    "postgres": {"text": "TEXT", "int": "INTEGER", "big": "BIGINT"},
+}
+
+
+class PositionMoved(Exception):
+    """Another runner moved this projection's position first; nothing was written."""
+
+
+class View(TrackingRecorder, ABC):
+    """A projection's tables and position; the parts that differ per backend are abstract."""
+
+    spec: ViewSpec
+    suffix: str
+    backend: str
+    ph: str  # the driver's parameter placeholder
+    datastore: Any
+
+    def name(self, table: Table) -> str:
+        return self.qualified(table.name + self.suffix)
+
+    @property
+    def tracking_name(self) -> str:
+        return self.qualified(f"{self.spec.name}_tracking{self.suffix}")
+
+    def qualified(self, name: str) -> str:
+        return name
+
+    def position(self) -> int | None:
+        return self.max_tracking_id(APPLICATION)
+
+    @abstractmethod
+    def create_table(self) -> None:
+        """Create the tracking table and the view's tables, if missing."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Any]:
+        """A write transaction on a cursor."""
+
+    @abstractmethod
+    def fetch(self, table: Table, column: str, values: Sequence[Any], where: str = "") -> list[Row]:
+        """Stored rows of ``table`` whose ``column`` is one of ``values``."""
+
+    @abstractmethod
+    def select(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows of a query written with ``?`` placeholders, as dicts."""
+
+    @abstractmethod
+    def _insert(self, curs: Any, table: Table, rows: Sequence[Row]) -> None: ...
+
+    def write(self, changes: Changes, tracking: Tracking, expected: int | None) -> None:
+        with self.transaction() as curs:
+            self.write_into(curs, changes, tracking, expected)
+
+    def write_into(
+        self, curs: Any, changes: Changes, tracking: Tracking, expected: int | None
+    ) -> None:
+        """Move the position from ``expected`` to the tracking's, and write the rows."""
+        self._advance(curs, tracking, expected)
+        for table in self.spec.tables:
+            change = changes.get(table.name)
+            if change and change.updates:
+                sql = _update_sql(table, self.name(table), self.ph)
+                curs.executemany(sql, _update_params(table, change.updates))
+            if change and change.inserts:
+                self._insert(curs, table, change.inserts)
+
+    def _advance(self, curs: Any, tracking: Tracking, expected: int | None) -> None:
+        ph = self.ph
+        if expected is None:
+            sql = f"INSERT INTO {self.tracking_name} VALUES ({ph}, {ph}) "
+            sql += "ON CONFLICT DO NOTHING RETURNING 1"
+            params: tuple[Any, ...] = (tracking.application_name, tracking.notification_id)
+        else:
+            sql = f"UPDATE {self.tracking_name} SET notification_id = {ph} "
+            sql += f"WHERE application_name = {ph} AND notification_id = {ph} RETURNING 1"
+            params = (tracking.notification_id, tracking.application_name, expected)
+        curs.execute(sql, params)
+        if curs.fetchone() is None:
+            raise PositionMoved(f"{self.spec.name} moved past {expected}")
+
+    def drop_tables(self) -> None:
+        with self.transaction() as curs:
+            for name in [self.tracking_name, *(self.name(t) for t in self.spec.tables)]:
+                curs.execute(f"DROP TABLE IF EXISTS {name}")
+
+    def swap(self, scratch: Sequence[View]) -> None:
+        """Rename each scratch view's tables over the live ones, all in one transaction."""
+        with self.transaction() as curs:
+            for view in scratch:
+                for live, new in _pairs(view):
+                    curs.execute(f"DROP TABLE IF EXISTS {self.qualified(live)}")
+                    curs.execute(f"ALTER TABLE {self.qualified(new)} RENAME TO {live}")
+                    self._renamed(curs, live, new)
+                for table in view.spec.tables:
+                    for ddl in _index_ddl(table, self.qualified(table.name)):
+                        curs.execute(ddl)
+
+    def _renamed(self, curs: Any, live: str, new: str) -> None:
+        """After a table took its live name."""
+
+    def differences(self, table: Table, other: View, limit: int = 5) -> tuple[int, list[Row]]:
+        """Rows of ``table`` here that ``other`` lacks: their count and the first keys."""
+        key = ", ".join(table.key)
+        diff = f"SELECT * FROM {self.name(table)} EXCEPT SELECT * FROM {other.name(table)}"
+        counted = self.select(f"SELECT count(*) AS n FROM ({diff}) d")
+        keys = self.select(f"SELECT {key} FROM ({diff}) d ORDER BY {key} LIMIT {int(limit)}")
+        return int(counted[0]["n"]), [tuple(row.values()) for row in keys]
+
+
+def _ddl(table: Table, name: str, backend: str) -> str:
+    types = SQL_TYPES[backend]
+    columns = ", ".join(f"{n} {types[t]}" for n, t in table.columns)
+    key = ", ".join(table.key)
+    if backend == "postgres":
+        constraint = name.split(".")[-1] + "_pkey"
+        return (
+            f"CREATE TABLE IF NOT EXISTS {name} ({columns}, "
+            f"CONSTRAINT {constraint} PRIMARY KEY ({key}))"
+        )
+    rowid = table.key == (table.columns[0][0],) and table.columns[0][1] != "text"
+    without = "" if rowid else " WITHOUT ROWID"
+    return f"CREATE TABLE IF NOT EXISTS {name} ({columns}, PRIMARY KEY ({key})){without}"
+
+
+def _index_ddl(table: Table, qualified: str) -> list[str]:
+    """Secondary indexes: made on live tables only (a rebuild loads faster without)."""
+    return [
+        f"CREATE INDEX IF NOT EXISTS {table.name}_{'_'.join(cols)}_idx "
+        f"ON {qualified} ({', '.join(cols)})"
+        for cols in table.indexes
+    ]
+
+
+def _update_sql(table: Table, name: str, ph: str) -> str:
+    sets = ", ".join(f"{c} = {ph}" for c in table.values)
+    where = " AND ".join(f"{c} = {ph}" for c in table.key)
+    return f"UPDATE {name} SET {sets} WHERE {where}"
+
+
+def _update_params(table: Table, rows: Sequence[Row]) -> list[Row]:
+    """Rows in column order -> (values..., key...) for _update_sql."""
+    order = itemgetter(*[table.position(c) for c in (*table.values, *table.key)])
+    return [order(row) for row in rows]
+
+
+class SQLiteView(SQLiteTrackingRecorder, View):
+    backend = "sqlite"
+    ph = "?"
+
+    def __init__(self, datastore: SQLiteDatastore, spec: ViewSpec, suffix: str = "") -> None:
+        self.spec = spec
+        self.suffix = suffix
+        super().__init__(datastore)
+        # The library's SQLite tracking table is one fixed "tracking"; each view has its own.
+        tt = self.tracking_name
+        self.insert_tracking_statement = (
+            f"INSERT INTO {tt} VALUES (:application_name, :notification_id) "
+            "ON CONFLICT (application_name) DO UPDATE SET notification_id = :notification_id "
+            f"WHERE {tt}.notification_id < :notification_id RETURNING notification_id"
+        )
+        self.select_max_tracking_id_statement = (
+            f"SELECT MAX(notification_id) FROM {tt} WHERE application_name=?"
+        )
+
+    def construct_create_table_statements(self) -> list[str]:
+        statements = [
+            f"CREATE TABLE IF NOT EXISTS {self.tracking_name} (application_name TEXT, "
+            "notification_id INTEGER, PRIMARY KEY (application_name)) WITHOUT ROWID"
+        ]
+        statements += [_ddl(t, self.name(t), "sqlite") for t in self.spec.tables]
+        if not self.suffix:
+            statements += [ddl for t in self.spec.tables for ddl in _index_ddl(t, t.name)]
+        return statements
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A write transaction. Views are rebuildable, so a power cut may lose the last
+        commits (rows and position together, atomically): synchronous=NORMAL, no fsync."""
+        with self.datastore.get_connection(commit=True) as conn:
+            conn.cursor().execute("PRAGMA synchronous=NORMAL")
+            with conn.transaction(commit=True) as curs:
+                yield curs
+
+    def _insert(self, curs: Any, table: Table, rows: Sequence[Row]) -> None:
+        marks = ",".join("?" * len(table.columns))
+        curs.executemany(f"INSERT INTO {self.name(table)} VALUES ({marks})", rows)
+
+    def fetch(self, table: Table, column: str, values: Sequence[Any], where: str = "") -> list[Row]:
+        found: list[Row] = []
+        with self.datastore.transaction(commit=False) as curs:
+            for start in range(0, len(values), FETCH_CHUNK):
+                chunk = values[start : start + FETCH_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                curs.execute(
+                    f"SELECT * FROM {self.name(table)} WHERE {column} IN ({marks}) {where}",
+                    chunk,
+                )
+                found.extend(tuple(row) for row in curs.fetchall())
+        return found
+
+    def select(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(sql, params)
+            return [dict(row) for row in curs.fetchall()]
+
+
+class PostgresView(PostgresTrackingRecorder, View):
+    backend = "postgres"
+    ph = "%s"
+
+    def __init__(self, datastore: PostgresDatastore, spec: ViewSpec, suffix: str = "") -> None:
+        self.spec = spec
+        self.suffix = suffix
+        self.schema = datastore.schema
+        super().__init__(datastore, tracking_table_name=f"{spec.name}_tracking{suffix}")
+        ddl = [_ddl(t, self.name(t), "postgres") for t in spec.tables]
+        if not suffix:
+            ddl += [i for t in spec.tables for i in _index_ddl(t, self.qualified(t.name))]
+        self.sql_create_statements.extend(SQL(cast(Any, s)).format() for s in ddl)
+
+    def qualified(self, name: str) -> str:
+        return f"{self.schema}.{name}"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A write transaction. Views are rebuildable, so a server crash may lose the last
+        commits (rows and position together, atomically): synchronous_commit off."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("SET LOCAL synchronous_commit = off")
+            yield curs
+
+    def _insert(self, curs: Any, table: Table, rows: Sequence[Row]) -> None:
+        with curs.copy(f"COPY {self.name(table)} ({', '.join(table.names)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def fetch(self, table: Table, column: str, values: Sequence[Any], where: str = "") -> list[Row]:
+        if not values:
+            return []
+        sql = f"SELECT * FROM {self.name(table)} WHERE {column} = ANY(%s) {where}"
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(cast(Any, sql), (list(values),))
+            return curs.fetchall()
+
+    def select(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(cast(Any, sql.replace("?", "%s")), params)
+            return [dict(row) for row in curs.fetchall()]
+
+    def _renamed(self, curs: Any, live: str, new: str) -> None:
+        """PostgreSQL keeps index names on a rename: give the scratch ones their live names."""
+        curs.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
+            (self.schema, live),
+        )
+        for row in curs.fetchall():
+            index = row["indexname"]
+            if index.startswith(new):
+                curs.execute(
+                    f"ALTER INDEX {self.qualified(index)} RENAME TO {live}{index[len(new) :]}"
+                )
+
+
+def _pairs(view: View) -> list[tuple[str, str]]:
+    """(live name, scratch name) of a scratch view's tracking table and tables."""
+    names = [f"{view.spec.name}_tracking", *(t.name for t in view.spec.tables)]
+    return [(name, name + view.suffix) for name in names]
