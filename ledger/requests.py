@@ -188,6 +188,10 @@ AnyRequest = Annotated[
     | Appraise
     | Destroy
     | Correct
-    | AddActor,
+    | AddActor
+    | GrantRoles
+    | RevokeRoles
+    | ChangeClearance
+    | DeactivateActor,
     Field(discriminator="command"),
 ]

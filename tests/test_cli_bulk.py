@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import pytest
 
@@ -157,6 +158,7 @@ def test_stdin_per_line_actor_malformed_lines_and_stop_on_error(
                "retention": "10y", "code": "B-1"}  # fmt: skip
     add = {"command": "actor-add", "id": "a6", "actor": DIRECTOR, "actor_id": "newbie",
            "name": "新人", "role": ["borrower"], "clearance": "public"}  # fmt: skip
+    manage = {"actor": DIRECTOR, "actor_id": "newbie"}
     text = (
         jsonl([RECEIPT])  # line 1: posted
         + '{"command": "arrange", oops\n'  # line 2: bad JSON
@@ -166,10 +168,18 @@ def test_stdin_per_line_actor_malformed_lines_and_stop_on_error(
         + jsonl([{**shelve, "id": "a7", "actor": BORROWER}])  # line 7: refused (R19)
         + "\n"  # line 8: blank, ignored
         + jsonl([{**shelve, "id": "a9"}])  # line 9: posted
+        + jsonl(
+            [  # lines 10-13: actor management, each posted
+                {**manage, "command": "actor-grant", "id": "a10", "role": ["auditor"]},
+                {**manage, "command": "actor-revoke", "id": "a11", "role": ["auditor"]},
+                {**manage, "command": "actor-clearance", "id": "a12", "clearance": "internal"},
+                {**manage, "command": "actor-deactivate", "id": "a13", "reason": "离职"},
+            ]
+        )
     )
     done = run(db_url, "post", "-", actor=ARCHIVIST, input=text)
     assert done.code == 2, done  # invalid lines outrank refused ones
-    assert done.stdout == summary(4, 0, 1, 3, 6)
+    assert done.stdout == summary(8, 0, 1, 3, 10)
     problems = done.stderr.splitlines()
     assert len(problems) == 4, done
     assert problems[0].startswith("line 2: error: bad JSON")
@@ -177,9 +187,13 @@ def test_stdin_per_line_actor_malformed_lines_and_stop_on_error(
     assert problems[2].startswith('line 4: error: each line needs an "id"')
     assert problems[3].startswith("line 7: refused (R19): actor borrower may not shelve")
     assert "Traceback" not in done.stderr
-    assert event_count(db_url) == before + 6
+    assert event_count(db_url) == before + 10
     added = bodies(db_url, "ledger/Actor/Registered")[-1]
     assert (added["actor_id"], added["actor"]) == ("newbie", DIRECTOR)
+    newbie = [e for e in stored_events(db_url) if e[0] == UUID(added["originator_id"])]
+    assert [topic.split("/")[-1] for _, _, topic in newbie] == [
+        "Registered", "RolesGranted", "RolesRevoked", "ClearanceChanged", "Deactivated"
+    ]  # fmt: skip
     refusal = bodies(db_url, REFUSAL)[-1]
     assert (refusal["actor"], refusal["rule"], refusal["action"]) == (BORROWER, "R19", "shelve")
 
