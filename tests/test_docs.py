@@ -1,0 +1,118 @@
+"""The README and the commands' own help are in step.
+
+Every command in ``commands.main.COMMANDS`` (and every sub-command of a group) has a
+``--help`` with a description; its one-line help in COMMANDS is its docstring's first
+paragraph; every top-level command is shown in README.md as ``ledger <name>``; and every
+``ledger ...`` line in the README's shell blocks parses with the real command definitions.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import shlex
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from commands.main import COMMANDS, Context, cli
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def words(text: str) -> str:
+    return " ".join(text.split())
+
+
+def command(name: str) -> click.Command:
+    with click.Context(cli, info_name="ledger") as ctx:
+        found = cli.get_command(ctx, name)
+    assert found is not None, f"COMMANDS names {name!r} but it does not load"
+    return found
+
+
+def all_paths() -> list[tuple[str, ...]]:
+    """Every command path: ("receive",), ("actor",), ("actor", "add"), ..."""
+    paths: list[tuple[str, ...]] = []
+    for name in COMMANDS:
+        paths.append((name,))
+        found = command(name)
+        if isinstance(found, click.Group):
+            paths.extend((name, sub) for sub in found.commands)
+    return paths
+
+
+def description(found: click.Command) -> str:
+    return words(inspect.cleandoc(found.help or "").split("\n\n")[0])
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_one_line_help_is_the_commands_own(name: str) -> None:
+    assert COMMANDS[name][1] == description(command(name))
+
+
+@pytest.mark.parametrize("path", all_paths(), ids=" ".join)
+def test_every_command_has_help(path: tuple[str, ...]) -> None:
+    found = command(path[0])
+    for sub in path[1:]:
+        assert isinstance(found, click.Group)
+        found = found.commands[sub]
+    assert description(found), f"ledger {' '.join(path)} has no description"
+    done = CliRunner().invoke(cli, [*path, "--help"], prog_name="ledger")
+    assert done.exit_code == 0, done.output
+    assert f"Usage: ledger {' '.join(path)}" in done.output
+    assert description(found) in words(done.output)
+
+
+def test_top_level_help_lists_every_command_with_its_line() -> None:
+    done = CliRunner().invoke(cli, ["--help"])
+    assert done.exit_code == 0, done.output
+    listed = words(done.output)
+    for name, (_, line) in COMMANDS.items():
+        assert f"{name} {line}" in listed, name
+
+
+def test_readme_names_every_command() -> None:
+    text = README.read_text()
+    missing = [n for n in COMMANDS if not re.search(rf"`ledger {re.escape(n)}\b", text)]
+    assert missing == [], f"README.md never shows these as `ledger <name>`: {missing}"
+
+
+def readme_command_lines() -> list[list[str]]:
+    """The arguments of every `ledger ...` line in the README's shell code blocks."""
+    found = []
+    for block in re.findall(r"```(?:sh|bash|shell|console)\n(.*?)```", README.read_text(), re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.strip().removeprefix("$ ")
+            if line.startswith("ledger "):
+                found.append(shlex.split(line, comments=True)[1:])
+    return found
+
+
+def test_readme_shell_lines_parse() -> None:
+    lines = readme_command_lines()
+    assert len(lines) >= 5, "the README shows how to use the ledger"
+    for args in lines:
+        parse(args)
+
+
+def parse(args: list[str]) -> None:
+    """Parse and validate a command line against the real definitions, without running it."""
+    shown = "ledger " + shlex.join(args)
+    root = click.Context(cli, info_name="ledger", obj=Context(None, None))
+    found: click.Command = cli
+    parent = root
+    while isinstance(found, click.Group):
+        assert args and not args[0].startswith("-"), f"no command in `{shown}`"
+        name, *args = args
+        sub = found.get_command(parent, name)
+        assert sub is not None, f"README shows an unknown command: {shown}"
+        if isinstance(sub, click.Group):
+            parent = click.Context(sub, info_name=name, parent=parent)
+        found = sub
+    try:
+        found.make_context(found.name or "", list(args), parent=parent).close()
+    except click.ClickException as error:
+        pytest.fail(f"README line `{shown}` does not parse: {error.format_message()}")
