@@ -40,7 +40,7 @@ from tests.cli import (
     versions_by_originator,
 )
 
-RECORDS = 500
+RECORDS = 300
 REFUSAL = "ledger/Refusal/AttemptRefused"
 
 

@@ -114,6 +114,10 @@ def check_custody(db: str, record: str) -> None:
     recorded = [datetime.fromisoformat(e["recorded_at"]) for e in events]
     assert recorded == sorted(recorded)
     assert all(r.tzinfo is not None for r in recorded)
+    if db.startswith("postgresql"):  # who wrote it, as the database knows
+        assert {e["db_role"] for e in events} == {"postgres"}
+    else:
+        assert all("db_role" not in e for e in events)
     assert [e["prev_hash"] for e in events] == [GENESIS] + [e["hash"] for e in events[:-1]]
     returned = events[7]
     assert returned["condition"] == "damaged"
