@@ -34,6 +34,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "post": ("commands.post:post", "Post commands in bulk from a JSON Lines file."),
     "show": ("commands.reading:show", "Show a record's state, now or as of a moment."),
     "custody": ("commands.reading:custody", "Show a record's chain of custody."),
+    "catalog": ("commands.queries:catalog", "List the catalog: one row per record, filtered."),
+    "loans": ("commands.queries:loans", "List loans: open (default), overdue or all (R10)."),
+    "audit": (
+        "commands.queries:audit",
+        "List uses and refused attempts of records: the audit trail.",
+    ),
+    "report": ("commands.queries:report", "Reports: the destruction register and statistics."),
+    "projections": (
+        "commands.projections_cli:projections",
+        "Projections: status, rebuild, follow, check.",
+    ),
 }
 
 

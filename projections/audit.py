@@ -11,7 +11,7 @@ from typing import Any
 
 from aggregates import record_events as ev
 from aggregates.refusal import AttemptRefused
-from projections.base import RANKS, LedgerProjection, utc_text
+from projections.base import LedgerProjection, utc_text
 from projections.log import Event
 from projections.tables import Changes, Table, TableChanges, ViewSpec
 
@@ -24,7 +24,6 @@ AUDIT = Table(
         ("record_id", "text"),
         ("code", "text"),
         ("secrecy", "text"),
-        ("secrecy_rank", "int"),
         ("action", "text"),
         ("outcome", "text"),
         ("rule", "text"),
@@ -158,7 +157,6 @@ class AuditProjection(LedgerProjection):
                 record_id,
                 code,
                 secrecy,
-                RANKS[secrecy] if secrecy else None,
                 action,
                 "refused" if refused else "done",
                 f.get("rule"),

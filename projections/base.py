@@ -21,7 +21,6 @@ import orjson
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 
-from aggregates.values import Secrecy
 from projections.log import Event
 from projections.tables import Changes, Row, Table, ViewSpec
 from projections.views import View
@@ -31,9 +30,6 @@ Handler = Callable[[Any, int, dict[str, Any]], None]
 
 def no_barrier() -> None:
     """Nothing to wait for before reading stored rows."""
-
-
-RANKS = {s.value: s.rank for s in Secrecy}
 
 
 class LedgerProjection(Projection[View]):

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aggregates import record_events as ev
-from projections.base import RANKS, LedgerProjection, as_dict, blank, row_maker
+from projections.base import LedgerProjection, as_dict, blank, row_maker
 from projections.log import Event
 from projections.tables import Changes, Table, TableChanges, ViewSpec
 
@@ -24,7 +24,6 @@ CATALOG = Table(
         ("retention", "text"),
         ("unit", "text"),
         ("secrecy", "text"),
-        ("secrecy_rank", "int"),
         ("status", "text"),
         ("location", "text"),
         ("custodian", "text"),
@@ -108,7 +107,6 @@ class CatalogProjection(LedgerProjection):
                 "carrier": f["carrier"],
                 "pages": f["pages"],
                 "secrecy": f["secrecy"],
-                "secrecy_rank": RANKS[f["secrecy"]],
                 "status": "received",
                 "custodian": "archive",
                 "late": 1 if f["late"] else 0,
@@ -160,8 +158,7 @@ class CatalogProjection(LedgerProjection):
 
     def appraised(self, position: int, f: dict[str, Any]) -> None:
         if (row := self._row(f)) is not None:
-            secrecy = f["secrecy_after"]
-            row.update(secrecy=secrecy, secrecy_rank=RANKS[secrecy])
+            row["secrecy"] = f["secrecy_after"]
 
     def destroyed(self, position: int, f: dict[str, Any]) -> None:
         if (row := self._row(f)) is not None:

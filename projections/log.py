@@ -45,9 +45,10 @@ class EventLog:
 
     def page(
         self, after: int, stop: int, topics: Collection[str], limit: int
-    ) -> tuple[list[Event], int]:
+    ) -> tuple[list[Event], int, int]:
         """Events with ``after < id <= stop`` and one of ``topics``, read ``limit`` rows at
-        a time; and the position the page covers up to (the last row read, or ``stop``).
+        a time; the position the page covers up to (the last row read, or ``stop``); and
+        how many events of the log it covers.
 
         Rows are selected by position only (an index range scan, whatever the table's
         statistics say) and filtered by topic here.
@@ -60,8 +61,9 @@ class EventLog:
         )
         rows = self._rows(sql, (after, limit))
         covered = rows[-1][0] if len(rows) == limit else stop
-        wanted = [r for r in rows if r[1] in topics and r[0] <= stop]
-        return self.decode(wanted), min(covered, stop)
+        inside = [r for r in rows if r[0] <= stop]
+        wanted = [r for r in inside if r[1] in topics]
+        return self.decode(wanted), min(covered, stop), len(inside)
 
     def decode(self, rows: Sequence[Sequence[Any]]) -> list[Event]:
         mapper: Any = self.ledger.mapper

@@ -140,9 +140,9 @@ class Runner:
                 for projection in behind:
                     projection.barrier = writer.drain
                 while after < head:
-                    events, end = self.log.page(after, head, topics, self.page_size)
+                    events, end, covered = self.log.page(after, head, topics, self.page_size)
                     writer.submit(self._apply(behind, routes, events, end))
-                    stats.events += len(events)
+                    stats.events += covered
                     if progress:
                         progress(end - after)
                     after = end

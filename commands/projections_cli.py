@@ -1,0 +1,135 @@
+"""`ledger projections status|rebuild|follow|check`: keeping the read side right."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from commands.render import fmt, output_options, output_rows
+
+NAMES = click.argument("names", nargs=-1, metavar="[NAME ...]")
+
+
+@click.group()
+def projections() -> None:
+    """Projections: status, rebuild, follow, check."""
+
+
+@projections.command()
+@output_options
+@click.pass_obj
+def status(obj: Any, /, as_json: bool, as_csv: bool) -> None:
+    """Each projection's position and how many events it is behind the log."""
+    from projections.status import status_rows
+
+    rows = status_rows(obj.ledger())
+    output_rows(rows, fmt(as_json, as_csv), ["projection", "position", "head", "lag", "state"])
+
+
+@projections.command()
+@NAMES
+@click.pass_obj
+def rebuild(obj: Any, /, names: tuple[str, ...]) -> None:
+    """Rebuild projections (default all) from the events alone, then swap them in.
+
+    Builds into fresh tables and swaps them in atomically: readers never see a half-built
+    projection, and an interrupted rebuild leaves the live ones untouched (run it again).
+    Shows a progress bar on a terminal; prints a one-line summary.
+    """
+    from projections.rebuild import rebuild as run_rebuild
+    from projections.runner import names_or_all
+
+    ledger = obj.ledger()
+    chosen = names_or_all(names)
+    with _progress(ledger, "rebuilding") as progress, ledger.translated_errors():
+        stats = run_rebuild(ledger, chosen, progress)
+    click.echo(f"rebuilt {', '.join(chosen)}: {stats.line()}")
+
+
+@projections.command()
+@NAMES
+@click.pass_obj
+def check(obj: Any, /, names: tuple[str, ...]) -> None:
+    """Rebuild into scratch tables and compare with the live projections (exit 6 if not equal)."""
+    from aggregates.errors import IntegrityFailure
+    from projections.rebuild import check as run_check
+    from projections.runner import names_or_all
+
+    ledger = obj.ledger()
+    chosen = names_or_all(names)
+    with ledger.translated_errors():
+        differences, stats = run_check(ledger, chosen)
+    for difference in differences:
+        click.echo(difference.line())
+    if differences:
+        differing = sorted({d.projection for d in differences})
+        raise IntegrityFailure(f"projections differ from a rebuild: {', '.join(differing)}")
+    click.echo(f"projections match a rebuild: {', '.join(chosen)} ({stats.events} events)")
+
+
+@projections.command()
+@NAMES
+@click.option(
+    "--interval",
+    type=float,
+    default=1.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How often to poll the log (SQLite; PostgreSQL is notified).",
+)
+@click.pass_obj
+def follow(obj: Any, /, names: tuple[str, ...], interval: float) -> None:
+    """Keep projections up to date as events arrive, until stopped (SIGTERM, Ctrl-C)."""
+    from projections.follow import Follower
+    from projections.runner import names_or_all
+
+    ledger = obj.ledger()
+    follower = Follower(ledger, names_or_all(names), interval=max(interval, 0.05), report=_say)
+    failure: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            follower.run()
+        except BaseException as error:  # re-raised in the main thread
+            failure.append(error)
+
+    for number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(number, lambda *_: follower.stop())
+    _say(f"following {ledger.store.url}; stop with SIGTERM or Ctrl-C")
+    worker = threading.Thread(target=work, name="follower")
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.2)
+    if failure:
+        raise failure[0]
+    _say(f"stopped at position {follower.position}")
+
+
+def _say(line: str) -> None:
+    click.echo(line, err=True)
+
+
+class _progress:
+    """A progress bar on a terminal (stderr); nothing otherwise."""
+
+    def __init__(self, ledger: Any, label: str) -> None:
+        self.ledger = ledger
+        self.label = label
+        self.bar: Any = None
+
+    def __enter__(self) -> Callable[[int], None] | None:
+        if not sys.stderr.isatty():
+            return None
+        head = int(self.ledger.recorder.max_notification_id() or 0)
+        self.bar = click.progressbar(length=max(head, 1), label=self.label, file=sys.stderr)
+        self.bar.__enter__()
+        return self.bar.update  # type: ignore[no-any-return]
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)

@@ -1,0 +1,217 @@
+"""`ledger catalog`, `loans`, `audit` and `report`: reading the projections.
+
+Unless given --no-catch-up, a query first brings the projections it reads up to the
+head of the event log, so it never shows stale data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+import click
+
+from commands.render import fmt, output_options, output_rows
+
+F = TypeVar("F", bound=Callable[..., Any])
+SECRECY = click.Choice(["public", "internal", "confidential", "secret", "top-secret"])
+STATUS = click.Choice(["received", "arranged", "shelved", "on-loan", "destroyed"])
+
+CATALOG_COLUMNS = [
+    "id", "code", "title", "department", "year", "category", "carrier", "pages", "retention",
+    "unit", "secrecy", "status", "location", "custodian", "late", "discrepancy",
+    "received_at", "last_event_at", "version",
+]  # fmt: skip
+CATALOG_TABLE = [
+    "code", "title", "year", "category", "secrecy", "status", "location", "custodian",
+    "late", "discrepancy", "id",
+]  # fmt: skip
+LOAN_COLUMNS = [
+    "record", "code", "title", "lent_version", "borrower", "approved_by", "purpose", "letter",
+    "lent_at", "due", "lent_by", "status", "returned_at", "returned_to", "condition",
+    "pages_returned", "discrepancy",
+]  # fmt: skip
+LOAN_TABLE = [
+    "code", "borrower", "approved_by", "lent_at", "due", "status", "returned_at", "condition",
+    "pages_returned", "record",
+]  # fmt: skip
+AUDIT_COLUMNS = [
+    "occurred_at", "record", "code", "secrecy", "action", "outcome", "rule", "actor", "reader",
+    "approved_by", "letter", "purpose", "detail", "position",
+]  # fmt: skip
+AUDIT_TABLE = [
+    "occurred_at", "code", "secrecy", "action", "outcome", "rule", "actor", "reader",
+    "approved_by", "purpose",
+]  # fmt: skip
+REGISTER_COLUMNS = [
+    "register_no", "destroyed_at", "record", "code", "title", "retention", "appraised_at",
+    "decision", "appraisers", "basis", "approved_by", "witnesses", "method", "actor",
+]  # fmt: skip
+REGISTER_TABLE = [
+    "register_no", "destroyed_at", "code", "title", "retention", "appraised_at",
+    "appraisers", "approved_by", "witnesses", "method",
+]  # fmt: skip
+
+
+def catch_up_option(func: F) -> F:
+    return click.option(
+        "--no-catch-up",
+        is_flag=True,
+        help="Read the projections as they are, without first catching up with the log.",
+    )(func)
+
+
+def projections_view(obj: Any, names: Sequence[str], no_catch_up: bool) -> Any:
+    """A live view to query, after bringing the named projections up to date."""
+    from projections.runner import Runner, open_projections
+
+    ledger = obj.ledger()
+    projections = open_projections(ledger, names)
+    if not no_catch_up:
+        with ledger.translated_errors():
+            Runner(ledger, projections).run()
+    return projections[0].view
+
+
+def render(rows: list[dict[str, Any]], form: str, columns: list[str], table: list[str]) -> None:
+    output_rows(rows, form, columns if form != "table" else table)
+
+
+@click.command()
+@click.option("--status", type=STATUS, help="Only records in this state.")
+@click.option("--secrecy-at-least", type=SECRECY, metavar="LEVEL", help="Secrecy at or above.")
+@click.option("--category", metavar="C", help="Only this category.")
+@click.option("--year", type=int, metavar="Y", help="Only records of this year.")
+@click.option("--search", metavar="TEXT", help="Text in the title, code, department or id.")
+@catch_up_option
+@output_options
+@click.pass_obj
+def catalog(obj: Any, /, no_catch_up: bool, as_json: bool, as_csv: bool, **filters: Any) -> None:
+    """List the catalog: one row per record, filtered."""
+    from projections import queries
+
+    view = projections_view(obj, ["catalog"], no_catch_up)
+    render(queries.catalog(view, **filters), fmt(as_json, as_csv), CATALOG_COLUMNS, CATALOG_TABLE)
+
+
+@click.command()
+@click.option("--open", "which", flag_value="open", default=True, help="Open loans (default).")
+@click.option("--overdue", "which", flag_value="overdue", help="Open loans past their due date.")
+@click.option("--all", "which", flag_value="all", help="Every loan, returned ones too.")
+@click.option("--borrower", metavar="ID", help="Only this borrower's loans.")
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    metavar="DATE",
+    help="Judge open and overdue at the end of this day (default today).",
+)
+@catch_up_option
+@output_options
+@click.pass_obj
+def loans(
+    obj: Any,
+    /,
+    which: str,
+    borrower: str | None,
+    as_of: datetime | None,
+    no_catch_up: bool,
+    as_json: bool,
+    as_csv: bool,
+) -> None:
+    """List loans: open (default), overdue or all (R10)."""
+    from projections import queries
+
+    view = projections_view(obj, ["loans", "catalog"], no_catch_up)
+    day = as_of.date() if as_of else None
+    rows = queries.loans(view, which=which, borrower=borrower, as_of=day)
+    render(rows, fmt(as_json, as_csv), LOAN_COLUMNS, LOAN_TABLE)
+
+
+@click.command()
+@click.option("--secrecy-at-least", type=SECRECY, metavar="LEVEL", help="Secrecy at or above.")
+@click.option("--actor", "who", metavar="ID", help="Who posted it or who read the record.")
+@click.option("--record", metavar="RECORD", help="A record's id or archival code.")
+@click.option("--since", metavar="TIME", help="From this time on (ISO 8601; a date is 00:00 UTC).")
+@click.option("--until", metavar="TIME", help="Before this time (ISO 8601; a date is 00:00 UTC).")
+@click.option("--refused", is_flag=True, help="Only refused attempts (R18, R19).")
+@catch_up_option
+@output_options
+@click.pass_obj
+def audit(
+    obj: Any,
+    /,
+    who: str | None,
+    since: str | None,
+    until: str | None,
+    no_catch_up: bool,
+    as_json: bool,
+    as_csv: bool,
+    **filters: Any,
+) -> None:
+    """List uses and refused attempts of records: the audit trail."""
+    from projections import queries
+
+    view = projections_view(obj, ["audit"], no_catch_up)
+    rows = queries.audit(
+        view, actor=who, since=_utc(since, "--since"), until=_utc(until, "--until"), **filters
+    )
+    render(rows, fmt(as_json, as_csv), AUDIT_COLUMNS, AUDIT_TABLE)
+
+
+def _utc(text: str | None, option: str) -> str | None:
+    """An ISO 8601 time (or a date, meaning 00:00 UTC) as the audit's UTC text."""
+    from aggregates.errors import InvalidInput
+    from projections.base import utc_text
+
+    if text is None:
+        return None
+    try:
+        if len(text) == 10:
+            return utc_text(
+                datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC).isoformat()
+            )
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{option}: {text!r} is not an ISO 8601 date or time") from None
+    if moment.tzinfo is None:
+        raise InvalidInput(f"{option}: {text!r} has no UTC offset (e.g. 2026-03-01T09:30:00+08:00)")
+    return utc_text(moment.isoformat())
+
+
+@click.group()
+def report() -> None:
+    """Reports: the destruction register and statistics."""
+
+
+@report.command("destruction-register")
+@catch_up_option
+@output_options
+@click.pass_obj
+def destruction_register(obj: Any, /, no_catch_up: bool, as_json: bool, as_csv: bool) -> None:
+    """The destruction register (销毁清册): every destruction, its appraisal and approvals."""
+    from projections import queries
+
+    view = projections_view(obj, ["destruction", "catalog"], no_catch_up)
+    rows = queries.destruction_register(view)
+    render(rows, fmt(as_json, as_csv), REGISTER_COLUMNS, REGISTER_TABLE)
+
+
+@report.command()
+@click.option(
+    "--period",
+    type=click.Choice(["year", "month", "day"]),
+    default="month",
+    show_default=True,
+    help="Period of the use counts (UTC).",
+)
+@catch_up_option
+@output_options
+@click.pass_obj
+def statistics(obj: Any, /, period: str, no_catch_up: bool, as_json: bool, as_csv: bool) -> None:
+    """Counts by category, year, retention, secrecy, status, carrier; uses per period."""
+    from projections import queries
+
+    view = projections_view(obj, ["catalog", "audit"], no_catch_up)
+    rows = queries.statistics(view, period)
+    output_rows(rows, fmt(as_json, as_csv), ["dimension", "value", "count"])

@@ -1,0 +1,103 @@
+"""Keeping the projections up to date as events arrive, until stopped.
+
+On PostgreSQL the follower waits on the library's LISTEN/NOTIFY subscription; each
+notification past the projections' positions wakes the page runner, which catches up to
+the head. On SQLite (no subscriptions) it polls. A lost connection or a restarted server
+ends the subscription with an error: the follower waits, reconnects and resumes from the
+positions stored with the rows, so nothing is missed and nothing is counted twice.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import psycopg
+from eventsourcing.persistence import PersistenceError
+
+from aggregates.errors import Conflict
+from ledger.application import Ledger
+from projections.base import LedgerProjection
+from projections.runner import Runner, open_projections
+
+TRANSIENT = (PersistenceError, psycopg.Error, Conflict)
+FIRST_DELAY = 0.5
+MAX_DELAY = 30.0
+
+
+class Follower:
+    def __init__(
+        self,
+        ledger: Ledger,
+        names: Sequence[str],
+        *,
+        interval: float = 1.0,
+        report: Callable[[str], None] = lambda line: None,
+    ) -> None:
+        self.ledger = ledger
+        self.names = list(names)
+        self.interval = interval
+        self.report = report
+        self.projections: list[LedgerProjection] = []
+        self._stopping = threading.Event()
+        self._subscription: Any = None
+        self._lock = threading.Lock()
+
+    def stop(self) -> None:
+        """Ask run() to return (safe from a signal handler or another thread)."""
+        self._stopping.set()
+        with self._lock:
+            if self._subscription is not None:
+                self._subscription.stop()
+
+    @property
+    def position(self) -> int:
+        return min((p.position or 0 for p in self.projections), default=0)
+
+    def run(self) -> None:
+        """Catch up, then follow the log until stop(); retry what the database refuses."""
+        delay = FIRST_DELAY
+        while not self._stopping.is_set():
+            try:
+                if not self.projections:
+                    self.projections = open_projections(self.ledger, self.names)
+                runner = Runner(self.ledger, self.projections)
+                self._catch_up(runner)
+                delay = FIRST_DELAY
+                self._wait(runner)
+            except TRANSIENT as error:
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                self.report(f"database unavailable ({reason}); retrying in {delay:.1f} s")
+                self._stopping.wait(delay)
+                delay = min(delay * 2, MAX_DELAY)
+
+    def _catch_up(self, runner: Runner) -> None:
+        before = self.position
+        stats = runner.run()
+        if stats.events or self.position != before:
+            self.report(f"at position {self.position} (+{stats.events} events)")
+
+    def _wait(self, runner: Runner) -> None:
+        """Until stopped: on SQLite poll; on PostgreSQL wait for notifications."""
+        if self.ledger.store.backend != "postgres":
+            while not self._stopping.wait(self.interval):
+                self._catch_up(runner)
+            return
+        topics = sorted({t for p in self.projections for t in p.topics})
+        subscription = self.ledger.recorder.subscribe(gt=self.position, topics=topics)
+        with self._lock:
+            if self._stopping.is_set():
+                subscription.stop()
+                return
+            self._subscription = subscription
+        try:
+            with subscription:
+                for notification in subscription:
+                    if self._stopping.is_set():
+                        break
+                    if notification.id > self.position:
+                        self._catch_up(runner)
+        finally:
+            with self._lock:
+                self._subscription = None

@@ -1,0 +1,216 @@
+"""Reading the projections: the catalog, the loan register, the audit trail, the reports.
+
+Every function returns rows as dicts in a fixed, deterministic order (sorted here, not by
+the database's collation), so the same projections always print the same bytes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+from aggregates.values import Secrecy
+from projections.base import utc_text
+from projections.views import View
+
+LEVELS = [s.value for s in Secrecy]
+STATUSES = ["received", "arranged", "shelved", "on-loan", "destroyed"]
+
+
+def levels_at_least(level: str) -> list[str]:
+    return LEVELS[LEVELS.index(level) :]
+
+
+class Where:
+    """A WHERE clause built from optional filters, with ``?`` placeholders."""
+
+    def __init__(self) -> None:
+        self.terms: list[str] = []
+        self.params: list[Any] = []
+
+    def add(self, term: str, *params: Any) -> None:
+        self.terms.append(term)
+        self.params.extend(params)
+
+    def any_of(self, column: str, values: Sequence[Any]) -> None:
+        self.add(f"{column} IN ({','.join('?' * len(values))})", *values)
+
+    def like(self, columns: Sequence[str], text: str) -> None:
+        """Case-insensitive (ASCII) substring match in any of ``columns``."""
+        pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern += "%"
+        terms = [f"lower({c}) LIKE ? ESCAPE '\\'" for c in columns]
+        self.add("(" + " OR ".join(terms) + ")", *([pattern] * len(columns)))
+
+    def sql(self) -> str:
+        return " WHERE " + " AND ".join(self.terms) if self.terms else ""
+
+
+# -- catalog ------------------------------------------------------------------
+
+
+def catalog(
+    view: View,
+    *,
+    status: str | None = None,
+    secrecy_at_least: str | None = None,
+    category: str | None = None,
+    year: int | None = None,
+    search: str | None = None,
+) -> list[dict[str, Any]]:
+    where = Where()
+    if status:
+        where.add("status = ?", status)
+    if secrecy_at_least:
+        where.any_of("secrecy", levels_at_least(secrecy_at_least))
+    if category:
+        where.add("category = ?", category)
+    if year is not None:
+        where.add("year = ?", year)
+    if search:
+        where.like(("title", "code", "department", "id"), search)
+    rows = view.select(f"SELECT * FROM catalog{where.sql()}", where.params)
+    for row in rows:
+        row["late"] = bool(row["late"])
+    return sorted(rows, key=lambda r: (r["code"] is None, r["code"] or "", r["id"]))
+
+
+# -- loans --------------------------------------------------------------------
+
+
+def loans(
+    view: View,
+    *,
+    which: str = "open",
+    borrower: str | None = None,
+    as_of: date | None = None,
+) -> list[dict[str, Any]]:
+    """``which``: open, overdue (open and past due) or all; as of the end of a day."""
+    day = (as_of or date.today()).isoformat()
+    where = Where()
+    where.add("substr(l.lent_at, 1, 10) <= ?", day)
+    if borrower:
+        where.add("l.borrower = ?", borrower)
+    sql = (
+        "SELECT l.*, c.code, c.title FROM loans l LEFT JOIN catalog c ON c.id = l.record_id"
+        + where.sql()
+    )
+    found = []
+    for row in view.select(sql, where.params):
+        row["status"] = _loan_status(row, day)
+        if (
+            which == "all"
+            or row["status"] == which
+            or (which == "open" and row["status"] == "overdue")
+        ):
+            found.append(_loan(row))
+    return sorted(found, key=lambda r: (utc_text(r["lent_at"]), r["record"], r["lent_version"]))
+
+
+def _loan_status(row: dict[str, Any], day: str) -> str:
+    returned = row["returned_at"]
+    if returned is not None and returned[:10] <= day:
+        return "returned"
+    return "overdue" if row["due"] < day else "open"
+
+
+def _loan(row: dict[str, Any]) -> dict[str, Any]:
+    row["record"] = row.pop("record_id")
+    return row
+
+
+# -- audit --------------------------------------------------------------------
+
+
+def audit(
+    view: View,
+    *,
+    secrecy_at_least: str | None = None,
+    actor: str | None = None,
+    record: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    refused: bool = False,
+) -> list[dict[str, Any]]:
+    """Uses and refused attempts; ``since`` inclusive and ``until`` exclusive, as UTC text."""
+    where = Where()
+    if secrecy_at_least:
+        where.any_of("secrecy", levels_at_least(secrecy_at_least))
+    if actor:
+        where.add("(actor = ? OR reader = ?)", actor, actor)
+    if record:
+        where.add("(record_id = ? OR code = ?)", record, record)
+    if since:
+        where.add("occurred_utc >= ?", since)
+    if until:
+        where.add("occurred_utc < ?", until)
+    if refused:
+        where.add("outcome = ?", "refused")
+    rows = view.select(f"SELECT * FROM audit{where.sql()}", where.params)
+    rows.sort(key=lambda r: (r["occurred_utc"], r["position"]))
+    for row in rows:
+        row["record"] = row.pop("record_id")
+        del row["occurred_utc"]
+    return rows
+
+
+# -- reports ------------------------------------------------------------------
+
+
+def destruction_register(view: View) -> list[dict[str, Any]]:
+    """销毁清册: each destruction with its record, the appraisal it rests on, approvals."""
+    sql = (
+        "SELECT d.register_no, d.destroyed_at, d.record_id, c.code, c.title, c.retention, "
+        "a.appraised_at, a.decision, a.appraisers, a.basis, d.approved_by, d.witnesses, "
+        "d.method, d.actor "
+        "FROM destructions d "
+        "LEFT JOIN catalog c ON c.id = d.record_id "
+        "LEFT JOIN appraisals a ON a.record_id = d.record_id AND a.version = d.appraisal_version"
+    )
+    rows = view.select(sql)
+    for row in rows:
+        row["record"] = row.pop("record_id")
+        row["appraisers"] = (row["appraisers"] or "").split(",") if row["appraisers"] else []
+        row["witnesses"] = row["witnesses"].split(",") if row["witnesses"] else []
+    return sorted(rows, key=lambda r: (utc_text(r["destroyed_at"]), r["register_no"], r["record"]))
+
+
+CATALOG_DIMENSIONS = ("category", "year", "retention", "secrecy", "status", "carrier")
+
+
+def statistics(view: View, period: str = "month") -> list[dict[str, Any]]:
+    """Counts of records by each catalogue dimension, and uses and refusals per period."""
+    rows: list[dict[str, Any]] = []
+    for dimension in CATALOG_DIMENSIONS:
+        found = view.select(
+            f"SELECT {dimension} AS value, count(*) AS n FROM catalog GROUP BY {dimension}"
+        )
+        counts = {row["value"]: int(row["n"]) for row in found}
+        for value in sorted(counts, key=_order(dimension)):
+            rows.append({"dimension": dimension, "value": value, "count": counts[value]})
+    for flag, term in (("late", "late = 1"), ("open discrepancy", "discrepancy IS NOT NULL")):
+        found = view.select(f"SELECT count(*) AS n FROM catalog WHERE {term}")
+        rows.append({"dimension": flag, "value": "yes", "count": int(found[0]["n"])})
+    width = {"year": 4, "month": 7, "day": 10}[period]
+    uses = view.select("SELECT occurred_utc, outcome FROM audit")
+    tally = Counter((r["outcome"], r["occurred_utc"][:width]) for r in uses)
+    for outcome, dimension in (("done", "uses"), ("refused", "refused attempts")):
+        for value in sorted(v for o, v in tally if o == outcome):
+            dim = f"{dimension} per {period}"
+            rows.append({"dimension": dim, "value": value, "count": tally[(outcome, value)]})
+    return rows
+
+
+def _order(dimension: str) -> Any:
+    known = {"secrecy": LEVELS, "status": STATUSES}.get(dimension)
+
+    def key(value: Any) -> tuple[int, Any]:
+        if value is None:
+            return (2, "")
+        if known is not None and value in known:
+            return (0, known.index(value))
+        return (1, value)
+
+    return key
