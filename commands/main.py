@@ -89,6 +89,9 @@ class LedgerGroup(click.Group):
             result = super().main(*args, **kwargs)
         except click.exceptions.Exit as done:
             sys.exit(done.exit_code)
+        except click.exceptions.NoArgsIsHelpError as bare:  # `ledger` or `ledger actor` alone
+            click.echo(bare.ctx.get_help())
+            sys.exit(0)
         except click.UsageError as error:
             fail(f"error: {error.format_message()} (see --help)", 2)
         except click.ClickException as error:

@@ -116,3 +116,11 @@ def parse(args: list[str]) -> None:
         found.make_context(found.name or "", list(args), parent=parent).close()
     except click.ClickException as error:
         pytest.fail(f"README line `{shown}` does not parse: {error.format_message()}")
+
+
+@pytest.mark.parametrize("path", [(), ("actor",)], ids=["ledger", "ledger actor"])
+def test_a_bare_group_shows_its_help(path: tuple[str, ...]) -> None:
+    done = CliRunner().invoke(cli, list(path), prog_name="ledger")
+    assert done.exit_code == 0, done.output
+    assert done.stdout.startswith(f"Usage: ledger {' '.join(path)}".rstrip() + " [OPTIONS]")
+    assert done.stderr == ""
