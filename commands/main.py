@@ -108,12 +108,12 @@ def fail_with(error: BaseException) -> None:
 
     if isinstance(error, LedgerError):
         fail(error.line(), error.exit_code)
-    from eventsourcing.persistence import OperationalError
+    from eventsourcing.persistence import InterfaceError, OperationalError
     from pydantic import ValidationError
 
     if isinstance(error, ValidationError):
         fail(f"error: {describe_validation(error)}", 2)
-    if isinstance(error, OperationalError):
+    if isinstance(error, OperationalError | InterfaceError):  # e.g. a folder that is missing
         fail(f"error: database unavailable: {str(error).splitlines()[0]}", 1)
     if os.environ.get("LEDGER_DEBUG"):
         raise error

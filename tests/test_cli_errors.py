@@ -221,6 +221,13 @@ def test_no_database(tmp_path: Path) -> None:
     assert not missing.exists()
 
 
+def test_sqlite_file_in_a_missing_folder(tmp_path: Path) -> None:
+    done = run(f"sqlite:///{tmp_path}/no/such/folder/ledger.db", "init")
+    assert done.code == 1, done
+    assert one_line(done.stderr) == "error: database unavailable: unable to open database file"
+    assert done.stdout == ""
+
+
 def test_bad_database_url() -> None:
     done = run("mysql://localhost/x", "show", "X")
     assert done.code == 2, done
