@@ -132,6 +132,8 @@ def check_use(
             f"{reader.id} (clearance {reader.clearance}) is not cleared for "
             f"{record.secrecy} record {record.label}",
         )
+    if approver is not None:  # an approval given where none is needed must still be real
+        check_approver(approver, record, f"{action} of record {record.label}", "R5")
 
 
 def retention_expiry(year: int, retention: Retention) -> date | None:

@@ -98,7 +98,7 @@ KNOWN_CATEGORIES = (
     "equipment",
 )
 _SLUG = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
-_ACTOR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+ACTOR_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 _CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9·.\-_/]{0,79}$")
 
 
@@ -117,7 +117,7 @@ def _category(value: str) -> str:
 
 
 def _actor_id(value: str) -> str:
-    if not _ACTOR_ID.match(value):
+    if not ACTOR_ID.match(value):
         raise ValueError("actor id must be 1-64 letters, digits, '.', '_', '@' or '-'")
     return value
 
@@ -134,8 +134,8 @@ def _code(value: str) -> str:
 Category = Annotated[str, AfterValidator(_category)]
 ActorId = Annotated[str, AfterValidator(_actor_id)]
 ArchivalCode = Annotated[str, AfterValidator(_code)]
-# Datetimes are stored as ISO 8601 strings with their offset, so the canonical
-# encoding (and the hash chain) does not depend on a JSON library's choices.
+# Datetimes are stored as orjson writes them: ISO 8601 with the offset (whole minutes),
+# the same text as datetime.isoformat(); README "Integrity" documents the encoding.
 Moment = Annotated[
     AwareDatetime,
     AfterValidator(_whole_minute_offset),
