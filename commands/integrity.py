@@ -1,0 +1,113 @@
+"""`ledger seal`, `ledger verify` and `ledger keygen`: the tamper-evident ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from commands.render import emit_json
+
+SHOWN_PROBLEMS = 1000
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the seal as JSON.")
+@click.pass_obj
+def seal(obj: Any, /, as_json: bool) -> None:
+    """Seal the event log: a digest to write down or publish."""
+    from ledger.seal import seal_log
+
+    receipt = seal_log(obj.ledger(), obj.actor)
+    if as_json:
+        emit_json(receipt.as_dict())
+        return
+    click.echo(f"seal      {receipt.number}")
+    click.echo(f"position  {receipt.position}")
+    click.echo(f"events    {receipt.events}")
+    click.echo(f"digest    {receipt.digest}")
+    click.echo(f"sealed at {receipt.sealed_at.isoformat()}")
+    click.echo(
+        "Write the digest and the position down, or publish them. To prove later that no "
+        "event up to this position has changed:"
+    )
+    click.echo(f"  ledger verify --digest {receipt.digest} --position {receipt.position}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--record",
+    metavar="RECORD",
+    help="Check one record's chain (id or archival code) and the log's digests.",
+)
+@click.option("--digest", metavar="HEX", help="A digest written down from `ledger seal`.")
+@click.option("--position", type=int, metavar="N", help="The position printed with that digest.")
+@click.pass_obj
+def verify(
+    obj: Any, /, as_json: bool, record: str | None, digest: str | None, position: int | None
+) -> None:
+    """Recompute every hash, link and seal; exit 6 on any problem."""
+    from aggregates.errors import IntegrityFailure
+    from ledger.verify import parse_given, resolve_record, verify_log
+
+    given = parse_given(digest, position)
+    ledger = obj.ledger()
+    record_id = resolve_record(ledger, record) if record else None
+    report = verify_log(ledger, record=record_id, given=given)
+    if as_json:
+        emit_json(report.as_dict(SHOWN_PROBLEMS))
+    else:
+        for line in report_lines(report, SHOWN_PROBLEMS):
+            click.echo(line)
+    if not report.intact:
+        count = len(report.problems) + report.undiagnosed
+        raise IntegrityFailure(
+            f"verification failed: {count} problem{'s' if count != 1 else ''}"
+            f"{' (listed above)' if not as_json else ''}"
+        )
+
+
+@click.command()
+def keygen() -> None:
+    """Print a new encryption key for LEDGER_CIPHER_KEY."""
+    from ledger.integrity import new_cipher_key
+
+    click.echo(new_cipher_key())
+
+
+def report_lines(report: Any, limit: int) -> list[str]:
+    """Problems first (one line each), then what was checked."""
+    lines = [problem.line() for problem in report.problems[:limit]]
+    more = max(0, len(report.problems) - limit) + report.undiagnosed
+    if more:
+        lines.append(f"... and {more} more problems (--json lists up to {limit})")
+    lines.append(
+        f"checked {report.events:,} events up to position {report.head} in "
+        f"{report.seconds:.2f} s ({report.rate:,.0f} events/s)"
+    )
+    lines.append(f"encryption: {'on' if report.encrypted else 'off'}")
+    if report.unreadable and report.unreadable == report.events:
+        hint = (
+            "the key is wrong"
+            if report.encrypted
+            else "the store is encrypted: set LEDGER_CIPHER_KEY"
+        )
+        lines.append(f"no event could be read: {hint}?")
+    last = report.last_seal
+    if last is None:
+        lines.append("seals: none yet; the log is covered by the hash chains only (`ledger seal`)")
+    else:
+        lines.append(
+            f"seals: {len(report.seals)}; the last is seal {last.number} at position "
+            f"{last.position} ({last.sealed_at})"
+        )
+        lines.append(
+            f"events after the last seal at position {last.position} are covered by the chain only"
+        )
+    if report.given is not None:
+        verdict = {True: "matches", False: "DIFFERS", None: "not reached"}[report.given_matches]
+        lines.append(f"given digest at position {report.given.position}: {verdict}")
+    lines.append(f"log digest at position {report.head}: {report.digest}")
+    lines.append("intact" if report.intact else "NOT INTACT")
+    return lines

@@ -1,0 +1,298 @@
+"""Reading the event table itself, in one consistent snapshot, for `seal` and `verify`.
+
+Both read the stored rows directly (sqlite3 / psycopg), never through the library, so they
+see exactly what the database holds. An originator is named by its 32 hex digits (``key``)
+on both backends; a position is the row's notification id (SQLite: its rowid).
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow
+
+from aggregates.chain import open_envelope
+from ledger.application import Ledger
+
+# (position, key, version, topic, state, db_role or None)
+LogRow = tuple[int, str, int, str, bytes, str | None]
+# (position, key, version, topic, recorded hash in hex or None when unreadable)
+HashRow = tuple[int, str, int, str, str | None]
+Decode = Callable[[bytes], tuple[bytes, str]]
+ZERO = bytes(32)
+PAGE = 5000
+
+
+def link_bytes(previous: bytes, event_hash: bytes) -> bytes:
+    """aggregates.chain.link on raw 32-byte digests."""
+    return hashlib.sha256(previous + event_hash).digest()
+
+
+def stand_in_hash(state: bytes) -> bytes:
+    """What an unreadable row adds to a digest: its raw bytes' SHA-256 (never matches)."""
+    return hashlib.sha256(b"unreadable:" + state).digest()
+
+
+def unhex(text: str) -> bytes:
+    value = binascii.unhexlify(text)
+    if len(value) != 32:
+        raise ValueError("a recorded hash has 64 hex digits")
+    return value
+
+
+class EventTable(ABC):
+    """The event table in one read-only snapshot; a context manager."""
+
+    backend: str
+
+    def __init__(self, decode: Decode, encrypted: bool) -> None:
+        self.decode = decode
+        self.encrypted = encrypted
+
+    def __enter__(self) -> EventTable:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @abstractmethod
+    def head(self) -> int:
+        """The last position in the snapshot (0 for an empty log)."""
+
+    @abstractmethod
+    def rows(self, after: int | None, upto: int) -> Iterator[LogRow]:
+        """Every row with after < position <= upto, in log order, streamed."""
+
+    @abstractmethod
+    def _hash_rows(self, after: int | None, upto: int) -> Iterator[tuple[Any, ...]]: ...
+
+    @abstractmethod
+    def chain(self, key: str) -> list[LogRow]:
+        """One originator's rows, by version (then position)."""
+
+    @abstractmethod
+    def find(self, pairs: Sequence[tuple[str, int]]) -> list[LogRow]:
+        """The rows of these (key, version) pairs that exist."""
+
+    def hashes(self, after: int | None, upto: int) -> Iterator[HashRow]:
+        """Rows in log order with only their recorded hash (read in SQL when unencrypted)."""
+        if self.encrypted:
+            for position, key, version, topic, state, _ in self.rows(after, upto):
+                yield position, key, version, topic, self.recorded_hash(state)
+            return
+        for position, key, version, topic, tail, shaped in self._hash_rows(after, upto):
+            yield (
+                position,
+                key,
+                version,
+                topic,
+                bytes(tail).decode("ascii", "replace") if shaped else None,
+            )
+
+    def recorded_hash(self, state: bytes) -> str | None:
+        try:
+            return self.decode(state)[1]
+        except Exception:
+            return None
+
+
+# The envelope's fixed parts, for the shape test done in SQL: '{"body":' ... ',"hash":"' H '"}'
+HEAD_HEX = b'{"body":'.hex()
+MID_HEX = b',"hash":"'.hex()
+TAIL_HEX = b'"}'.hex()
+
+
+class SQLiteEventTable(EventTable):
+    backend = "sqlite"
+    table = "stored_events"
+
+    def __init__(self, path: str, decode: Decode, encrypted: bool) -> None:
+        super().__init__(decode, encrypted)
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn.execute("PRAGMA query_only = ON")
+        self.conn.execute("BEGIN")  # one snapshot for every read below (WAL)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def head(self) -> int:
+        row = self.conn.execute(f"SELECT max(rowid) FROM {self.table}").fetchone()
+        return int(row[0] or 0)
+
+    def _where(self, after: int | None, upto: int) -> tuple[str, tuple[int, ...]]:
+        if after is None:
+            return "rowid <= ?", (upto,)
+        return "rowid > ? AND rowid <= ?", (after, upto)
+
+    def rows(self, after: int | None, upto: int) -> Iterator[LogRow]:
+        where, params = self._where(after, upto)
+        cursor = self.conn.execute(
+            "SELECT rowid, originator_id, originator_version, topic, state, NULL "
+            f"FROM {self.table} WHERE {where} ORDER BY rowid",
+            params,
+        )
+        cursor.arraysize = PAGE
+        return iter(cursor)
+
+    def _hash_rows(self, after: int | None, upto: int) -> Iterator[tuple[Any, ...]]:
+        where, params = self._where(after, upto)
+        return iter(
+            self.conn.execute(
+                "SELECT rowid, originator_id, originator_version, topic, substr(state, -66, 64), "
+                f"substr(state, 1, 8) = X'{HEAD_HEX}' AND substr(state, -75, 9) = X'{MID_HEX}' "
+                f"AND substr(state, -2) = X'{TAIL_HEX}' "
+                f"FROM {self.table} WHERE {where} ORDER BY rowid",
+                params,
+            )
+        )
+
+    def chain(self, key: str) -> list[LogRow]:
+        return self.conn.execute(
+            "SELECT rowid, originator_id, originator_version, topic, state, NULL "
+            f"FROM {self.table} WHERE originator_id = ? ORDER BY originator_version, rowid",
+            (key,),
+        ).fetchall()
+
+    def find(self, pairs: Sequence[tuple[str, int]]) -> list[LogRow]:
+        found: list[LogRow] = []
+        for start in range(0, len(pairs), 400):
+            chunk = pairs[start : start + 400]
+            marks = ",".join("(?,?)" for _ in chunk)
+            found.extend(
+                self.conn.execute(
+                    "SELECT rowid, originator_id, originator_version, topic, state, NULL "
+                    f"FROM {self.table} WHERE (originator_id, originator_version) IN "
+                    f"(VALUES {marks})",
+                    [value for pair in chunk for value in pair],
+                ).fetchall()
+            )
+        return found
+
+
+class PostgresEventTable(EventTable):
+    backend = "postgres"
+
+    def __init__(
+        self, conninfo: dict[str, Any], schema: str, table: str, decode: Decode, encrypted: bool
+    ) -> None:
+        super().__init__(decode, encrypted)
+        self.conn: psycopg.Connection[TupleRow] = psycopg.connect(**conninfo)
+        self.conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        self.conn.read_only = True
+        self.conn.execute("SELECT 1")  # opens the snapshot's transaction
+        self.table = sql.SQL("{0}.{1}").format(sql.Identifier(schema), sql.Identifier(table))
+        self.columns = sql.SQL(
+            "notification_id, replace(originator_id::text, '-', ''), originator_version, topic"
+        )
+        self._cursors = 0
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def head(self) -> int:
+        row = self.conn.execute(
+            sql.SQL("SELECT max(notification_id) FROM {0}").format(self.table)
+        ).fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def _stream(self, query: sql.Composed, params: Sequence[Any]) -> Iterator[tuple[Any, ...]]:
+        self._cursors += 1
+        with self.conn.cursor(f"ledger_scan_{self._cursors}", binary=True) as cursor:
+            cursor.itersize = PAGE
+            cursor.execute(query, params)
+            yield from cursor
+
+    def _where(self, after: int | None, upto: int) -> tuple[sql.Composable, tuple[int, ...]]:
+        if after is None:
+            return sql.SQL("notification_id <= %s"), (upto,)
+        return sql.SQL("notification_id > %s AND notification_id <= %s"), (after, upto)
+
+    def rows(self, after: int | None, upto: int) -> Iterator[LogRow]:
+        where, params = self._where(after, upto)
+        query = sql.SQL("SELECT {0}, state, db_role FROM {1} WHERE {2} ORDER BY notification_id")
+        return self._stream(query.format(self.columns, self.table, where), params)
+
+    def _hash_rows(self, after: int | None, upto: int) -> Iterator[tuple[Any, ...]]:
+        where, params = self._where(after, upto)
+        query = sql.SQL(
+            "SELECT {0}, substring(state from length(state) - 65 for 64), "
+            f"substring(state from 1 for 8) = '\\x{HEAD_HEX}'::bytea "
+            f"AND substring(state from length(state) - 74 for 9) = '\\x{MID_HEX}'::bytea "
+            f"AND substring(state from length(state) - 1) = '\\x{TAIL_HEX}'::bytea "
+            "FROM {1} WHERE {2} ORDER BY notification_id"
+        )
+        return self._stream(query.format(self.columns, self.table, where), params)
+
+    def chain(self, key: str) -> list[LogRow]:
+        query = sql.SQL(
+            "SELECT {0}, state, db_role FROM {1} WHERE originator_id = %s::uuid "
+            "ORDER BY originator_version, notification_id"
+        ).format(self.columns, self.table)
+        with self.conn.cursor(binary=True) as cursor:
+            return cursor.execute(query, (key,)).fetchall()
+
+    def find(self, pairs: Sequence[tuple[str, int]]) -> list[LogRow]:
+        query = sql.SQL(
+            "SELECT {0}, state, db_role FROM {1} WHERE (originator_id, originator_version) IN "
+            "(SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"
+        ).format(self.columns, self.table)
+        with self.conn.cursor(binary=True) as cursor:
+            keys = [key for key, _ in pairs]
+            versions = [version for _, version in pairs]
+            return cursor.execute(query, (keys, versions)).fetchall()
+
+
+def plain_decode(state: bytes) -> tuple[bytes, str]:
+    return open_envelope(bytes(state))
+
+
+def open_table(ledger: Ledger) -> EventTable:
+    """The ledger's event table, read directly in a snapshot (decrypting if a key is set)."""
+    mapper: Any = ledger.mapper
+    encrypted = bool(mapper.cipher or mapper.compressor)
+    decode: Decode = mapper.decode_state if encrypted else plain_decode
+    if ledger.store.backend == "sqlite":
+        return SQLiteEventTable(str(ledger.store.sqlite_path), decode, encrypted)
+    env = ledger.store.env
+    recorder: Any = ledger.recorder
+    conninfo = {
+        "dbname": env["POSTGRES_DBNAME"],
+        "host": env["POSTGRES_HOST"],
+        "port": int(env["POSTGRES_PORT"]),
+        "user": env["POSTGRES_USER"],
+        "password": env.get("POSTGRES_PASSWORD") or None,
+        "connect_timeout": int(env.get("POSTGRES_CONNECT_TIMEOUT", "5")),
+    }
+    return PostgresEventTable(
+        conninfo, recorder.datastore.schema, recorder.events_table_name, decode, encrypted
+    )
+
+
+def new_cipher_key() -> str:
+    """A new AES-256 key for LEDGER_CIPHER_KEY (base64), from the library's AESCipher."""
+    try:
+        from eventsourcing.cryptography import AESCipher
+    except ImportError:  # pragma: no cover - the `crypto` extra is not installed
+        from aggregates.errors import InvalidInput
+
+        raise InvalidInput(
+            "encryption needs the `cryptography` package: "
+            "pip install 'records-custody-ledger[crypto]'"
+        ) from None
+    return AESCipher.create_key(32)

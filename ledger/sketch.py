@@ -1,0 +1,135 @@
+"""The seal's sketch: a small, fixed-size summary of the events a seal covers.
+
+An invertible Bloom lookup table: each event (position, originator, version, topic, hash)
+is added to three of 48 cells (count, XOR of the 68-byte key, XOR of its checksum). The
+difference of two sketches of the same positions holds only the events that differ, and
+"peeling" it lists them, as long as about 30 or fewer differ. ``ledger verify`` uses it to
+name what changed in a sealed segment of the log: an event deleted, inserted, moved or
+rewritten after the seal, which the digest alone could only say "differs".
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import struct
+import zlib
+from dataclasses import dataclass
+
+PARTS = 3
+PER_PART = 16
+CELLS = PARTS * PER_PART
+KEY = struct.Struct(">q16sqI32s")
+CELL = struct.Struct(">q68s8s")
+MASK = (1 << 63) - 1
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One event as the sketch knows it."""
+
+    position: int
+    key: str  # the originator's 32 hex digits
+    version: int
+    topic_crc: int
+    hash: str
+
+
+def topic_crc(topic: str) -> int:
+    return zlib.crc32(topic.encode())
+
+
+def _originator_bytes(key: str) -> bytes:
+    try:
+        raw = binascii.unhexlify(key)
+    except (binascii.Error, ValueError):
+        raw = b""
+    return raw if len(raw) == 16 else hashlib.sha256(key.encode()).digest()[:16]
+
+
+def _clamp(number: int) -> int:
+    return number if -MASK <= number <= MASK else number & MASK
+
+
+class Sketch:
+    def __init__(self) -> None:
+        self.counts = [0] * CELLS
+        self.keys = [0] * CELLS
+        self.checks = [0] * CELLS
+
+    def add(
+        self, position: int, key: str, version: int, topic: str, event_hash: bytes, sign: int = 1
+    ) -> None:
+        packed = KEY.pack(
+            _clamp(position),
+            _originator_bytes(key),
+            _clamp(version),
+            topic_crc(topic),
+            event_hash[:32].rjust(32, b"\0"),
+        )
+        self._toggle(packed, sign)
+
+    def _toggle(self, packed: bytes, sign: int) -> None:
+        digest = hashlib.sha256(packed).digest()
+        number = int.from_bytes(packed, "big")
+        check = int.from_bytes(digest[8:16], "big")
+        for part in range(PARTS):
+            cell = part * PER_PART + int.from_bytes(digest[2 * part : 2 * part + 2]) % PER_PART
+            self.counts[cell] += sign
+            self.keys[cell] ^= number
+            self.checks[cell] ^= check
+
+    def encode(self) -> str:
+        cells = b"".join(
+            CELL.pack(count, key.to_bytes(68, "big"), check.to_bytes(8, "big"))
+            for count, key, check in zip(self.counts, self.keys, self.checks, strict=True)
+        )
+        return base64.b64encode(cells).decode("ascii")
+
+    @classmethod
+    def decode(cls, text: str) -> Sketch:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+        if len(raw) != CELL.size * CELLS:
+            raise ValueError("a sketch has 48 cells")
+        sketch = cls()
+        for cell, (count, key, check) in enumerate(CELL.iter_unpack(raw)):
+            sketch.counts[cell] = count
+            sketch.keys[cell] = int.from_bytes(key, "big")
+            sketch.checks[cell] = int.from_bytes(check, "big")
+        return sketch
+
+    def minus(self, other: Sketch) -> Sketch:
+        difference = Sketch()
+        for cell in range(CELLS):
+            difference.counts[cell] = self.counts[cell] - other.counts[cell]
+            difference.keys[cell] = self.keys[cell] ^ other.keys[cell]
+            difference.checks[cell] = self.checks[cell] ^ other.checks[cell]
+        return difference
+
+    def peel(self) -> tuple[list[Entry], list[Entry], bool]:
+        """(entries only in self, entries only in the other, whether all were found)."""
+        added: list[Entry] = []
+        removed: list[Entry] = []
+        progress = True
+        while progress:
+            progress = False
+            for cell in range(CELLS):
+                sign = self.counts[cell]
+                if sign not in (1, -1) or not self._pure(cell):
+                    continue
+                packed = self.keys[cell].to_bytes(68, "big")
+                (added if sign == 1 else removed).append(_entry(packed))
+                self._toggle(packed, -sign)
+                progress = True
+        complete = not any(self.counts) and not any(self.keys) and not any(self.checks)
+        return added, removed, complete
+
+    def _pure(self, cell: int) -> bool:
+        packed = self.keys[cell].to_bytes(68, "big")
+        return self.checks[cell] == int.from_bytes(hashlib.sha256(packed).digest()[8:16], "big")
+
+
+def _entry(packed: bytes) -> Entry:
+    position, originator, version, crc, event_hash = KEY.unpack(packed)
+    return Entry(position, originator.hex(), version, crc, event_hash.hex())
