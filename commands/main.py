@@ -45,6 +45,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "commands.projections_cli:projections",
         "Projections: status, rebuild, follow, check.",
     ),
+    "seal": ("commands.integrity:seal", "Seal the event log: a digest to write down or publish."),
+    "verify": (
+        "commands.integrity:verify",
+        "Recompute every hash, link and seal; exit 6 on any problem.",
+    ),
+    "keygen": ("commands.integrity:keygen", "Print a new encryption key for LEDGER_CIPHER_KEY."),
 }
 
 
