@@ -90,6 +90,10 @@ class EventTable(ABC):
     def find(self, pairs: Sequence[tuple[str, int]]) -> list[LogRow]:
         """The rows of these (key, version) pairs that exist."""
 
+    @abstractmethod
+    def with_topic(self, topic: str, upto: int) -> list[LogRow]:
+        """Every row of one topic up to a position (a full scan, done by the database)."""
+
     def hashes(self, after: int | None, upto: int) -> Iterator[HashRow]:
         """Rows in log order with only their recorded hash (read in SQL when unencrypted)."""
         if self.encrypted:
@@ -169,6 +173,13 @@ class SQLiteEventTable(EventTable):
             (key,),
         ).fetchall()
 
+    def with_topic(self, topic: str, upto: int) -> list[LogRow]:
+        return self.conn.execute(
+            "SELECT rowid, originator_id, originator_version, topic, state, NULL "
+            f"FROM {self.table} WHERE topic = ? AND rowid <= ? ORDER BY rowid",
+            (topic, upto),
+        ).fetchall()
+
     def find(self, pairs: Sequence[tuple[str, int]]) -> list[LogRow]:
         found: list[LogRow] = []
         for start in range(0, len(pairs), 400):
@@ -246,6 +257,14 @@ class PostgresEventTable(EventTable):
         ).format(self.columns, self.table)
         with self.conn.cursor(binary=True) as cursor:
             return cursor.execute(query, (key,)).fetchall()
+
+    def with_topic(self, topic: str, upto: int) -> list[LogRow]:
+        query = sql.SQL(
+            "SELECT {0}, state, db_role FROM {1} WHERE topic = %s AND notification_id <= %s "
+            "ORDER BY notification_id"
+        ).format(self.columns, self.table)
+        with self.conn.cursor(binary=True) as cursor:
+            return cursor.execute(query, (topic, upto)).fetchall()
 
     def find(self, pairs: Sequence[tuple[str, int]]) -> list[LogRow]:
         query = sql.SQL(

@@ -148,6 +148,8 @@ def verify_log(ledger: Ledger, *, record: UUID | None = None, given: Given | Non
         report.seals, unusable = read_seals(table, report.head)
         report.problems.extend(Problem("log", None, text) for text in unusable)
         scan = LogScan(table, report.seals, given, full=record is None)
+        if record is not None and table.backend == "postgres":
+            scan.bound = bindings(table, report.head)
         scan.run(report.head)
         report.events, report.unreadable = scan.count, scan.unreadable
         report.digest = scan.final_digest.hex()
@@ -173,6 +175,19 @@ def verify_log(ledger: Ledger, *, record: UUID | None = None, given: Given | Non
         report.problems = [p for p in report.problems if p.key in (None, record.hex)]
     report.seconds = time.perf_counter() - started
     return report
+
+
+def bindings(table: EventTable, head: int) -> dict[str, str]:
+    """Actor id -> the database role it is bound to, from the actors' registrations."""
+    bound: dict[str, str] = {}
+    for row in table.with_topic(REGISTERED, head):
+        try:
+            fields = orjson.loads(table.decode(row[4])[0])
+        except Exception:
+            continue  # an unreadable registration is diagnosed with its actor's chain
+        if fields.get("db_role"):
+            bound[str(fields.get("actor_id"))] = str(fields["db_role"])
+    return bound
 
 
 def _new(problem: Problem, known: list[Problem]) -> bool:

@@ -221,9 +221,11 @@ class RawStore:
             columns.append(self.position)
             values.append(position)
         marks = ",".join("?" * len(values))
-        self.tamper(
-            f"INSERT INTO {self.table} ({','.join(columns)}) VALUES ({marks})", tuple(values)
-        )
+        statement = f"INSERT INTO {self.table} ({','.join(columns)}) VALUES ({marks})"
+        if not self.sqlite:
+            statement = statement.replace("?", "%s")
+        with self._conn() as conn:  # appending needs no trigger out of the way
+            conn.execute(statement, tuple(values))
         return state
 
     def rewrite(self, originator: UUID, version: int, **changes: Any) -> str:

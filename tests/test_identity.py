@@ -1,0 +1,220 @@
+"""Identity on PostgreSQL: officers with roles of their own, made from the README's recipe.
+
+A role with only the recipe's grants posts through the ledger; its UPDATE, DELETE, TRUNCATE
+and trigger tampering are refused; acting as an actor bound to another role is refused
+under R19 and recorded; an event forged by raw SQL under a bound actor's name is reported
+by `ledger verify` with the role that really wrote it.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+from uuid import UUID
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from tests.cli import DIRECTOR, last_event, run
+from tests.pg import fresh_database, require_pg
+from tests.tamper import RawStore
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+pytestmark = pytest.mark.postgres
+
+
+def recipe() -> list[str]:
+    """The GRANT recipe of the README's Integrity section, as statements."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### Who wrote it: database roles") :]
+    block = re.search(r"```sql\n(.*?)```", section, re.S)
+    assert block is not None
+    lines = [line for line in block.group(1).splitlines() if not line.startswith("--")]
+    return [s.strip() for s in " ".join(lines).split(";") if s.strip()]
+
+
+def as_role(url: str, role: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=f"{role}:pw-{role}@{parts.hostname}:{parts.port}"))
+
+
+@pytest.fixture(scope="module")
+def office() -> Iterator[tuple[str, str, str]]:
+    """A ledger with two officer roles (li's and wang's) and their actors bound to them;
+    each test works on a record of its own."""
+    require_pg()
+    with fresh_database() as url:
+        yield from _office(url)
+
+
+def _office(pg_url: str) -> Iterator[tuple[str, str, str]]:
+    suffix = secrets.token_hex(4)
+    li, wang = f"officer_li_{suffix}", f"officer_wang_{suffix}"
+    database = urlsplit(pg_url).path.lstrip("/")
+    assert run(pg_url, "init", "--director", DIRECTOR, "--name", "王主任").code == 0
+    try:
+        with psycopg.connect(pg_url, autocommit=True) as owner:
+            for role in (li, wang):
+                for statement in recipe():
+                    statement = statement.replace("officer_li", role).replace("archive", database)
+                    owner.execute(statement.replace("'change-me'", f"'pw-{role}'"))
+        for actor_id, role in (("li", li), ("wang", wang)):
+            done = run(
+                pg_url,
+                "actor",
+                "add",
+                actor_id,
+                "--name",
+                actor_id,
+                "--role",
+                "archivist",
+                "--clearance",
+                "secret",
+                "--db-role",
+                role,
+                actor=DIRECTOR,
+            )
+            assert done.code == 0, done
+        add = [
+            "actor",
+            "add",
+            "liz",
+            "--name",
+            "张",
+            "--role",
+            "liaison",
+            "--clearance",
+            "internal",
+        ]
+        assert run(pg_url, *add, actor=DIRECTOR).code == 0
+        yield pg_url, li, wang
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as owner:
+            for role in (li, wang):
+                owner.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+                owner.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def receive(url: str, actor: str) -> UUID:
+    done = run(
+        url,
+        "receive",
+        "--title",
+        "2012年办公会议纪要",
+        "--department",
+        "办公室",
+        "--year",
+        "2012",
+        "--carrier",
+        "paper",
+        "--pages",
+        "24",
+        "--secrecy",
+        "internal",
+        "--transferred-by",
+        "liz",
+        actor=actor,
+    )
+    assert done.code == 0, done
+    return UUID(done.stdout.strip())
+
+
+def psql(url: str, statement: str) -> subprocess.CompletedProcess[str]:
+    if not shutil.which("psql"):
+        pytest.skip("the psql program is not installed")
+    return subprocess.run(
+        ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", url, "-c", statement],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_an_officer_role_posts_and_can_change_nothing(office: tuple[str, str, str]) -> None:
+    owner_url, li, _ = office
+    url = as_role(owner_url, li)
+    record = receive(url, "li")
+    roles = RawStore(owner_url).query(
+        "SELECT db_role FROM ledger_events WHERE originator_id = ?", (record,)
+    )
+    assert roles == [(li,)]
+    refusals = {
+        "UPDATE ledger_events SET topic = 'x'": "ledger tables are append-only: UPDATE",
+        "DELETE FROM ledger_events": "permission denied for table ledger_events",
+        "TRUNCATE ledger_events": "permission denied for table ledger_events",
+        "DELETE FROM ledger_posted": "permission denied for table ledger_posted",
+        "UPDATE ledger_posted SET outcome = 'x'": "permission denied for table ledger_posted",
+        "ALTER TABLE ledger_events DISABLE TRIGGER USER": "must be owner of table ledger_events",
+        "INSERT INTO ledger_events (originator_id, originator_version, topic, state, db_role) "
+        "VALUES (gen_random_uuid(), 1, 't', 'x', 'someone')": "permission denied",
+        "INSERT INTO ledger_events (originator_id, originator_version, topic, state, "
+        "notification_id) VALUES (gen_random_uuid(), 1, 't', 'x', 0)": "permission denied",
+    }
+    before = RawStore(owner_url).query("SELECT count(*) FROM ledger_events")
+    for statement, refused in refusals.items():
+        done = psql(url, statement)
+        assert done.returncode != 0, (statement, done)
+        assert refused in done.stderr, (statement, done.stderr)
+    assert RawStore(owner_url).query("SELECT count(*) FROM ledger_events") == before
+    assert run(owner_url, "verify", "--record", str(record)).code == 0
+
+
+def test_acting_as_an_actor_bound_to_another_role_is_refused_and_recorded(
+    office: tuple[str, str, str],
+) -> None:
+    owner_url, li, wang = office
+    record = receive(as_role(owner_url, li), "li")
+    forged = run(
+        as_role(owner_url, wang), "relocate", str(record), "--location", "A1-01-1-2", actor="li"
+    )
+    assert forged.code == 3, forged
+    assert forged.stderr == (
+        f"refused (R19): actor li is bound to database role {li}; this session is {wang}\n"
+    )
+    topic, body = last_event(owner_url)
+    assert topic == "ledger/Refusal/AttemptRefused"
+    assert (body["actor"], body["rule"], body["action"]) == ("li", "R19", "relocate")
+    (role,) = RawStore(owner_url).query(
+        "SELECT db_role FROM ledger_events ORDER BY notification_id DESC LIMIT 1"
+    )[0]
+    assert role == wang
+    versions = RawStore(owner_url).query(
+        "SELECT max(originator_version) FROM ledger_events WHERE originator_id = ?", (record,)
+    )
+    assert versions == [(1,)]  # the record itself is untouched
+    refusal = RawStore(owner_url).query(
+        "SELECT originator_id FROM ledger_events ORDER BY notification_id DESC LIMIT 1"
+    )[0][0]
+    for checked in (record, refusal):  # a recorded refusal is not a forgery
+        assert run(owner_url, "verify", "--record", str(checked)).code == 0
+
+
+def test_an_event_forged_under_a_bound_actor_is_reported(office: tuple[str, str, str]) -> None:
+    owner_url, li, wang = office
+    record = receive(as_role(owner_url, li), "li")
+    raw = RawStore(as_role(owner_url, wang))
+    fields = RawStore(owner_url).body(record, 1)
+    forged = {
+        key: fields[key]
+        for key in ("actor", "class_version", "occurred_at", "originator_id", "timestamp")
+    }
+    forged.update(
+        originator_version=2,
+        prev_hash=RawStore(owner_url).row(record, 1)[2][-66:-2].decode(),
+        topic="ledger/Record/Relocated",
+        location="Z9-99-9-9",
+    )
+    raw.insert(forged)  # as wang, with wang's own grants
+    done = run(owner_url, "verify", "--record", str(record))
+    assert done.code == 6, done
+    assert done.stdout.splitlines()[0] == (
+        f"record {record} version 2: posted as actor li, who is bound to database role {li}, "
+        f"but written by database role {wang} (forged actor, or written outside the ledger)"
+    )
