@@ -24,7 +24,8 @@ from psycopg import sql
 
 from aggregates.chain import GENESIS, canonical, digest, envelope
 from ledger import requests as rq
-from ledger.application import open_ledger
+from ledger.application import Ledger
+from ledger.config import store_from_url
 from ledger.seal import seal_log
 from tests.pg import fresh_database, require_pg, with_database
 
@@ -42,8 +43,8 @@ class Scenario:
     seal_digest: str
 
 
-def build_scenario(url: str) -> Scenario:
-    ledger = open_ledger(url, must_exist=False)
+def build_scenario(url: str, cipher_key: str | None = None) -> Scenario:
+    ledger = Ledger(store_from_url(url, cipher_key=cipher_key))
     ledger.create_tables()
     ledger.initialise("dir", "王主任")
     for actor_id, role, clearance in [
@@ -87,11 +88,13 @@ def _record(ledger: Any, title: str, code: str) -> UUID:
 
 
 @contextmanager
-def copies(backend: str, folder: Path) -> Iterator[tuple[Scenario, Any]]:
+def copies(
+    backend: str, folder: Path, cipher_key: str | None = None
+) -> Iterator[tuple[Scenario, Any]]:
     """A golden store built once; ``make()`` gives a fresh copy's URL for each use."""
     if backend == "sqlite":
         golden = f"sqlite:///{folder}/golden.db"
-        scenario = build_scenario(golden)
+        scenario = build_scenario(golden, cipher_key)
         counter = iter(range(1_000_000))
 
         def make_sqlite() -> str:
@@ -104,7 +107,7 @@ def copies(backend: str, folder: Path) -> Iterator[tuple[Scenario, Any]]:
     require_pg()
     made: list[str] = []
     with fresh_database() as golden:
-        scenario = build_scenario(golden)
+        scenario = build_scenario(golden, cipher_key)
         template = golden.rsplit("/", 1)[1]
 
         def make_pg() -> str:

@@ -1,0 +1,106 @@
+"""Encryption at rest: with LEDGER_CIPHER_KEY set, payloads are stored encrypted (AES-GCM),
+the hash chain and the seals still verify, and `verify` says that encryption is on."""
+
+from __future__ import annotations
+
+import base64
+import subprocess
+from collections.abc import Callable, Iterator
+from uuid import UUID
+
+import pytest
+
+from tests.cli import BACKENDS, LEDGER, TIMEOUT, Result, environment
+from tests.tamper import CODE_A, RawStore, Scenario, copies
+
+
+def run(url: str, *args: str, key: str | None, actor: str | None = None) -> Result:
+    env = environment(url, actor)
+    if key is not None:
+        env["LEDGER_CIPHER_KEY"] = key
+    done = subprocess.run(
+        [LEDGER, *args], env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
+    )
+    return Result(done.returncode, done.stdout, done.stderr)
+
+
+def ok(done: Result) -> Result:
+    assert done.code == 0, done
+    return done
+
+
+def test_keygen_prints_a_new_aes_256_key() -> None:
+    first = ok(run("sqlite:///unused.db", "keygen", key=None)).stdout.strip()
+    second = ok(run("sqlite:///unused.db", "keygen", key=None)).stdout.strip()
+    assert len(base64.b64decode(first, validate=True)) == 32
+    assert first != second
+
+
+KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def golden(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Scenario, Callable[[], str]]]:
+    """The tamper scenario (records A, B, C and a seal), written with a key."""
+    with copies(request.param, tmp_path_factory.mktemp("encrypted"), KEY) as found:
+        yield found
+
+
+@pytest.fixture
+def encrypted(golden: tuple[Scenario, Callable[[], str]]) -> tuple[str, str]:
+    return golden[1](), KEY
+
+
+def test_payloads_are_stored_encrypted_and_still_verify(
+    encrypted: tuple[str, str], golden: tuple[Scenario, Callable[[], str]]
+) -> None:
+    url, key = encrypted
+    scenario = golden[0]
+    raw = RawStore(url)
+    states = [bytes(state) for (state,) in raw.query(f"SELECT state FROM {raw.table}")]
+    assert len(states) == 19
+    for state in states:
+        assert not state.startswith(b'{"body":')
+        assert "会议纪要".encode() not in state and b"A1-01-1-1" not in state
+    given = ["--digest", scenario.seal_digest, "--position", str(scenario.seal_position)]
+    done = ok(run(url, "verify", *given, key=key))
+    assert "encryption: on" in done.stdout.splitlines()
+    assert done.stdout.splitlines()[-1] == "intact"
+    sealed = ok(run(url, "seal", "--json", key=key, actor="audit")).json()
+    assert sealed["seal"] == 2
+    assert ok(run(url, "verify", key=key)).stdout.splitlines()[-1] == "intact"
+
+
+def test_a_changed_ciphertext_byte_is_named(encrypted: tuple[str, str]) -> None:
+    url, key = encrypted
+    raw = RawStore(url)
+    position, originator, state = raw.query(
+        f"SELECT {raw.position}, originator_id, state FROM {raw.table} "
+        "WHERE topic = 'ledger/Record/Shelved'"
+    )[0]
+    changed = bytearray(bytes(state))
+    changed[40] ^= 0x01
+    raw.tamper(
+        f"UPDATE {raw.table} SET state = ? WHERE {raw.position} = ?", (bytes(changed), position)
+    )
+    done = run(url, "verify", key=key)
+    assert done.code == 6, done
+    assert done.stdout.splitlines()[0] == (
+        f"record {UUID(str(originator))} (code {CODE_A}) version 3: unreadable (Invalid cipher "
+        "tag): the stored bytes were changed"
+    )
+
+
+def test_without_the_key_nothing_can_be_read(encrypted: tuple[str, str]) -> None:
+    url, _ = encrypted
+    done = run(url, "verify", key=None)
+    assert done.code == 6, done
+    lines = done.stdout.splitlines()
+    assert "encryption: off" in lines
+    assert "no event could be read: the store is encrypted: set LEDGER_CIPHER_KEY?" in lines
+    wrong = ok(run(url, "keygen", key=None)).stdout.strip()
+    done = run(url, "verify", key=wrong)
+    assert done.code == 6, done
+    assert "no event could be read: the key is wrong?" in done.stdout.splitlines()
