@@ -8,7 +8,7 @@ from uuid import UUID
 
 from eventsourcing.domain import BaseAggregate, CanInitAggregate, CanMutateAggregate
 from eventsourcing.utils import register_topic
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel, ConfigDict
 
 from aggregates.chain import GENESIS, canonical, digest
 from aggregates.errors import RuleViolation
@@ -20,7 +20,12 @@ TAgg = TypeVar("TAgg", bound="ChainedAggregate")
 class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
     """Base of every stored event: who, when (two times), and the chain link."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: an event class's validator is built when first used, so a command
+    # that reads a few kinds of event does not pay for building all of them at start-up.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
+    # The canonical body and its hash, computed once: plain slots, not pydantic private
+    # attributes, whose per-instance initialisation cost more than validating the event.
+    __slots__ = ("_ledger_body", "_ledger_hash")
     TOPIC: ClassVar[str]
     NAME: ClassVar[str]  # the event's name in custody chains, e.g. "lent"
     class_version: ClassVar[int] = 1
@@ -31,9 +36,6 @@ class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
     occurred_at: Moment  # when it happened (R14)
     actor: ActorId
     prev_hash: str
-
-    _hash: str | None = PrivateAttr(default=None)
-    _body: bytes | None = PrivateAttr(default=None)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -47,27 +49,26 @@ class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
 
     def body(self) -> bytes:
         """The canonical bytes that the event's hash covers (see aggregates.chain)."""
-        private = self.__pydantic_private__
-        assert private is not None
-        body: bytes | None = private["_body"]
-        if body is None:
+        try:
+            return _BODY.__get__(self)  # type: ignore[no-any-return]
+        except AttributeError:  # not computed yet (the slot's own error: no __getattr__)
             fields = dict(self.__dict__, topic=self.TOPIC, class_version=self.class_version)
-            body = private["_body"] = canonical(fields)
-        return body
+            body = canonical(fields)
+            _BODY.__set__(self, body)
+            return body
 
     @property
     def event_hash(self) -> str:
-        private = self.__pydantic_private__
-        assert private is not None
-        value: str | None = private["_hash"]
-        if value is None:
-            value = private["_hash"] = digest(self.body())
-        return value
+        try:
+            return _HASH.__get__(self)  # type: ignore[no-any-return]
+        except AttributeError:
+            value = digest(self.body())
+            _HASH.__set__(self, value)
+            return value
 
     def restore_hash(self, recorded: str) -> None:
         """Set by the mapper on load: the hash as recorded (verify re-checks it)."""
-        assert self.__pydantic_private__ is not None
-        self.__pydantic_private__["_hash"] = recorded
+        _HASH.__set__(self, recorded)
 
     def mutate(self, aggregate: Any) -> Any:
         aggregate = super().mutate(aggregate)
@@ -77,6 +78,11 @@ class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
 
     def apply(self, aggregate: Any) -> None:
         """Evolve the aggregate's state; events without state changes keep this."""
+
+
+# The slots' own descriptors: reading them directly skips pydantic's __getattr__.
+_BODY: Any = LedgerEvent.__dict__["_ledger_body"]
+_HASH: Any = LedgerEvent.__dict__["_ledger_hash"]
 
 
 class LedgerCreated(LedgerEvent, CanInitAggregate[UUID]):
