@@ -1,0 +1,106 @@
+"""The PostgreSQL event recorder: binary COPY under the table lock, append-only triggers,
+the posted-lines table and the database role of each writer (see ledger.recorders)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.sql import SQL, Identifier
+
+from ledger.recorders import APPEND_ONLY_MESSAGE, POSTED_TABLE
+
+
+class PostgresLedgerRecorder(PostgresApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        events = Identifier(self.events_table_name)
+        posted = Identifier(POSTED_TABLE)
+        guard = Identifier(f"{self.events_table_name}_append_only")
+        self.posted_table = SQL("{0}.{1}").format(schema, posted)
+        self.copy_posted = SQL("COPY {0} (id, outcome) FROM STDIN (FORMAT BINARY)").format(
+            self.posted_table
+        )
+        self.copy_events = SQL(
+            "COPY {0}.{1} (originator_id, originator_version, topic, state) "
+            "FROM STDIN (FORMAT BINARY)"
+        ).format(schema, events)
+        self.sql_create_statements.extend(
+            [
+                SQL(
+                    "CREATE TABLE IF NOT EXISTS {0}.{1} (id text PRIMARY KEY, "
+                    "outcome text NOT NULL, posted_at timestamptz NOT NULL DEFAULT now())"
+                ).format(schema, posted),
+                # Identity (who wrote it, as the database knows): not settable by a client.
+                SQL(
+                    "ALTER TABLE {0}.{1} ADD COLUMN IF NOT EXISTS "
+                    "db_role text NOT NULL DEFAULT current_user"
+                ).format(schema, events),
+                SQL(
+                    "CREATE OR REPLACE FUNCTION {0}.{1}() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$BEGIN RAISE EXCEPTION '{2}: % on % refused', TG_OP, TG_TABLE_NAME "
+                    "USING ERRCODE = 'insufficient_privilege'; END$$"
+                ).format(schema, guard, SQL(APPEND_ONLY_MESSAGE)),
+            ]
+        )
+        for table in (events, posted):
+            for kind, level in (("UPDATE OR DELETE", "ROW"), ("TRUNCATE", "STATEMENT")):
+                name = Identifier(f"{table.as_string()[1:-1]}_no_{kind.split()[0].lower()}")
+                self.sql_create_statements.extend(
+                    [
+                        SQL("DROP TRIGGER IF EXISTS {0} ON {1}.{2}").format(name, schema, table),
+                        SQL(
+                            "CREATE TRIGGER {0} BEFORE {1} ON {2}.{3} FOR EACH {4} "
+                            "EXECUTE FUNCTION {2}.{5}()"
+                        ).format(name, SQL(kind), schema, table, SQL(level), guard),
+                    ]
+                )
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """One transaction: take the table lock (notification ids commit in order), notify
+        followers, then COPY the posted-line keys and the events in binary."""
+        with self.datastore.transaction(commit=True) as curs:
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            posted = kwargs.get("posted")
+            if posted:
+                with curs.copy(self.copy_posted) as copy:
+                    copy.set_types(["text", "text"])
+                    for row in posted:
+                        copy.write_row(row)
+            with curs.copy(self.copy_events) as copy:
+                copy.set_types(["uuid", "int8", "text", "bytea"])
+                for s in stored_events:
+                    copy.write_row((s.originator_id, s.originator_version, s.topic, s.state))
+        return None
+
+    def posted_ids(self, ids: Sequence[str]) -> set[str]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL("SELECT id FROM {0} WHERE id = ANY(%s)").format(self.posted_table),
+                (list(ids),),
+            )
+            return {row["id"] for row in curs.fetchall()}
+
+    def db_roles(self, originator_id: UUID) -> dict[int, str]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                SQL(
+                    "SELECT originator_version, db_role FROM {0}.{1} WHERE originator_id = %s"
+                ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name)),
+                (originator_id,),
+            )
+            return {row["originator_version"]: row["db_role"] for row in curs.fetchall()}
+
+    def current_role(self) -> str:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute("SELECT current_user AS role")
+            row = curs.fetchone()
+            assert row is not None
+            return str(row["role"])
