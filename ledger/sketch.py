@@ -1,9 +1,10 @@
 """The seal's sketch: a small, fixed-size summary of the events a seal covers.
 
-An invertible Bloom lookup table: each event (position, originator, version, topic, hash)
-is added to three of 48 cells (count, XOR of the 68-byte key, XOR of its checksum). The
-difference of two sketches of the same positions holds only the events that differ, and
-"peeling" it lists them, as long as about 30 or fewer differ. ``ledger verify`` uses it to
+An invertible Bloom lookup table: each event (position, originator, version, topic, the
+first 16 bytes of its hash) is added to four of 96 cells, one in each quarter (count, XOR of
+the 48-byte key, XOR of its checksum). The difference of two sketches of the same positions
+holds only the events that differ, and "peeling" it lists them: nearly always when up to
+about 40 differ (a tampering typically changes one to four). ``ledger verify`` uses it to
 name what changed in a sealed segment of the log: an event deleted, inserted, moved or
 rewritten after the seal, which the digest alone could only say "differs".
 """
@@ -17,12 +18,14 @@ import struct
 import zlib
 from dataclasses import dataclass
 
-PARTS = 3
-PER_PART = 16
+PARTS = 4
+PER_PART = 24
 CELLS = PARTS * PER_PART
-KEY = struct.Struct(">q16sqI32s")
-CELL = struct.Struct(">q68s8s")
+KEY = struct.Struct(">q16siI16s")  # position, originator, version, topic's CRC-32, hash
+KEY_SIZE = KEY.size
+CELL = struct.Struct(f">i{KEY_SIZE}s8s")  # count, XOR of keys, XOR of checksums
 MASK = (1 << 63) - 1
+VERSION_MASK = (1 << 31) - 1
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Entry:
     key: str  # the originator's 32 hex digits
     version: int
     topic_crc: int
-    hash: str
+    hash: str  # the first 32 hex digits of its hash
 
 
 def topic_crc(topic: str) -> int:
@@ -64,9 +67,9 @@ class Sketch:
         packed = KEY.pack(
             _clamp(position),
             _originator_bytes(key),
-            _clamp(version),
+            version if -VERSION_MASK <= version <= VERSION_MASK else version & VERSION_MASK,
             topic_crc(topic),
-            event_hash[:32].rjust(32, b"\0"),
+            event_hash[:16].rjust(16, b"\0"),
         )
         self._toggle(packed, sign)
 
@@ -82,7 +85,7 @@ class Sketch:
 
     def encode(self) -> str:
         cells = b"".join(
-            CELL.pack(count, key.to_bytes(68, "big"), check.to_bytes(8, "big"))
+            CELL.pack(count, key.to_bytes(KEY_SIZE, "big"), check.to_bytes(8, "big"))
             for count, key, check in zip(self.counts, self.keys, self.checks, strict=True)
         )
         return base64.b64encode(cells).decode("ascii")
@@ -91,7 +94,7 @@ class Sketch:
     def decode(cls, text: str) -> Sketch:
         raw = base64.b64decode(text.encode("ascii"), validate=True)
         if len(raw) != CELL.size * CELLS:
-            raise ValueError("a sketch has 48 cells")
+            raise ValueError(f"a sketch has {CELLS} cells")
         sketch = cls()
         for cell, (count, key, check) in enumerate(CELL.iter_unpack(raw)):
             sketch.counts[cell] = count
@@ -118,7 +121,7 @@ class Sketch:
                 sign = self.counts[cell]
                 if sign not in (1, -1) or not self._pure(cell):
                     continue
-                packed = self.keys[cell].to_bytes(68, "big")
+                packed = self.keys[cell].to_bytes(KEY_SIZE, "big")
                 (added if sign == 1 else removed).append(_entry(packed))
                 self._toggle(packed, -sign)
                 progress = True
@@ -126,7 +129,7 @@ class Sketch:
         return added, removed, complete
 
     def _pure(self, cell: int) -> bool:
-        packed = self.keys[cell].to_bytes(68, "big")
+        packed = self.keys[cell].to_bytes(KEY_SIZE, "big")
         return self.checks[cell] == int.from_bytes(hashlib.sha256(packed).digest()[8:16], "big")
 
 
