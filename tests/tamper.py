@@ -43,7 +43,7 @@ class Scenario:
     seal_digest: str
 
 
-def build_scenario(url: str, cipher_key: str | None = None) -> Scenario:
+def build_scenario(url: str, cipher_key: str | None = None, seal_at_end: bool = False) -> Scenario:
     ledger = Ledger(store_from_url(url, cipher_key=cipher_key))
     ledger.create_tables()
     ledger.initialise("dir", "王主任")
@@ -62,6 +62,8 @@ def build_scenario(url: str, cipher_key: str | None = None) -> Scenario:
     receipt = seal_log(ledger, "audit")
     ledger.execute(rq.Relocate(record=CODE_A, location="A1-01-1-3"), "arch")
     c = _receive(ledger, "2021年人事通知")
+    if seal_at_end:
+        seal_log(ledger, "arch")
     ledger.close()
     return Scenario(a, b, c, receipt.position, receipt.digest)
 
@@ -89,12 +91,12 @@ def _record(ledger: Any, title: str, code: str) -> UUID:
 
 @contextmanager
 def copies(
-    backend: str, folder: Path, cipher_key: str | None = None
+    backend: str, folder: Path, cipher_key: str | None = None, seal_at_end: bool = False
 ) -> Iterator[tuple[Scenario, Any]]:
     """A golden store built once; ``make()`` gives a fresh copy's URL for each use."""
     if backend == "sqlite":
         golden = f"sqlite:///{folder}/golden.db"
-        scenario = build_scenario(golden, cipher_key)
+        scenario = build_scenario(golden, cipher_key, seal_at_end)
         counter = iter(range(1_000_000))
 
         def make_sqlite() -> str:
@@ -107,7 +109,7 @@ def copies(
     require_pg()
     made: list[str] = []
     with fresh_database() as golden:
-        scenario = build_scenario(golden, cipher_key)
+        scenario = build_scenario(golden, cipher_key, seal_at_end)
         template = golden.rsplit("/", 1)[1]
 
         def make_pg() -> str:

@@ -1,0 +1,119 @@
+"""Property: verify passes on the untouched store and fails after any single random mutation
+of a stored row (a flipped bit, a changed column, a deleted, moved or copied row), on SQLite
+and PostgreSQL.
+
+The store is sealed at its end, so every event but the last seal itself is covered by a
+seal; that last seal is the one row whose removal nothing can show (a seal cannot cover
+itself), so it is never deleted or moved later in the log here. A move changes the row's
+place in the log's order: renumbering rows in place changes nothing that was recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger.application import open_ledger
+from ledger.verify import verify_log
+from tests.cli import BACKENDS
+from tests.tamper import RawStore, Scenario, copies
+
+MUTATIONS = ["flip", "version", "topic", "originator", "delete", "move", "copy"]
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def golden(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Scenario, Callable[[], str]]]:
+    with copies(request.param, tmp_path_factory.mktemp("property"), seal_at_end=True) as found:
+        yield found
+
+
+def intact(url: str) -> bool:
+    ledger = open_ledger(url)
+    try:
+        return verify_log(ledger).intact
+    finally:
+        ledger.close()
+
+
+def test_the_untouched_store_verifies(golden: tuple[Scenario, Callable[[], str]]) -> None:
+    assert intact(golden[1]())
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(data=st.data())
+def test_any_single_mutation_of_a_row_is_found(
+    golden: tuple[Scenario, Callable[[], str]], data: st.DataObject
+) -> None:
+    url = golden[1]()
+    raw = RawStore(url)
+    rows = raw.query(
+        f"SELECT {raw.position}, originator_id, originator_version, topic, state "
+        f"FROM {raw.table} ORDER BY {raw.position}"
+    )
+    last = rows[-1][0]
+    kind = data.draw(st.sampled_from(MUTATIONS), label="mutation")
+    row = data.draw(st.sampled_from(rows if kind in ("flip", "version", "topic") else rows[:-1]))
+    mutate(raw, kind, row, rows, last, data)
+    assert not intact(url), (kind, row[:4])
+
+
+def mutate(
+    raw: RawStore,
+    kind: str,
+    row: tuple[Any, ...],
+    rows: list[tuple[Any, ...]],
+    last: int,
+    data: st.DataObject,
+) -> None:
+    position, originator, version, topic, state = row
+    where = f"WHERE {raw.position} = ?"
+    if kind == "flip":
+        changed = bytearray(bytes(state))
+        at = data.draw(st.integers(0, len(changed) - 1), label="byte")
+        changed[at] ^= 1 << data.draw(st.integers(0, 7), label="bit")
+        raw.tamper(f"UPDATE {raw.table} SET state = ? {where}", (bytes(changed), position))
+    elif kind == "version":
+        taken = {(r[1], r[2]) for r in rows}
+        new = data.draw(
+            st.integers(-3, 40).filter(lambda v: (originator, v) not in taken), label="version"
+        )
+        raw.tamper(f"UPDATE {raw.table} SET originator_version = ? {where}", (new, position))
+    elif kind == "topic":
+        new = data.draw(st.sampled_from(sorted({r[3] for r in rows} - {topic})), label="topic")
+        raw.tamper(f"UPDATE {raw.table} SET topic = ? {where}", (new, position))
+    elif kind == "originator":
+        others = sorted(
+            {str(r[1]) for r in rows if (r[1], version) not in {(x[1], x[2]) for x in rows}}
+        )
+        new = data.draw(st.sampled_from([*others, "fresh"]), label="originator")
+        value = raw.key(uuid4()) if new == "fresh" else next(r[1] for r in rows if str(r[1]) == new)
+        raw.tamper(f"UPDATE {raw.table} SET originator_id = ? {where}", (value, position))
+    elif kind == "delete":
+        raw.tamper(f"DELETE FROM {raw.table} {where}", (position,))
+    elif kind == "move":  # to another place in the log's order (renumbering in place is
+        # not a change: positions order the log, the digest covers the hashes in that order)
+        index = [r[0] for r in rows].index(position)
+        before = rows[index - 1][0] if index else None
+        after = rows[index + 1][0]
+        taken = {r[0] for r in rows}
+        new = data.draw(
+            st.integers(-5, last + 5).filter(
+                lambda p: p not in taken and (p > after or (before is not None and p < before))
+            ),
+            label="to",
+        )
+        raw.tamper(f"UPDATE {raw.table} SET {raw.position} = ? {where}", (new, position))
+    else:  # copy another row's stored bytes over this one
+        source = data.draw(st.sampled_from([r for r in rows if r[0] != position]), label="from")
+        raw.tamper(f"UPDATE {raw.table} SET state = ? {where}", (bytes(source[4]), position))
