@@ -107,6 +107,9 @@ class Batch:
         return self.records[record_id]
 
     def resolve(self, ref: str) -> UUID:
+        known = self.claims.get(ref)  # an archival code this batch has seen: no parsing
+        if known is not None:
+            return known.record_id
         try:
             return UUID(ref)
         except ValueError:

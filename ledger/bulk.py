@@ -8,7 +8,9 @@ collides with it, the chunk is re-run carefully, every line checked again.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +97,22 @@ def chunks(lines: Iterable[bytes], size: int) -> Iterator[list[tuple[int, bytes]
         yield chunk
 
 
+@contextmanager
+def _few_collections() -> Iterator[None]:
+    """Bulk posting allocates millions of short-lived objects that reference counting
+    frees; the cyclic collector's passes over everything alive (all modules included)
+    cost a tenth of the time. Objects alive now are frozen out of its passes and it
+    runs less often; settings are restored afterwards."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(50_000, 50, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
 class BulkPoster:
     def __init__(
         self,
@@ -114,10 +132,11 @@ class BulkPoster:
         self.seen: set[str] = set()
 
     def post(self, lines: Iterable[bytes]) -> Summary:
-        for chunk in chunks(lines, self.chunk_size):
-            parsed = [parse(n, text, self.actor) for n, text in chunk]
-            if not self._post_chunk(parsed):
-                break
+        with _few_collections():
+            for chunk in chunks(lines, self.chunk_size):
+                parsed = [parse(n, text, self.actor) for n, text in chunk]
+                if not self._post_chunk(parsed):
+                    break
         return self.summary
 
     def _post_chunk(self, lines: list[Line]) -> bool:
