@@ -181,18 +181,14 @@ class SQLiteEventTable(EventTable):
         ).fetchall()
 
     def find(self, pairs: Sequence[tuple[str, int]]) -> list[LogRow]:
+        """One primary-key lookup each (a row-value IN list would scan the table)."""
+        statement = (
+            "SELECT rowid, originator_id, originator_version, topic, state, NULL "
+            f"FROM {self.table} WHERE originator_id = ? AND originator_version = ?"
+        )
         found: list[LogRow] = []
-        for start in range(0, len(pairs), 400):
-            chunk = pairs[start : start + 400]
-            marks = ",".join("(?,?)" for _ in chunk)
-            found.extend(
-                self.conn.execute(
-                    "SELECT rowid, originator_id, originator_version, topic, state, NULL "
-                    f"FROM {self.table} WHERE (originator_id, originator_version) IN "
-                    f"(VALUES {marks})",
-                    [value for pair in chunk for value in pair],
-                ).fetchall()
-            )
+        for pair in pairs:
+            found.extend(self.conn.execute(statement, pair).fetchall())
         return found
 
 

@@ -373,7 +373,7 @@ class LogScan:
                 self.suspects[key] = None
 
     def _evict(self) -> None:
-        for key in list(islice(self.heads, HEADS_CAP // 4)):
+        for key in list(islice(self.heads, max(1, HEADS_CAP // 4))):
             del self.heads[key]
         self.evicted = True
 

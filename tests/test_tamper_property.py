@@ -117,3 +117,29 @@ def mutate(
     else:  # copy another row's stored bytes over this one
         source = data.draw(st.sampled_from([r for r in rows if r[0] != position]), label="from")
         raw.tamper(f"UPDATE {raw.table} SET state = ? {where}", (bytes(source[4]), position))
+
+
+def test_with_little_memory_links_are_checked_by_lookup(
+    golden: tuple[Scenario, Callable[[], str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keeping only two records' last hashes in memory, the older links are looked up by
+    index: the untouched store still verifies, a broken link is still found."""
+    import ledger.verify
+
+    monkeypatch.setattr(ledger.verify, "HEADS_CAP", 2)
+    monkeypatch.setattr(ledger.verify, "DEFER_BATCH", 3)
+    scenario, make = golden
+    assert intact(make())
+    url = make()
+    raw = RawStore(url)
+    raw.rewrite(scenario.a, 6, prev_hash="f" * 64)
+    ledger_ = open_ledger(url)
+    try:
+        report = verify_log(ledger_)
+    finally:
+        ledger_.close()
+    assert [p.line() for p in report.problems if p.key == scenario.a.hex] == [
+        f"record {scenario.a} (code Z001-WS·2020-D10-BGS-0001) version 6: does not link to "
+        "version 5 (previous-hash mismatch: version 5 was changed or replaced, or this event "
+        "was forged)"
+    ]
