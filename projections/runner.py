@@ -9,6 +9,7 @@ events are of topics no projection reads.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,7 +36,8 @@ PROJECTIONS: dict[str, type[LedgerProjection]] = {
     "audit": AuditProjection,
     "destruction": DestructionProjection,
 }
-PAGE_SIZE = 10_000
+# Events per page; LEDGER_PROJECTION_PAGE_SIZE overrides (smaller pages: less memory).
+PAGE_SIZE = int(os.environ.get("LEDGER_PROJECTION_PAGE_SIZE") or 10_000)
 RETRIES = 5
 
 Progress = Callable[[int], None]  # called with the number of log positions just covered

@@ -1,0 +1,134 @@
+"""A rebuild killed with SIGKILL half-way leaves the live projections as they were, and the
+next rebuild completes with the result of an uninterrupted one (real processes)."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from ledger.application import open_ledger
+from ledger.bulk import BulkPoster
+from projections.runner import PROJECTIONS, catch_up
+from tests.cli import LEDGER, TIMEOUT, environment, event_count, fresh_store, generate, run
+
+RECORDS = 1200
+PAGE = "100"  # events per page: the rebuild takes a hundred transactions or so
+
+
+def tables() -> list[tuple[str, tuple[str, ...]]]:
+    found = [(f"{name}_tracking", ("application_name",)) for name in PROJECTIONS]
+    found += [(t.name, t.key) for p in PROJECTIONS.values() for t in p.spec.tables]
+    return found
+
+
+def select(url: str, sql: str) -> list[tuple[Any, ...]]:
+    if url.startswith("sqlite:"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+            return [tuple(r) for r in conn.execute(sql).fetchall()]
+    with psycopg.connect(url) as conn:
+        return [tuple(r) for r in conn.execute(sql).fetchall()]  # type: ignore[arg-type]
+
+
+def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every live projection table, tracking included, in key order."""
+    return {
+        name: select(url, f"SELECT * FROM {name} ORDER BY {', '.join(key)}")
+        for name, key in tables()
+    }
+
+
+def scratch_position(url: str) -> int | None:
+    try:
+        rows = select(url, "SELECT notification_id FROM audit_tracking_new "
+                           "WHERE application_name = 'Ledger'")  # fmt: skip
+    except (sqlite3.Error, psycopg.Error):
+        return None  # not created yet
+    return int(rows[0][0]) if rows else None
+
+
+def scratch_tables(url: str) -> list[str]:
+    if url.startswith("sqlite:"):
+        sql = "SELECT name FROM sqlite_master WHERE type = 'table' "
+        sql += "AND name LIKE '%\\_new' ESCAPE '\\'"
+    else:
+        sql = "SELECT tablename FROM pg_tables WHERE tablename LIKE '%\\_new'"
+    return sorted(str(r[0]) for r in select(url, sql))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A ledger of about ten thousand events, its live projections up to date."""
+    generated = generate(tmp_path / "lines.jsonl", RECORDS)
+    with fresh_store(request.param, tmp_path) as url:
+        ledger = open_ledger(url, must_exist=False)
+        ledger.create_tables()
+        ledger.initialise("dir", "主任")
+        lines = [line.encode() for line in generated.path.read_text().splitlines()]
+        summary = BulkPoster(ledger, "g.arch").post(lines)
+        assert summary.posted == generated.posted, summary.problems[:3]
+        catch_up(ledger)
+        ledger.close()
+        yield url
+
+
+def start_rebuild(url: str) -> subprocess.Popen[str]:
+    env = {**environment(url), "LEDGER_PROJECTION_PAGE_SIZE": PAGE}
+    return subprocess.Popen(
+        [LEDGER, "projections", "rebuild"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def kill_half_way(url: str, process: subprocess.Popen[str], head: int) -> int:
+    """SIGKILL the rebuild once its scratch tables hold part of the log; that position."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        position = scratch_position(url)
+        if position is not None and 0 < position < head // 2:
+            process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=TIMEOUT)
+            return position
+        assert process.poll() is None, "the rebuild ended before it could be killed"
+        time.sleep(0.002)
+    raise AssertionError("the rebuild never got going")
+
+
+def test_killed_rebuild_leaves_live_projections_and_the_next_one_completes(store: str) -> None:
+    before = dump(store)
+    [head] = [n for name, n in before["audit_tracking"] if name == "Ledger"]
+    events = event_count(store)
+    assert events > 5000 and len(before["catalog"]) == RECORDS
+    process = start_rebuild(store)
+    position = kill_half_way(store, process, head)
+    assert process.returncode == -signal.SIGKILL
+    assert dump(store) == before  # the live projections: untouched
+    assert scratch_tables(store)  # what the killed rebuild left behind
+    assert scratch_position(store) == position
+    status = run(store, "projections", "status", "--json")
+    assert {(r["position"], r["lag"]) for r in status.json()} == {(head, 0)}
+
+    again = run(store, "projections", "rebuild")
+    assert again.code == 0, again
+    assert again.stdout.startswith(
+        f"rebuilt catalog, loans, audit, destruction: {events} events in "
+    )
+    assert scratch_tables(store) == []
+    assert dump(store) == before  # the same as the projections kept up incrementally
+    checked = run(store, "projections", "check")
+    assert checked.code == 0, checked
+    assert (
+        checked.stdout
+        == f"projections match a rebuild: catalog, loans, audit, destruction ({events} events)\n"
+    )
