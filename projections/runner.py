@@ -112,6 +112,7 @@ class Runner:
         started = time.perf_counter()
         stats = Stats()
         for _ in range(RETRIES):
+            stats.events = 0  # count what the attempt that succeeds read
             try:
                 self._run(stop, progress, stats)
                 break

@@ -1,0 +1,124 @@
+"""Projections on both backends: exactly once under racing runners, rebuilds and swaps,
+checks that find and name a difference, the rebuild lock, an empty log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from aggregates.errors import Conflict, InvalidInput
+from ledger.application import Ledger, open_ledger
+from projections.rebuild import check, exclusive, rebuild
+from projections.runner import Runner, catch_up, open_projections, open_view
+from projections.status import status_rows
+from tests.cli import run
+from tests.test_projections_history import (
+    LIFE,
+    LIFE_CODE,
+    LIFE_ID,
+    OTHERS,
+    new_office,
+    numbered,
+    post_in_process,
+    receive,
+)
+
+ALL = ["catalog", "loans", "audit", "destruction"]
+NEW_RECORD = "77777777-7777-4777-8777-777777777777"
+
+
+@pytest.fixture
+def ledger(db_url: str) -> Iterator[Ledger]:
+    ledger = open_ledger(db_url, must_exist=False)
+    new_office(ledger)
+    post_in_process(ledger, numbered(LIFE, "life") + numbered(OTHERS, "others"))
+    yield ledger
+    ledger.close()
+
+
+def rows(ledger: Ledger, table: str) -> list[dict[str, object]]:
+    view = open_view(ledger, "catalog")
+    return sorted(view.select(f"SELECT * FROM {table}"), key=repr)
+
+
+def test_racing_runners_apply_each_event_once(ledger: Ledger) -> None:
+    first = open_projections(ledger, ALL)
+    second = open_projections(ledger, ALL)  # read their positions before the first moves
+    Runner(ledger, first, page_size=7).run(stop=40)
+    stats = Runner(ledger, second, page_size=5).run()  # collides, re-reads, goes on
+    assert stats.events > 0
+    assert Runner(ledger, first, page_size=3).run().events == 0
+    assert {p.position for p in first} == {ledger.recorder.max_notification_id()}
+    assert len(rows(ledger, "audit")) == 15
+    assert check(ledger)[0] == []
+
+
+def test_rebuild_swaps_in_tables_and_old_runners_go_on(ledger: Ledger) -> None:
+    old = open_projections(ledger, ALL)
+    Runner(ledger, old).run()
+    before = {t: rows(ledger, t) for t in ("catalog", "loans", "audit", "destructions")}
+    rebuild(ledger, ["audit", "catalog"])
+    stats = rebuild(ledger)  # twice: scratch tables and their indexes take the live names
+    assert stats.events == ledger.recorder.max_notification_id()
+    assert {t: rows(ledger, t) for t in before} == before
+    new = receive(NEW_RECORD, "2022-01-05T09:00:00+08:00", title="新", year=2021, secrecy="public")
+    post_in_process(ledger, numbered([new, OTHERS[-1]], "more"))
+    assert Runner(ledger, old, page_size=2).run().events > 0  # projections opened before
+    assert check(ledger)[0] == []
+    assert len(rows(ledger, "catalog")) == len(before["catalog"]) + 1
+
+
+def test_check_names_what_differs(ledger: Ledger, db_url: str) -> None:
+    catch_up(ledger)
+    view = open_view(ledger, "catalog")
+    with view.transaction() as curs:
+        curs.execute(f"UPDATE catalog SET title = 'x' WHERE id = '{LIFE_ID}'")
+        curs.execute("DELETE FROM audit WHERE outcome = 'refused'")
+    differences, _ = check(ledger, ["catalog", "audit"])
+    assert [(d.projection, d.table, d.side, d.count) for d in differences] == [
+        ("catalog", "catalog", "live", 1),
+        ("catalog", "catalog", "rebuilt", 1),
+        ("audit", "audit", "rebuilt", 4),
+    ]
+    done = run(db_url, "projections", "check")
+    assert done.code == 6, done
+    lines = done.stdout.splitlines()
+    assert lines[0] == f"catalog: table catalog: 1 live rows not in the rebuild (id: {LIFE_ID})"
+    assert lines[2].startswith("audit: table audit: 4 rebuilt rows not live (position: ")
+    assert done.stderr == "error: projections differ from a rebuild: audit, catalog\n"
+    assert run(db_url, "projections", "rebuild", "audit").code == 0
+    assert {d.projection for d in check(ledger)[0]} == {"catalog"}  # rebuilt: audit only
+    rebuild(ledger, ["catalog"])
+    assert check(ledger)[0] == []
+    assert [r["title"] for r in rows(ledger, "catalog") if r["code"] == LIFE_CODE] != ["x"]
+
+
+def test_one_rebuild_at_a_time(ledger: Ledger) -> None:
+    with exclusive(ledger), pytest.raises(Conflict, match="another projections rebuild"):
+        rebuild(ledger)
+    with pytest.raises(InvalidInput, match="unknown projection nope; choose from catalog"):
+        rebuild(ledger, ["nope"])
+
+
+def test_status_lag_then_catch_up(ledger: Ledger) -> None:
+    assert {r["state"] for r in status_rows(ledger)} == {"not built"}
+    Runner(ledger, open_projections(ledger, ["loans"])).run(stop=20)
+    by_name = {r["projection"]: r for r in status_rows(ledger)}
+    head = ledger.recorder.max_notification_id()
+    assert by_name["loans"]["position"] == 20 and by_name["loans"]["state"] == "behind"
+    assert by_name["loans"]["lag"] == head - 20
+    catch_up(ledger)
+    assert {(r["position"], r["lag"], r["state"]) for r in status_rows(ledger)} == {
+        (head, 0, "up to date")
+    }
+
+
+def test_an_empty_log(db_url: str) -> None:
+    ledger = open_ledger(db_url, must_exist=False)
+    ledger.create_tables()
+    assert rebuild(ledger).events == 0
+    assert check(ledger)[0] == []
+    assert {r["position"] for r in status_rows(ledger)} == {0}
+    assert rows(ledger, "catalog") == []
+    ledger.close()
