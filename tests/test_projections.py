@@ -3,11 +3,15 @@ checks that find and name a difference, the rebuild lock, an empty log."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from aggregates.errors import Conflict, InvalidInput
+from commands.main import cli
 from ledger.application import Ledger, open_ledger
 from projections.rebuild import check, exclusive, rebuild
 from projections.runner import Runner, catch_up, open_projections, open_view
@@ -122,3 +126,21 @@ def test_an_empty_log(db_url: str) -> None:
     assert {r["position"] for r in status_rows(ledger)} == {0}
     assert rows(ledger, "catalog") == []
     ledger.close()
+
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def test_the_scheduled_commands_exist() -> None:
+    """The systemd unit and the crontab line run commands that the CLI has."""
+    service = (SCRIPTS / "ledger-projections.service").read_text()
+    timer = (SCRIPTS / "ledger-projections.timer").read_text()
+    cron = (SCRIPTS / "crontab.example").read_text()
+    assert "Unit=ledger-projections.service" in timer and "OnCalendar=" in timer
+    commands = re.findall(r"^ExecStart=\S+/ledger (.+)$", service, re.M)
+    assert commands == ["projections rebuild", "projections check"]
+    cron_lines = [line for line in cron.splitlines() if line and not line.startswith("#")]
+    assert re.findall(r"/ledger (projections \w+)", cron_lines[-1]) == commands
+    for line in commands:
+        done = CliRunner().invoke(cli, [*line.split(), "--help"], prog_name="ledger")
+        assert done.exit_code == 0, done.output
