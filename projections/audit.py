@@ -43,6 +43,7 @@ AUDIT_RECORDS = Table(
     key=("record_id",),
 )
 CACHE_LIMIT = 200_000
+NO_STATE = (None, None)
 # Topics whose handling needs the record's stored code and secrecy.
 NEEDS_STATE = frozenset(
     {
@@ -124,47 +125,30 @@ class AuditProjection(LedgerProjection):
     def lent(self, position: int, f: dict[str, Any]) -> None:
         self._use(position, f, "lent", f"due {f['due']}")
 
+    def _use(self, position: int, f: dict[str, Any], action: str, detail: str | None) -> None:
+        record_id, at = f["originator_id"], f["occurred_at"]
+        code, secrecy = self.records.get(record_id) or NO_STATE
+        self.rows.append(
+            (position, at, utc_text(at), record_id, code, secrecy, action, "done", None,
+             f["actor"], f["reader"], f["approved_by"], f["letter"], f["purpose"], detail)
+        )  # fmt: skip
+
     def returned(self, position: int, f: dict[str, Any]) -> None:
         detail = f"{f['condition']}, {f['pages']} pages"
-        if f.get("discrepancy"):
+        if f["discrepancy"]:
             detail += f"; {f['discrepancy']}"
-        self._use(position, dict(f, reader=f["borrower"]), "returned", detail)
-
-    def _use(self, position: int, f: dict[str, Any], action: str, detail: str | None) -> None:
-        code, secrecy = self.records.get(f["originator_id"]) or (None, None)
-        self._add(position, f, f["originator_id"], code, secrecy, action, detail)
+        record_id, at = f["originator_id"], f["occurred_at"]
+        code, secrecy = self.records.get(record_id) or NO_STATE
+        self.rows.append(
+            (position, at, utc_text(at), record_id, code, secrecy, "returned", "done", None,
+             f["actor"], f["borrower"], None, None, None, detail)
+        )  # fmt: skip
 
     def refused(self, position: int, f: dict[str, Any]) -> None:
-        record_id, code, secrecy = f.get("record_id"), f.get("code"), f.get("secrecy")
-        self._add(position, f, record_id, code, secrecy, f["action"], f.get("reason"))
-
-    def _add(
-        self,
-        position: int,
-        f: dict[str, Any],
-        record_id: str | None,
-        code: str | None,
-        secrecy: str | None,
-        action: str,
-        detail: str | None,
-    ) -> None:
-        refused = "rule" in f
+        """A refused attempt carries the record's code and secrecy as they were."""
+        at = f["occurred_at"]
         self.rows.append(
-            (
-                position,
-                f["occurred_at"],
-                utc_text(f["occurred_at"]),
-                record_id,
-                code,
-                secrecy,
-                action,
-                "refused" if refused else "done",
-                f.get("rule"),
-                f["actor"],
-                f.get("reader"),
-                f.get("approved_by"),
-                f.get("letter"),
-                f.get("purpose"),
-                detail,
-            )
-        )
+            (position, at, utc_text(at), f["record_id"], f["code"], f["secrecy"], f["action"],
+             "refused", f["rule"], f["actor"], f["reader"], f["approved_by"], f["letter"],
+             f["purpose"], f["reason"])
+        )  # fmt: skip

@@ -25,8 +25,6 @@ from projections.log import Event
 from projections.tables import Changes, Row, Table, ViewSpec
 from projections.views import View
 
-Handler = Callable[[Any, int, dict[str, Any]], None]
-
 
 def no_barrier() -> None:
     """Nothing to wait for before reading stored rows."""
@@ -46,8 +44,8 @@ class LedgerProjection(Projection[View]):
         super().__init__(view)
         # Called before reading stored rows: the runner waits there for its pending write.
         self.barrier: Callable[[], None] = no_barrier
-        self._dispatch: dict[str, Handler] = {
-            topic: getattr(type(self), method) for topic, method in self.handlers.items()
+        self._dispatch: dict[str, Callable[[int, dict[str, Any]], None]] = {
+            topic: getattr(self, method) for topic, method in self.handlers.items()
         }
         self.position: int | None = None
         self.sync()
@@ -72,16 +70,16 @@ class LedgerProjection(Projection[View]):
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         fields = orjson.loads(domain_event.body())
-        self.process_page([(tracking.notification_id, domain_event.TOPIC, fields)], tracking)
+        handled = domain_event.TOPIC in self._dispatch
+        event = (tracking.notification_id, domain_event.TOPIC, fields)
+        self.process_page([event] if handled else [], tracking)
 
     def changes(self, events: Sequence[Event]) -> Changes:
         """Prepare (load what the page needs), apply each event, collect the changes."""
         self.prepare(events)
         dispatch = self._dispatch
-        for position, topic, fields in events:
-            handler = dispatch.get(topic)
-            if handler is not None:
-                handler(self, position, fields)
+        for position, topic, fields in events:  # the runner sends only topics handled here
+            dispatch[topic](position, fields)
         return self.collect()
 
     def prepare(self, events: Sequence[Event]) -> None:

@@ -97,39 +97,32 @@ class CatalogProjection(LedgerProjection):
 
     def received(self, position: int, f: dict[str, Any]) -> None:
         record_id = f["originator_id"]
-        self.rows[record_id] = row = dict(BLANK)
-        row.update(
-            {
-                "id": record_id,
-                "title": f["title"],
-                "department": f["department"],
-                "year": f["year"],
-                "carrier": f["carrier"],
-                "pages": f["pages"],
-                "secrecy": f["secrecy"],
-                "status": "received",
-                "custodian": "archive",
-                "late": 1 if f["late"] else 0,
-                "received_at": f["occurred_at"],
-                "last_event_at": f["occurred_at"],
-                "version": f["originator_version"],
-            }
-        )
+        self.rows[record_id] = {
+            **BLANK,
+            "id": record_id,
+            "title": f["title"],
+            "department": f["department"],
+            "year": f["year"],
+            "carrier": f["carrier"],
+            "pages": f["pages"],
+            "secrecy": f["secrecy"],
+            "status": "received",
+            "custodian": "archive",
+            "late": 1 if f["late"] else 0,
+            "received_at": f["occurred_at"],
+            "last_event_at": f["occurred_at"],
+            "version": f["originator_version"],
+        }
         self.new.add(record_id)
 
     def arranged(self, position: int, f: dict[str, Any]) -> None:
         if (row := self._row(f)) is not None:
-            row.update(
-                category=f["category"],
-                retention=f["retention"],
-                code=f["code"],
-                unit=f["unit"],
-                status="arranged",
-            )
+            row["category"], row["retention"] = f["category"], f["retention"]
+            row["code"], row["unit"], row["status"] = f["code"], f["unit"], "arranged"
 
     def shelved(self, position: int, f: dict[str, Any]) -> None:
         if (row := self._row(f)) is not None:
-            row.update(location=f["location"], status="shelved")
+            row["location"], row["status"] = f["location"], "shelved"
 
     def relocated(self, position: int, f: dict[str, Any]) -> None:
         if (row := self._row(f)) is not None:
@@ -140,12 +133,12 @@ class CatalogProjection(LedgerProjection):
 
     def lent(self, position: int, f: dict[str, Any]) -> None:
         if (row := self._row(f)) is not None:
-            row.update(status="on-loan", custodian=f["reader"])
+            row["status"], row["custodian"] = "on-loan", f["reader"]
 
     def returned(self, position: int, f: dict[str, Any]) -> None:
         if (row := self._row(f)) is not None:
-            row.update(status="shelved", custodian="archive")
-            if f.get("discrepancy"):
+            row["status"], row["custodian"] = "shelved", "archive"
+            if f["discrepancy"]:
                 row["discrepancy"] = f["discrepancy"]
 
     def repaired(self, position: int, f: dict[str, Any]) -> None:

@@ -167,10 +167,16 @@ class Runner:
         """Apply each projection's part of the page now; return the job that writes all
         of them, with the new positions, in one transaction."""
         pages: dict[int, list[Event]] = {id(p): [] for p in behind}
-        for event in events:
-            for projection in routes[event[1]]:
-                if event[0] > (projection.position or 0):
-                    pages[id(projection)].append(event)
+        if events and all((p.position or 0) < events[0][0] for p in behind):
+            lists = {t: [pages[id(p)] for p in ps] for t, ps in routes.items()}
+            for event in events:  # every projection wants every event of its topics
+                for page in lists[event[1]]:
+                    page.append(event)
+        else:
+            for event in events:
+                for projection in routes[event[1]]:
+                    if event[0] > (projection.position or 0):
+                        pages[id(projection)].append(event)
         moving = [p for p in behind if end > (p.position or 0)]
         writes = [(p.view, p.changes(pages[id(p)]), p.position) for p in moving]
         tracking = Tracking(APPLICATION, end)
