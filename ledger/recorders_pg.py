@@ -21,6 +21,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         events = Identifier(self.events_table_name)
         posted = Identifier(POSTED_TABLE)
         guard = Identifier(f"{self.events_table_name}_append_only")
+        lock = Identifier(f"{self.events_table_name}_lock")
         self.posted_table = SQL("{0}.{1}").format(schema, posted)
         self.copy_posted = SQL("COPY {0} (id, outcome) FROM STDIN (FORMAT BINARY)").format(
             self.posted_table
@@ -45,8 +46,21 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     "$$BEGIN RAISE EXCEPTION '{2}: % on % refused', TG_OP, TG_TABLE_NAME "
                     "USING ERRCODE = 'insufficient_privilege'; END$$"
                 ).format(schema, guard, SQL(APPEND_ONLY_MESSAGE)),
+                # Writers take the table lock through this function, with its owner's rights:
+                # LOCK ... IN EXCLUSIVE MODE needs UPDATE, DELETE or TRUNCATE rights, and an
+                # officer's role has INSERT only (README, Integrity).
+                SQL(
+                    "CREATE OR REPLACE FUNCTION {0}.{1}() RETURNS void LANGUAGE plpgsql "
+                    "SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS "
+                    "$$BEGIN LOCK TABLE {0}.{2} IN EXCLUSIVE MODE; END$$"
+                ).format(schema, lock, events),
+                SQL("REVOKE ALL ON FUNCTION {0}.{1}() FROM PUBLIC").format(schema, lock),
             ]
         )
+        self.lock_table_statements = [
+            self.lock_table_statements[0],  # SET LOCAL lock_timeout
+            SQL("SELECT {0}.{1}()").format(schema, lock),
+        ]
         for table in (events, posted):
             for kind, level in (("UPDATE OR DELETE", "ROW"), ("TRUNCATE", "STATEMENT")):
                 name = Identifier(f"{table.as_string()[1:-1]}_no_{kind.split()[0].lower()}")

@@ -146,7 +146,8 @@ def test_an_officer_role_posts_and_can_change_nothing(office: tuple[str, str, st
     )
     assert roles == [(li,)]
     refusals = {
-        "UPDATE ledger_events SET topic = 'x'": "ledger tables are append-only: UPDATE",
+        "UPDATE ledger_events SET topic = 'x'": "permission denied for table ledger_events",
+        "BEGIN; LOCK TABLE ledger_events IN EXCLUSIVE MODE; COMMIT": "permission denied for table",
         "DELETE FROM ledger_events": "permission denied for table ledger_events",
         "TRUNCATE ledger_events": "permission denied for table ledger_events",
         "DELETE FROM ledger_posted": "permission denied for table ledger_posted",
