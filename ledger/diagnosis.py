@@ -88,6 +88,7 @@ class Chain:
     kind: str = "aggregate"
     label: str | None = None
     found: list[tuple[int, str]] = field(default_factory=list)  # (version, text)
+    rows: int = 0  # how many stored rows it has
 
     @property
     def subject(self) -> str:
@@ -121,6 +122,7 @@ def diagnose(key: str, rows: Sequence[LogRow], decode: Decode, bound: dict[str, 
     chain = Chain(key)
     previous: tuple[int, str, int] | None = None  # version, hash, position
     unsure = False  # the previous row was stored under another version than its body's
+    chain.rows = len(rows)
     for position, _, version, topic, state, role in rows:
         chain.kind = kind_of(topic) if chain.kind == "aggregate" else chain.kind
         recorded, fields, mismatch = _read_row(chain, version, topic, key, state, decode)

@@ -173,6 +173,9 @@ def verify_log(ledger: Ledger, *, record: UUID | None = None, given: Given | Non
         )
     if record is not None:
         report.problems = [p for p in report.problems if p.key in (None, record.hex)]
+        is_named = any(p.key == record.hex for p in report.problems)
+        if not chains[record.hex].rows and not is_named:
+            raise NotFound(f"record {record} not found (no event has that id)")
     report.seconds = time.perf_counter() - started
     return report
 

@@ -211,8 +211,9 @@ def test_one_record_is_checked_by_id_or_code(url: str, scenario: Scenario) -> No
     done = run(url, "verify", "--record", str(scenario.c))
     assert done.code == 6, done  # the log's digest at seal 1 differs, whoever it concerns
     assert not any(str(scenario.c) in line for line in done.stdout.splitlines())
-    missing = run(url, "verify", "--record", "Z999-NO-SUCH-CODE")
-    assert missing.code == 4, missing
+    for unknown in ("Z999-NO-SUCH-CODE", str(uuid4())):
+        missing = run(url, "verify", "--record", unknown)
+        assert missing.code == 4, missing
 
 
 def test_problems_as_json(url: str, scenario: Scenario) -> None:
