@@ -39,7 +39,7 @@ CATALOG = Table(
 CORRECTABLE = ("title", "department", "year", "pages")
 BLANK = blank(CATALOG)
 as_row = row_maker(CATALOG)
-CACHE_LIMIT = 50_000  # rows kept between pages; a rebuild's pages mostly touch recent records
+CACHE_LIMIT = 20_000  # rows kept between pages; a rebuild's pages mostly touch recent records
 
 Row = dict[str, Any]
 

@@ -210,6 +210,7 @@ class SQLiteView(SQLiteTrackingRecorder, View):
         commits (rows and position together, atomically): synchronous=NORMAL, no fsync."""
         with self.datastore.get_connection(commit=True) as conn:
             conn.cursor().execute("PRAGMA synchronous=NORMAL")
+            conn.cursor().execute("PRAGMA cache_size=-32768")
             with conn.transaction(commit=True) as curs:
                 yield curs
 

@@ -115,7 +115,8 @@ def test_killed_rebuild_leaves_live_projections_and_the_next_one_completes(store
     assert process.returncode == -signal.SIGKILL
     assert dump(store) == before  # the live projections: untouched
     assert scratch_tables(store)  # what the killed rebuild left behind
-    assert scratch_position(store) == position
+    left = scratch_position(store)  # a page or two may have committed before the kill landed
+    assert left is not None and position <= left < head
     status = run(store, "projections", "status", "--json")
     assert {(r["position"], r["lag"]) for r in status.json()} == {(head, 0)}
 
