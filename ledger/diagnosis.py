@@ -73,8 +73,8 @@ def show_id(key: str) -> str:
         return key
 
 
-def kind_of(topic: str) -> str:
-    parts = topic.split("/")
+def kind_of(topic: object) -> str:
+    parts = str(topic).split("/")
     return (
         KINDS.get(parts[1], "aggregate") if len(parts) > 2 and parts[0] == "ledger" else "aggregate"
     )
@@ -129,6 +129,9 @@ def diagnose(key: str, rows: Sequence[LogRow], decode: Decode, bound: dict[str, 
         if fields is not None:
             chain.learn(str(fields.get("topic", topic)), fields)
             _check_role(chain, version, topic, fields, role, bound)
+        if not isinstance(version, int) or not isinstance(position, int):
+            chain.note(version, "stored with a version or position that is not a whole number")
+            continue
         _check_sequence(chain, version, position, previous)
         if previous is not None and version == previous[0] + 1 and fields is not None:
             if not (unsure or mismatch) and fields.get("prev_hash") != previous[1]:
@@ -145,7 +148,7 @@ def diagnose(key: str, rows: Sequence[LogRow], decode: Decode, bound: dict[str, 
             and fields.get("prev_hash") != GENESIS
         ):
             chain.note(version, "does not start a chain (previous hash is not 64 zeros)")
-        unsure = mismatch
+        unsure = mismatch or recorded is None  # nothing to link the next version to
         previous = (version, recorded or "", position)
     return chain
 

@@ -36,9 +36,10 @@ def link_bytes(previous: bytes, event_hash: bytes) -> bytes:
     return hashlib.sha256(previous + event_hash).digest()
 
 
-def stand_in_hash(state: bytes) -> bytes:
+def stand_in_hash(state: object) -> bytes:
     """What an unreadable row adds to a digest: its raw bytes' SHA-256 (never matches)."""
-    return hashlib.sha256(b"unreadable:" + state).digest()
+    raw = state if isinstance(state, bytes) else repr(state).encode()
+    return hashlib.sha256(b"unreadable:" + raw).digest()
 
 
 def unhex(text: str) -> bytes:
@@ -122,6 +123,10 @@ MID_HEX = b',"hash":"'.hex()
 TAIL_HEX = b'"}'.hex()
 
 
+# A state stored as anything but a BLOB (which the library cannot read) never passes as one.
+STATE = "CASE WHEN typeof(state) = 'blob' THEN state ELSE CAST(state || x'00' AS BLOB) END"
+
+
 class SQLiteEventTable(EventTable):
     backend = "sqlite"
     table = "stored_events"
@@ -147,7 +152,7 @@ class SQLiteEventTable(EventTable):
     def rows(self, after: int | None, upto: int) -> Iterator[LogRow]:
         where, params = self._where(after, upto)
         cursor = self.conn.execute(
-            "SELECT rowid, originator_id, originator_version, topic, state, NULL "
+            f"SELECT rowid, originator_id, originator_version, topic, {STATE}, NULL "
             f"FROM {self.table} WHERE {where} ORDER BY rowid",
             params,
         )
@@ -168,14 +173,14 @@ class SQLiteEventTable(EventTable):
 
     def chain(self, key: str) -> list[LogRow]:
         return self.conn.execute(
-            "SELECT rowid, originator_id, originator_version, topic, state, NULL "
+            f"SELECT rowid, originator_id, originator_version, topic, {STATE}, NULL "
             f"FROM {self.table} WHERE originator_id = ? ORDER BY originator_version, rowid",
             (key,),
         ).fetchall()
 
     def with_topic(self, topic: str, upto: int) -> list[LogRow]:
         return self.conn.execute(
-            "SELECT rowid, originator_id, originator_version, topic, state, NULL "
+            f"SELECT rowid, originator_id, originator_version, topic, {STATE}, NULL "
             f"FROM {self.table} WHERE topic = ? AND rowid <= ? ORDER BY rowid",
             (topic, upto),
         ).fetchall()
@@ -183,7 +188,7 @@ class SQLiteEventTable(EventTable):
     def find(self, pairs: Sequence[tuple[str, int]]) -> list[LogRow]:
         """One primary-key lookup each (a row-value IN list would scan the table)."""
         statement = (
-            "SELECT rowid, originator_id, originator_version, topic, state, NULL "
+            f"SELECT rowid, originator_id, originator_version, topic, {STATE}, NULL "
             f"FROM {self.table} WHERE originator_id = ? AND originator_version = ?"
         )
         found: list[LogRow] = []
@@ -295,7 +300,9 @@ class PostgresEventTable(EventTable):
 
 
 def plain_decode(state: bytes) -> tuple[bytes, str]:
-    return open_envelope(bytes(state))
+    if not isinstance(state, bytes):
+        raise ValueError("no stored state" if state is None else "stored state is not bytes")
+    return open_envelope(state)
 
 
 def open_table(ledger: Ledger) -> EventTable:

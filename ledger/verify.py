@@ -326,24 +326,27 @@ class LogScan:
             if cumulative is not None:
                 cumulative = sha(cumulative + event_hash).digest()
             count += 1
-            if (
-                sha(body).hexdigest() != recorded
-                or fields["originator_version"] != version
-                or fields["topic"] != topic
-                or fields["originator_id"].replace("-", "") != key
-            ):
+            try:
+                if (
+                    sha(body).hexdigest() != recorded
+                    or fields["originator_version"] != version
+                    or fields["topic"] != topic
+                    or fields["originator_id"].replace("-", "") != key
+                ):
+                    suspects[key] = None
+                last = heads.get(key)
+                if last is None:
+                    if version != 1 or previous_hash != GENESIS:
+                        self._first_seen(key, version, previous_hash, position)
+                    if len(heads) >= HEADS_CAP:
+                        self._evict()
+                elif last[0] + 1 != version or last[1] != previous_hash:
+                    suspects[key] = None
+                heads[key] = (version, recorded)
+                if role is not None:
+                    self._check_role(key, topic, fields, role)
+            except Exception:  # a field or column of an unexpected type
                 suspects[key] = None
-            last = heads.get(key)
-            if last is None:
-                if version != 1 or previous_hash != GENESIS:
-                    self._first_seen(key, version, previous_hash, position)
-                if len(heads) >= HEADS_CAP:
-                    self._evict()
-            elif last[0] + 1 != version or last[1] != previous_hash:
-                suspects[key] = None
-            heads[key] = (version, recorded)
-            if role is not None:
-                self._check_role(key, topic, fields, role)
         self.digest, self.cumulative, self.count = digest, cumulative, count
 
     def _unreadable(self, key: str, state: Any) -> None:
@@ -352,7 +355,7 @@ class LogScan:
         try:
             event_hash = unhex_recorded(self.table.recorded_hash(state))
         except ValueError:
-            event_hash = stand_in_hash(bytes(state))
+            event_hash = stand_in_hash(state)
             self.unreadable += 1
         self._fold(event_hash)
         self.suspects[key] = None

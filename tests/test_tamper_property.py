@@ -143,3 +143,31 @@ def test_with_little_memory_links_are_checked_by_lookup(
         "version 5 (previous-hash mismatch: version 5 was changed or replaced, or this event "
         "was forged)"
     ]
+
+
+ODD_VALUES = {
+    "no state": "UPDATE {table} SET state = NULL WHERE {position} = 9",
+    "no topic": "UPDATE {table} SET topic = NULL WHERE {position} = 9",
+    "state as text": "UPDATE {table} SET state = CAST(state AS TEXT) WHERE {position} = 9",
+    "text version": "UPDATE {table} SET originator_version = 'three' WHERE {position} = 9",
+    "non-UTF-8 text": "UPDATE {table} SET state = x'7b22626f6479223aff' || substr(state, 10) "
+    "WHERE {position} = 9",
+}
+
+
+@pytest.mark.parametrize("name", list(ODD_VALUES))
+def test_odd_stored_values_are_problems_not_crashes(
+    golden: tuple[Scenario, Callable[[], str]], name: str
+) -> None:
+    url = golden[1]()
+    raw = RawStore(url)
+    if not raw.sqlite and name in ("state as text", "text version", "non-UTF-8 text"):
+        pytest.skip("PostgreSQL's column types refuse such values")
+    raw.tamper(ODD_VALUES[name].format(table=raw.table, position=raw.position))
+    ledger_ = open_ledger(url)
+    try:
+        report = verify_log(ledger_)
+    finally:
+        ledger_.close()
+    assert report.problems
+    assert report.problems[0].key == golden[0].a.hex  # position 9 is record A's version 3
