@@ -167,7 +167,10 @@ class RawStore:
 
     def tamper(self, statement: str, params: tuple[Any, ...] = ()) -> None:
         """Run one statement with the append-only triggers out of the way."""
-        statement = statement.replace("?", "%s") if not self.sqlite else statement
+        self.tamper_all([(statement, [params])])
+
+    def tamper_all(self, steps: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+        """Run statements (each with its list of parameter rows), guards off, in one go."""
         with self._conn() as conn:
             if self.sqlite:
                 triggers = conn.execute(
@@ -175,13 +178,35 @@ class RawStore:
                 ).fetchall()
                 for name, _ in triggers:
                     conn.execute(f"DROP TRIGGER {name}")
-                conn.execute(statement, params)
+            else:
+                conn.execute(f"ALTER TABLE {self.table} DISABLE TRIGGER USER")
+            for statement, rows in steps:
+                if not self.sqlite:
+                    statement = statement.replace("?", "%s")
+                for params in rows:
+                    conn.execute(statement, params)
+            if self.sqlite:
                 for _, create in triggers:
                     conn.execute(create)
             else:
-                conn.execute(f"ALTER TABLE {self.table} DISABLE TRIGGER USER")
-                conn.execute(statement, params)
                 conn.execute(f"ALTER TABLE {self.table} ENABLE TRIGGER USER")
+
+    def snapshot(self) -> list[tuple[Any, ...]]:
+        """Every row as stored, to put back with ``restore``."""
+        role = "" if self.sqlite else ", db_role"
+        return self.query(
+            f"SELECT {self.position}, originator_id, originator_version, topic, state{role} "
+            f"FROM {self.table}"
+        )
+
+    def restore(self, rows: list[tuple[Any, ...]]) -> None:
+        role = "" if self.sqlite else ", db_role"
+        marks = ",".join("?" * len(rows[0]))
+        insert = (
+            f"INSERT INTO {self.table} ({self.position}, originator_id, originator_version, "
+            f"topic, state{role}) VALUES ({marks})"
+        )
+        self.tamper_all([(f"DELETE FROM {self.table}", [()]), (insert, rows)])
 
     def key(self, originator: UUID) -> Any:
         return originator.hex if self.sqlite else originator
