@@ -70,6 +70,8 @@ class CatalogProjection(LedgerProjection):
     def prepare(self, events: Sequence[Event]) -> None:
         received = ev.Received.TOPIC
         wanted = {f["originator_id"] for _, t, f in events if t != received} - self.rows.keys()
+        # A record received in this page is not stored yet (its receipt comes first).
+        wanted.difference_update(f["originator_id"] for _, t, f in events if t == received)
         for row in self.load(CATALOG, "id", wanted):
             self.rows[row[0]] = as_dict(CATALOG, row)
 

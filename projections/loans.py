@@ -48,8 +48,14 @@ class LoansProjection(LedgerProjection):
         self.returned_loans: list[Loan] = []  # stored before, returned in this page
 
     def prepare(self, events: Sequence[Event]) -> None:
-        returned = ev.Returned.TOPIC
-        wanted = {f["originator_id"] for _, t, f in events if t == returned} - self.open.keys()
+        lent, wanted = ev.Lent.TOPIC, set()
+        lent_here: set[str] = set()  # a return of a loan made in this page needs no stored row
+        for _, topic, f in events:
+            record_id = f["originator_id"]
+            if topic == lent:
+                lent_here.add(record_id)
+            elif record_id not in lent_here and record_id not in self.open:
+                wanted.add(record_id)
         for row in self.load(LOANS, "record_id", wanted, "AND returned_at IS NULL"):
             loan = as_dict(LOANS, row)
             loan["stored"] = True
