@@ -312,33 +312,47 @@ def _(request: rq.AddActor, batch: Batch, actor: str | None) -> dict[str, Any]:
     return {"actor": request.actor_id}
 
 
-@handle.register
-def _(request: rq.GrantRoles, batch: Batch, actor: str | None) -> dict[str, Any]:
+def _on_actor(
+    request: Any, batch: Batch, actor: str | None, change: Callable[[Actor, str, datetime], None]
+) -> dict[str, Any]:
+    """A director's change to a registered actor; returns the actor's state after it."""
     acting = _manager(batch, actor, request.command)
     target = batch.actor_aggregate(request.actor_id)
-    target.grant(request.role, by=acting.id, occurred_at=when(request))
-    return {"actor": request.actor_id, "roles": sorted(r.value for r in target.roles)}
+    change(target, acting.id, when(request))
+    return {
+        "actor": target.actor_id,
+        "roles": sorted(r.value for r in target.roles),
+        "clearance": target.clearance.value,
+        "active": target.active,
+    }
+
+
+@handle.register
+def _(request: rq.GrantRoles, batch: Batch, actor: str | None) -> dict[str, Any]:
+    return _on_actor(
+        request, batch, actor, lambda t, by, at: t.grant(request.role, by=by, occurred_at=at)
+    )
 
 
 @handle.register
 def _(request: rq.RevokeRoles, batch: Batch, actor: str | None) -> dict[str, Any]:
-    acting = _manager(batch, actor, request.command)
-    target = batch.actor_aggregate(request.actor_id)
-    target.revoke(request.role, by=acting.id, occurred_at=when(request))
-    return {"actor": request.actor_id, "roles": sorted(r.value for r in target.roles)}
+    return _on_actor(
+        request, batch, actor, lambda t, by, at: t.revoke(request.role, by=by, occurred_at=at)
+    )
 
 
 @handle.register
 def _(request: rq.ChangeClearance, batch: Batch, actor: str | None) -> dict[str, Any]:
-    acting = _manager(batch, actor, request.command)
-    target = batch.actor_aggregate(request.actor_id)
-    target.change_clearance(request.clearance, by=acting.id, occurred_at=when(request))
-    return {"actor": request.actor_id, "clearance": request.clearance.value}
+    return _on_actor(
+        request,
+        batch,
+        actor,
+        lambda t, by, at: t.change_clearance(request.clearance, by=by, occurred_at=at),
+    )
 
 
 @handle.register
 def _(request: rq.DeactivateActor, batch: Batch, actor: str | None) -> dict[str, Any]:
-    acting = _manager(batch, actor, request.command)
-    target = batch.actor_aggregate(request.actor_id)
-    target.deactivate(request.reason, by=acting.id, occurred_at=when(request))
-    return {"actor": request.actor_id, "active": False}
+    return _on_actor(
+        request, batch, actor, lambda t, by, at: t.deactivate(request.reason, by=by, occurred_at=at)
+    )

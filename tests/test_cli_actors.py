@@ -1,0 +1,50 @@
+"""Managing actors through the real `ledger` process: grant, revoke, clearance, deactivate."""
+
+from __future__ import annotations
+
+from tests.cli import ARCHIVIST, BORROWER, DIRECTOR, LIAISON, event_count, run, setup_office
+
+
+def test_director_manages_actors_and_a_deactivated_actor_may_not_act(db_url: str) -> None:
+    setup_office(db_url)
+    granted = run(db_url, "actor", "grant", BORROWER, "--role", "auditor", "--json", actor=DIRECTOR)
+    assert granted.code == 0, granted
+    assert granted.json()["roles"] == ["auditor", "borrower"]
+    revoked = run(db_url, "actor", "revoke", BORROWER, "--role", "auditor", actor=DIRECTOR)
+    assert (revoked.code, revoked.stdout) == (0, f"actor {BORROWER}: revoke\n"), revoked
+    cleared = run(db_url, "actor", "clearance", BORROWER, "top-secret", "--json", actor=DIRECTOR)
+    assert cleared.json()["clearance"] == "top-secret", cleared
+
+    before = event_count(db_url)
+    refused = run(db_url, "actor", "grant", BORROWER, "--role", "leader", actor=ARCHIVIST)
+    assert refused.code == 3 and refused.stderr.startswith("refused (R19):"), refused
+    assert event_count(db_url) == before + 1  # the refused attempt is recorded
+
+    gone = run(db_url, "actor", "deactivate", ARCHIVIST, "--reason", "retired", actor=DIRECTOR)
+    assert gone.code == 0, gone
+    listed = {a["id"]: a for a in run(db_url, "actor", "list", "--json").json()}
+    assert listed[ARCHIVIST]["active"] is False
+    assert listed[BORROWER]["roles"] == ["borrower"]
+    assert listed[BORROWER]["clearance"] == "top-secret"
+
+    receipt = run(
+        db_url,
+        "receive",
+        "--title",
+        "t",
+        "--department",
+        "d",
+        "--year",
+        "2020",
+        "--carrier",
+        "paper",
+        "--pages",
+        "3",
+        "--secrecy",
+        "public",
+        "--transferred-by",
+        LIAISON,
+        actor=ARCHIVIST,
+    )
+    assert receipt.code == 3, receipt
+    assert receipt.stderr == f"refused (R19): actor {ARCHIVIST} is deactivated and may not act\n"
