@@ -129,9 +129,10 @@ def fail_with(error: BaseException) -> None:
 
 def describe_validation(error: Any) -> str:
     """The first problem of a pydantic ValidationError, as option-name: message."""
-    first = error.errors()[0]
-    where = ".".join(str(p) for p in first["loc"] if not isinstance(p, int)).replace("_", "-")
-    return f"{where}: {first['msg']}" if where else str(first["msg"])
+    from ledger.requests import first_problem
+
+    where, message = first_problem(error)
+    return f"{where.replace('_', '-')}: {message}" if where else message
 
 
 def fail(line: str, code: int) -> None:

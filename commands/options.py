@@ -29,6 +29,7 @@ def build(request_class: type[Any], **options: Any) -> Any:
     from pydantic import ValidationError
 
     from aggregates.values import parse_moment
+    from ledger.requests import first_problem
 
     occurred = options.pop("occurred_at", None)
     values = {k: v for k, v in options.items() if v is not None and v != ()}
@@ -37,6 +38,5 @@ def build(request_class: type[Any], **options: Any) -> Any:
     try:
         return request_class.model_validate(values)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"] if not isinstance(p, int))
-        raise InvalidInput(f"--{where.replace('_', '-')}: {first['msg']}") from None
+        where, message = first_problem(error)
+        raise InvalidInput(f"--{where.replace('_', '-')}: {message}") from None

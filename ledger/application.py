@@ -20,6 +20,7 @@ from eventsourcing.persistence import (
 from aggregates.actor import Actor, actor_uuid
 from aggregates.errors import Conflict, InvalidInput, LedgerError, NotFound, RuleViolation
 from aggregates.record import Record
+from aggregates.refusal import Refusal
 from ledger import requests as rq
 from ledger.batch import Batch
 from ledger.config import Store, store_from_url
@@ -114,7 +115,7 @@ class Ledger(Application):  # type: ignore[type-arg]
         )
 
     def _save_refusals(self, batch: Batch) -> None:
-        refusals = [a for a in batch.new if a.pending_events and type(a).__name__ == "Refusal"]
+        refusals = [a for a in batch.new if a.pending_events and isinstance(a, Refusal)]
         if refusals:
             self.save(*refusals)
 

@@ -18,11 +18,11 @@ import orjson
 from eventsourcing.persistence import IntegrityError
 from pydantic import TypeAdapter, ValidationError
 
-from aggregates.errors import Conflict, InvalidInput, LedgerError, NotFound, RuleViolation
+from aggregates.errors import Conflict, LedgerError, RuleViolation
 from ledger.application import Ledger
 from ledger.batch import RECORDED_RULES, Batch
 from ledger.handlers import handle
-from ledger.requests import AnyRequest
+from ledger.requests import AnyRequest, first_problem
 
 LINE = TypeAdapter(AnyRequest)
 RETRIES = 5
@@ -79,9 +79,8 @@ def parse(number: int, text: bytes, default_actor: str | None) -> Line:
     try:
         line.request = LINE.validate_python(data)
     except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(p) for p in first["loc"][1:] if not isinstance(p, int))
-        line.problem = f"{where or 'command'}: {first['msg']}"
+        where, message = first_problem(error, skip=1)
+        line.problem = f"{where or 'command'}: {message}"
     return line
 
 
@@ -192,9 +191,7 @@ class _ChunkRun:
             if error.rule in RECORDED_RULES:
                 self.batch.posted.append((line.key, "refused"))
             return self._problem(line, "refused", error.line())
-        except (InvalidInput, NotFound) as error:
-            return self._problem(line, "invalid", error.line())
-        except LedgerError as error:
+        except LedgerError as error:  # invalid input, not found
             return self._problem(line, "invalid", error.line())
         self.batch.posted.append((line.key, "posted"))
         counts.posted += 1

@@ -10,7 +10,7 @@ from datetime import date
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from aggregates.rules import MAX_PAGES
 from aggregates.values import (
@@ -172,6 +172,15 @@ class DeactivateActor(Request):
     command: Literal["actor-deactivate"] = "actor-deactivate"
     actor_id: ActorId
     reason: Text
+
+
+def first_problem(error: ValidationError, *, skip: int = 0) -> tuple[str, str]:
+    """The first problem of a validation error: (field path, message).
+
+    ``skip`` drops leading location parts (the union tag of a bulk line)."""
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first["loc"][skip:] if not isinstance(p, int))
+    return where, str(first["msg"])
 
 
 AnyRequest = Annotated[
