@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self, TypeVar
 from uuid import UUID
@@ -44,6 +45,30 @@ class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
             register_topic(cls.TOPIC, cls)
 
     @classmethod
+    def trusted(cls, **fields: Any) -> Self:
+        """An event an aggregate makes from a validated command and its own state.
+
+        It is built without validating again (a fifth of a bulk post's time); events
+        read from the store are validated by the mapper. Unknown or missing fields are
+        still refused. With LEDGER_CHECK_EVENTS=1 (the test suite sets it) every trusted
+        event is also validated and must equal, body included, the validated one.
+        """
+        names, required, defaults = _shape(cls)
+        if not (required <= fields.keys() <= names):
+            raise TypeError(
+                f"{cls.__name__}: missing {sorted(required - fields.keys())}, "
+                f"unknown {sorted(fields.keys() - names)}"
+            )
+        event = cls.__new__(cls)
+        _SET(event, "__dict__", {**defaults, **fields})
+        _SET(event, "__pydantic_fields_set__", set(fields))
+        _SET(event, "__pydantic_extra__", None)
+        _SET(event, "__pydantic_private__", None)
+        if CHECK_EVENTS:
+            _same_as_validated(event, fields)
+        return event
+
+    @classmethod
     def create_timestamp(cls) -> datetime:
         return datetime.now(tz=UTC)
 
@@ -83,6 +108,33 @@ class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
 # The slots' own descriptors: reading them directly skips pydantic's __getattr__.
 _BODY: Any = LedgerEvent.__dict__["_ledger_body"]
 _HASH: Any = LedgerEvent.__dict__["_ledger_hash"]
+_SET = object.__setattr__
+CHECK_EVENTS = os.environ.get("LEDGER_CHECK_EVENTS") == "1"
+_SHAPES: dict[type[Any], tuple[frozenset[str], frozenset[str], dict[str, Any]]] = {}
+
+
+def _shape(cls: type[LedgerEvent]) -> tuple[frozenset[str], frozenset[str], dict[str, Any]]:
+    """(field names, required names, defaults) of an event class, computed once."""
+    shape = _SHAPES.get(cls)
+    if shape is None:
+        fields = cls.model_fields
+        defaults = {
+            name: info.get_default(call_default_factory=True)
+            for name, info in fields.items()
+            if not info.is_required()
+        }
+        required = frozenset(name for name, info in fields.items() if info.is_required())
+        shape = _SHAPES[cls] = (frozenset(fields), required, defaults)
+    return shape
+
+
+def _same_as_validated(event: LedgerEvent, fields: dict[str, Any]) -> None:
+    validated = type(event).model_validate(fields)
+    if validated.__dict__ != event.__dict__ or validated.body() != event.body():
+        raise AssertionError(
+            f"trusted {type(event).__name__} differs from the validated event: "
+            f"{event.body()!r} != {validated.body()!r}"
+        )
 
 
 class LedgerCreated(LedgerEvent, CanInitAggregate[UUID]):
@@ -111,7 +163,17 @@ class ChainedAggregate(BaseAggregate[UUID]):
     def _start(cls, event_class: type[LedgerCreated], *, id: UUID, **kwargs: Any) -> Self:
         occurred_at = kwargs["occurred_at"]
         check_not_in_future(occurred_at)
-        return cls._create(event_class, id=id, prev_hash=GENESIS, **kwargs)
+        created = event_class.trusted(
+            originator_topic=cls.TOPIC,
+            originator_id=id,
+            originator_version=cls.INITIAL_VERSION,
+            timestamp=event_class.create_timestamp(),
+            prev_hash=GENESIS,
+            **kwargs,
+        )
+        aggregate: Self = created.mutate(None)
+        aggregate.pending_events.append(created)
+        return aggregate
 
     def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
         """Check R14's times, link the event to the chain, apply and hold it."""
@@ -123,7 +185,7 @@ class ChainedAggregate(BaseAggregate[UUID]):
                 f"occurred-at {occurred_at.isoformat()} is before the previous event "
                 f"({self.last_occurred_at.isoformat()})",
             )
-        new_event = event_class(
+        new_event = event_class.trusted(
             originator_id=self.id,
             originator_version=self.version + 1,
             timestamp=event_class.create_timestamp(),

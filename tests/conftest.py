@@ -1,5 +1,11 @@
 from __future__ import annotations
 
+import os
+
+# Every event an aggregate builds without validation is also validated and compared
+# (aggregates.base.LedgerEvent.trusted), in this process and in the CLI processes.
+os.environ["LEDGER_CHECK_EVENTS"] = "1"
+
 from collections.abc import Iterator
 from pathlib import Path
 
