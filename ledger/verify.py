@@ -20,9 +20,10 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
+import msgspec
 import orjson
 
 from aggregates.chain import GENESIS
@@ -193,6 +194,25 @@ def bindings(table: EventTable, head: int) -> dict[str, str]:
     return bound
 
 
+class Names(msgspec.Struct):
+    """What the scan reads of a body: the fields that name its row and link it. The rest of
+    the body is still parsed as strictly (every value must be well-formed JSON), but not
+    turned into objects; the body's bytes must also be UTF-8 (checked apart, see below)."""
+
+    originator_id: Any
+    originator_version: Any
+    topic: Any
+    prev_hash: Any
+
+
+class NamesAndActor(Names):
+    """PostgreSQL rows carry the database role that wrote them: the actor is read too."""
+
+    actor: Any = None
+    actor_id: Any = None
+    db_role: Any = None
+
+
 def _new(problem: Problem, known: list[Problem]) -> bool:
     """An event the sketch names that its chain's diagnosis already reported is not repeated."""
     return problem.key is None or not any(
@@ -290,7 +310,9 @@ class LogScan:
         """Locals only; the digest and count live in locals and are handed back to self
         around the rare calls (a checkpoint, an unreadable row)."""
         sha = hashlib.sha256
-        loads = orjson.loads
+        names = msgspec.json.Decoder(
+            NamesAndActor if self.table.backend == "postgres" else Names
+        ).decode
         unhexlify = binascii.unhexlify
         decode = None if not self.table.encrypted else self.table.decode
         heads, suspects = self.heads, self.suspects
@@ -313,8 +335,10 @@ class LogScan:
                 else:
                     body, recorded = decode(state)
                 event_hash = unhexlify(recorded)
-                fields = loads(body)
-                previous_hash = fields["prev_hash"]
+                if not body.isascii():
+                    body.decode()  # JSON is UTF-8; the decoder does not check strings it skips
+                fields = names(body)
+                previous_hash = fields.prev_hash
                 if len(event_hash) != 32:
                     raise ValueError("a recorded hash has 64 hex digits")
             except Exception:
@@ -329,9 +353,9 @@ class LogScan:
             try:
                 if (
                     sha(body).hexdigest() != recorded
-                    or fields["originator_version"] != version
-                    or fields["topic"] != topic
-                    or fields["originator_id"].replace("-", "") != key
+                    or fields.originator_version != version
+                    or fields.topic != topic
+                    or fields.originator_id.replace("-", "") != key
                 ):
                     suspects[key] = None
                 last = heads.get(key)
@@ -369,12 +393,13 @@ class LogScan:
         else:
             self.suspects[key] = None
 
-    def _check_role(self, key: str, topic: str, fields: dict[str, Any], role: str) -> None:
+    def _check_role(self, key: str, topic: str, names: Names, role: str) -> None:
         """PostgreSQL: an actor bound to a database role acts only from that role."""
-        if topic == REGISTERED and fields.get("db_role"):
-            self.bound[str(fields.get("actor_id"))] = str(fields["db_role"])
+        fields = cast(NamesAndActor, names)  # the decoder of PostgreSQL rows reads the actor
+        if topic == REGISTERED and fields.db_role:
+            self.bound[str(fields.actor_id)] = str(fields.db_role)
         if self.bound and topic != REFUSED:
-            expected = self.bound.get(str(fields.get("actor")))
+            expected = self.bound.get(str(fields.actor))
             if expected is not None and expected != role:
                 self.suspects[key] = None
 
