@@ -167,7 +167,10 @@ def parse_moment(text: str) -> datetime:
 
 
 def _location(value: str) -> str:
-    return parse_location(value)
+    try:
+        return parse_location(value)
+    except InvalidInput as error:  # a validation error of its field, not the whole command's
+        raise ValueError(str(error)) from None
 
 
 Location = Annotated[str, AfterValidator(_location)]

@@ -16,9 +16,18 @@ from commands.render import emit_json
 @click.argument("file", type=click.File("rb"), metavar="FILE")
 @click.option("--stop-on-error", is_flag=True, help="Stop at the first refused or bad line.")
 @click.option("--chunk-size", default=2000, show_default=True, help="Lines per transaction.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=lambda: min(4, os.cpu_count() or 1),
+    show_default="the number of cores, at most 4",
+    help="Worker processes for files longer than jobs x chunk size; 1 posts in this process.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_obj
-def post(obj: Any, /, file: IO[bytes], stop_on_error: bool, chunk_size: int, as_json: bool) -> None:
+def post(
+    obj: Any, /, file: IO[bytes], stop_on_error: bool, chunk_size: int, jobs: int, as_json: bool
+) -> None:
     """Post commands in bulk from a JSON Lines file.
 
     FILE is JSON Lines (- for stdin); each line is {"command": NAME, "id": KEY, ...options
@@ -26,23 +35,37 @@ def post(obj: Any, /, file: IO[bytes], stop_on_error: bool, chunk_size: int, as_
     skipped, so a re-run after a crash posts nothing twice. Refused and malformed lines
     are reported on stderr with their line number. Exit 0 when every line was posted or
     skipped, 3 if some were refused, 2 if some were malformed.
+
+    Long files are posted by --jobs worker processes, lines that touch the same record,
+    archival code or line id kept together and in order; the outcome is that of posting
+    the file in order. --stop-on-error posts in this process.
     """
     from ledger.bulk import BulkPoster, Problem
+    from ledger.parallel import ParallelPoster
 
     def report(problem: Problem) -> None:
         click.echo(f"line {problem.line}: {problem.message}", err=True)
 
-    poster = BulkPoster(
-        obj.ledger(),
-        obj.actor,
-        chunk_size=max(1, chunk_size),
-        stop_on_error=stop_on_error,
-        on_problem=report,
-    )
+    poster: BulkPoster | ParallelPoster
+    if jobs > 1 and not stop_on_error:
+        poster = ParallelPoster(
+            obj.ledger, obj.actor, jobs=jobs, chunk_size=max(1, chunk_size), on_problem=report
+        )
+    else:
+        poster = BulkPoster(
+            obj.ledger(),
+            obj.actor,
+            chunk_size=max(1, chunk_size),
+            stop_on_error=stop_on_error,
+            on_problem=report,
+        )
     summary = poster.post(_lines(file))
     if as_json:
         emit_json(
-            {k: getattr(summary, k) for k in ("posted", "skipped", "refused", "invalid", "events")}
+            {
+                k: getattr(summary, k)
+                for k in ("posted", "skipped", "refused", "invalid", "events", "jobs")
+            }
         )
     else:
         click.echo(

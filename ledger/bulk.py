@@ -44,6 +44,7 @@ class Summary:
     invalid: int = 0
     events: int = 0
     problems: list[Problem] = field(default_factory=list)
+    jobs: int = 1  # processes that posted (ledger.parallel)
 
     @property
     def exit_code(self) -> int:
@@ -97,7 +98,7 @@ def chunks(lines: Iterable[bytes], size: int) -> Iterator[list[tuple[int, bytes]
 
 
 @contextmanager
-def _few_collections() -> Iterator[None]:
+def few_collections() -> Iterator[None]:
     """Bulk posting allocates millions of short-lived objects that reference counting
     frees; the cyclic collector's passes over everything alive (all modules included)
     cost a tenth of the time. Objects alive now are frozen out of its passes and it
@@ -131,12 +132,16 @@ class BulkPoster:
         self.seen: set[str] = set()
 
     def post(self, lines: Iterable[bytes]) -> Summary:
-        with _few_collections():
-            for chunk in chunks(lines, self.chunk_size):
-                parsed = [parse(n, text, self.actor) for n, text in chunk]
-                if not self._post_chunk(parsed):
-                    break
+        with few_collections():
+            self.post_numbered(chunks(lines, self.chunk_size))
         return self.summary
+
+    def post_numbered(self, numbered_chunks: Iterable[list[tuple[int, bytes]]]) -> None:
+        """Post chunks of (line number, text), one transaction each."""
+        for chunk in numbered_chunks:
+            parsed = [parse(n, text, self.actor) for n, text in chunk]
+            if not self._post_chunk(parsed):
+                break
 
     def _post_chunk(self, lines: list[Line]) -> bool:
         careful = False

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -251,6 +252,16 @@ def versions_by_originator(db_url: str) -> dict[UUID, list[int]]:
     for originator, version, _ in stored_events(db_url):
         found.setdefault(originator, []).append(version)
     return {k: sorted(v) for k, v in found.items()}
+
+
+def fingerprint(db_url: str) -> Counter[Any]:
+    """What was written, independent of refusals' random ids: every non-refusal event's
+    (originator, version, topic), and the number of refusals."""
+    found: Counter[Any] = Counter()
+    for originator, version, topic in stored_events(db_url):
+        refusal = topic == "ledger/Refusal/AttemptRefused"
+        found[(topic,) if refusal else (originator, version, topic)] += 1
+    return found
 
 
 def bodies(db_url: str, topic: str) -> list[dict[str, Any]]:

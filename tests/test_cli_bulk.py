@@ -10,11 +10,9 @@ import os
 import signal
 import subprocess
 import time
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from uuid import UUID
 
 import pytest
@@ -29,6 +27,7 @@ from tests.cli import (
     Result,
     bodies,
     event_count,
+    fingerprint,
     fresh_store,
     generate,
     jsonl,
@@ -104,15 +103,6 @@ def kill_once_grown(process: subprocess.Popen[str], url: str, baseline: int) -> 
             break
         time.sleep(0.005)
     process.communicate(timeout=60)
-
-
-def fingerprint(url: str) -> Counter[Any]:
-    """What was written, independent of refusals' random ids: every non-refusal event's
-    (originator, version, topic), and the number of refusals."""
-    found: Counter[Any] = Counter()
-    for originator, version, topic in stored_events(url):
-        found[(topic,) if topic == REFUSAL else (originator, version, topic)] += 1
-    return found
 
 
 def test_a_killed_post_run_again_posts_every_line_exactly_once(
@@ -217,7 +207,7 @@ def test_stdin_per_line_actor_malformed_lines_and_stop_on_error(
 
     rest = run(db_url, "post", str(path), "--json", actor=ARCHIVIST)
     assert rest.code == 0, rest
-    assert rest.json() == {"posted": 1, "skipped": 2, "refused": 0, "invalid": 0, "events": 1}
+    assert rest.json() == {"posted": 1, "skipped": 2, "refused": 0, "invalid": 0, "events": 1, "jobs": 1}
     assert event_count(db_url) == before + 3
     state = run(db_url, "show", "B-1", "--json").json()
     assert (state["location"], state["version"]) == ("A3-01-1-1", 5)

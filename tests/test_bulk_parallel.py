@@ -1,0 +1,80 @@
+"""`ledger post --jobs N` gives exactly the outcome of posting the file in order.
+
+The file is a generated one with lines appended that only come out right in file order:
+one record named by its id and then by its archival code (arranged in an earlier window),
+two records arranged with the same code (R3: the first wins), a line id used first by a
+malformed line and then by a good one, and an actor change (clearance) between a refused
+and an allowed attempt of the same reader (R6). Both runs are the real process on fresh
+stores; everything they print and write must be the same.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.cli import BACKENDS, fingerprint, fresh_store, generate, jsonl, run, setup_office
+
+JOBS, CHUNK = "3", "7"  # windows of 21 lines
+
+
+def tricky_lines(path: Path) -> list[dict[str, Any]]:
+    lines = [json.loads(text) for text in path.read_text().splitlines()]
+    receipt = next(line for line in lines if line["command"] == "receive")
+    first = receipt["record"]
+    code = next(line["code"] for line in lines if line.get("code") and line["record"] == first)
+    secret = next(
+        line["record"]
+        for line in lines
+        if line["command"] == "receive" and line["secrecy"] in ("confidential", "secret")
+    )
+    new_a, new_b = str(uuid.UUID(int=1)), str(uuid.UUID(int=2))
+    by = {"actor": "g.arch"}
+    use = {"reader": "g.visitor", "purpose": "查阅", "approved_by": "g.leader", **by}
+    return [
+        {"command": "relocate", "id": "t-1", "record": first, "location": "C9-01-1-1", **by},
+        {"command": "relocate", "id": "t-2", "record": code, "location": "C9-01-1-1", **by},
+        {"command": "consult", "id": "t-3", "record": secret, **use},  # refused: R6
+        {"command": "receive", "id": "t-4", **{**receipt, "record": new_a, "id": "t-4"}},
+        {"command": "receive", "id": "t-5", **{**receipt, "record": new_b, "id": "t-5"}},
+        {"command": "arrange", "id": "t-6", "record": new_a, "category": "business",
+         "retention": "10y", "code": "DUP-0001", **by},
+        {"command": "arrange", "id": "t-7", "record": new_b, "category": "business",
+         "retention": "10y", "code": "DUP-0001", **by},  # refused: R3
+        {"command": "shelve", "id": "t-8", "record": new_a, "location": "no place", **by},
+        {"command": "shelve", "id": "t-8", "record": new_a, "location": "A1-01-1-1", **by},
+        {"command": "actor-clearance", "id": "t-9", "actor_id": "g.visitor",
+         "clearance": "secret", "actor": "dir"},
+        {"command": "consult", "id": "t-10", "record": secret, **use},  # allowed now
+        {"command": "relocate", "id": "t-11", "record": "DUP-0001", "location": "C9-02-1-1",
+         **by},
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_posting_with_workers_equals_posting_in_order(backend: str, tmp_path: Path) -> None:
+    generated = generate(tmp_path / "gen.jsonl", 30)
+    text = generated.path.read_text() + jsonl(tricky_lines(generated.path)) + "{not json\n"
+    path = tmp_path / "file.jsonl"
+    path.write_text(text)
+    outcomes = []
+    for jobs, folder in (("1", "in-order"), (JOBS, "workers")):
+        (tmp_path / folder).mkdir()
+        with fresh_store(backend, tmp_path / folder) as url:
+            setup_office(url)
+            done = run(url, "post", str(path), "--jobs", jobs, "--chunk-size", CHUNK, "--json")
+            summary = json.loads(done.stdout)
+            assert summary.pop("jobs") == int(jobs), done
+            outcomes.append((done.code, summary, done.stderr, fingerprint(url)))
+    in_order, workers = outcomes
+    assert in_order[0] == 2, in_order  # the malformed last line
+    problems = in_order[2]
+    assert "refused (R3)" in problems and "refused (R6)" in problems
+    assert "is already at C9-01-1-1" in problems  # t-2 ran after t-1
+    assert "location 'no place' must be" in problems  # t-8's first line is one bad line
+    assert in_order[1]["skipped"] == 0  # and its second line was posted, not skipped
+    assert workers == in_order
