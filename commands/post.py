@@ -15,7 +15,7 @@ from commands.render import emit_json
 @click.command()
 @click.argument("file", type=click.File("rb"), metavar="FILE")
 @click.option("--stop-on-error", is_flag=True, help="Stop at the first refused or bad line.")
-@click.option("--chunk-size", default=2000, show_default=True, help="Lines per transaction.")
+@click.option("--chunk-size", default=5000, show_default=True, help="Lines per transaction.")
 @click.option(
     "--jobs",
     type=click.IntRange(min=1),

@@ -119,7 +119,7 @@ class BulkPoster:
         ledger: Ledger,
         actor: str | None,
         *,
-        chunk_size: int = 2000,
+        chunk_size: int = 5000,
         stop_on_error: bool = False,
         on_problem: Callable[[Problem], None] = lambda p: None,
     ) -> None:
@@ -179,7 +179,27 @@ class _ChunkRun:
                 finished = False
                 break
         self.counts.events = self.batch.save()
+        self._posted_meanwhile()
         return finished
+
+    def _posted_meanwhile(self) -> None:
+        """A line refused or malformed here because a concurrent run of the same file
+        posted it first (an actor it added, a record it arranged) was posted, not failed:
+        its key, committed before this run read that state, says so."""
+        if self.poster.stop_on_error:  # it stopped there: the report stays, nothing is lost
+            return
+        recorded = {key for key, _ in self.batch.posted}
+        keys = [p.id for p in self.counts.problems if p.id and p.id not in recorded]
+        if not keys:
+            return
+        done = self.poster.ledger.recorder.posted_ids(keys)  # type: ignore[attr-defined]
+        for problem in [p for p in self.counts.problems if p.id in done]:
+            self.counts.problems.remove(problem)
+            if problem.outcome == "refused":
+                self.counts.refused -= 1
+            else:
+                self.counts.invalid -= 1
+            self.counts.skipped += 1
 
     def _one(self, line: Line, done: set[str]) -> bool:
         counts = self.counts

@@ -113,7 +113,7 @@ class ParallelPoster:
         actor: str | None,
         *,
         jobs: int,
-        chunk_size: int = 2000,
+        chunk_size: int = 5000,
         on_problem: Callable[[Problem], None] = lambda p: None,
     ) -> None:
         self.open_ledger = open_ledger

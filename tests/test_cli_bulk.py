@@ -207,7 +207,14 @@ def test_stdin_per_line_actor_malformed_lines_and_stop_on_error(
 
     rest = run(db_url, "post", str(path), "--json", actor=ARCHIVIST)
     assert rest.code == 0, rest
-    assert rest.json() == {"posted": 1, "skipped": 2, "refused": 0, "invalid": 0, "events": 1, "jobs": 1}
+    assert rest.json() == {
+        "posted": 1,
+        "skipped": 2,
+        "refused": 0,
+        "invalid": 0,
+        "events": 1,
+        "jobs": 1,
+    }
     assert event_count(db_url) == before + 3
     state = run(db_url, "show", "B-1", "--json").json()
     assert (state["location"], state["version"]) == ("A3-01-1-1", 5)
