@@ -244,9 +244,11 @@ def baseline_read_hash(backend: Backend, url: str) -> tuple[float, int]:
     return time.perf_counter() - started, count
 
 
-def post_file(url: str, path: Path, chunk_size: int | None = None) -> tuple[float, dict[str, Any]]:
+def post_file(
+    url: str, path: Path, chunk_size: int | None = None, extra: list[str] | None = None
+) -> tuple[float, dict[str, Any]]:
     """Run `ledger post FILE --json`; (seconds, summary)."""
-    args = ["post", str(path), "--json"]
+    args = ["post", str(path), "--json", *(extra or [])]
     if chunk_size:
         args += ["--chunk-size", str(chunk_size)]
     started = time.perf_counter()
