@@ -32,34 +32,14 @@ from ledger.bulk import BulkPoster, Problem, Summary, chunks, few_collections
 Numbered = list[tuple[int, bytes]]
 
 
-class _Groups:
-    """Union-find over the keys lines share: ("r", record id), ("c", code), ("i", line id)."""
-
-    def __init__(self) -> None:
-        self.parent: dict[tuple[str, str], tuple[str, str]] = {}
-
-    def find(self, key: tuple[str, str]) -> tuple[str, str]:
-        parent = self.parent.setdefault(key, key)
-        if parent == key:
-            return key
-        root = self.find(parent)
-        self.parent[key] = root
-        return root
-
-    def join(self, keys: list[tuple[str, str]]) -> tuple[str, str]:
-        root = self.find(keys[0])
-        for key in keys[1:]:
-            other = self.find(key)
-            if other != root:
-                self.parent[other] = root
-        return root
-
-
-def _record_key(ref: str) -> tuple[str, str]:
+def _record_key(ref: str) -> str:
+    """The key of a record reference: "r" and its id, or "c" and an archival code."""
+    if len(ref) == 36 and ref[8] == ref[13] == ref[18] == ref[23] == "-" and ref.islower():
+        return "r" + ref  # the canonical form (the id is checked when the line is posted)
     try:
-        return ("r", str(UUID(ref)))
+        return "r" + str(UUID(ref))
     except ValueError:
-        return ("c", ref)
+        return "c" + ref
 
 
 def changes_actors(data: Any) -> bool:
@@ -67,41 +47,63 @@ def changes_actors(data: Any) -> bool:
     return isinstance(command, str) and command.startswith("actor-")
 
 
-def split(
-    window: Numbered, decoded: list[Any], owners: Callable[[list[str]], dict[str, UUID]], jobs: int
-) -> list[Numbered]:
-    """The window's lines as ``jobs`` shares of whole groups, each in file order."""
-    groups = _Groups()
-    keys_of: list[list[tuple[str, str]]] = []
-    referenced: set[str] = set()
-    arranged: set[str] = set()
-    for number, data in zip((n for n, _ in window), decoded, strict=True):
-        keys: list[tuple[str, str]] = [("n", str(number))]
-        if isinstance(data, dict):
-            if isinstance(data.get("id"), str):
-                keys.append(("i", data["id"]))
-            record = data.get("record")
+class Grouping:
+    """Lines joined when they share a key: "r" record id, "c" archival code, "i" line id
+    (union-find over line indexes, the first line of each key standing for it)."""
+
+    def __init__(self, lines: Numbered, decoded: list[Any]) -> None:
+        self.lines = lines
+        self.parent = list(range(len(lines)))
+        self.first: dict[str, int] = {}
+        self.referenced: set[str] = set()  # codes naming a record
+        arranged: set[str] = set()
+        for index, data in enumerate(decoded):
+            if not isinstance(data, dict):
+                continue
+            line_id, record, code = data.get("id"), data.get("record"), data.get("code")
+            if isinstance(line_id, str):
+                self._key("i" + line_id, index)
             if isinstance(record, str) and record:
                 key = _record_key(record)
-                keys.append(key)
+                self._key(key, index)
                 if key[0] == "c":
-                    referenced.add(record)
-            code = data.get("code")
-            if data.get("command") == "arrange" and isinstance(code, str):
-                keys.append(("c", code))
+                    self.referenced.add(record)
+            if isinstance(code, str) and data.get("command") == "arrange":
+                self._key("c" + code, index)
                 arranged.add(code)
-        keys_of.append(keys)
-        groups.join(keys)
-    # A code arranged before this window names a record that other lines may name by id.
-    for code, record_id in owners(sorted(referenced - arranged)).items():
-        groups.join([("c", code), ("r", str(record_id))])
-    members: dict[tuple[str, str], list[int]] = {}
-    for index, keys in enumerate(keys_of):
-        members.setdefault(groups.find(keys[0]), []).append(index)
-    shares: list[list[int]] = [[] for _ in range(jobs)]
-    for indexes in sorted(members.values(), key=len, reverse=True):
-        min(shares, key=len).extend(indexes)
-    return [[window[i] for i in sorted(share)] for share in shares if share]
+        self.referenced -= arranged
+
+    def _key(self, key: str, index: int) -> None:
+        first = self.first.setdefault(key, index)
+        if first != index:
+            self._join(first, index)
+
+    def _find(self, index: int) -> int:
+        parent = self.parent
+        while parent[index] != index:
+            parent[index] = parent[parent[index]]
+            index = parent[index]
+        return index
+
+    def _join(self, a: int, b: int) -> None:
+        a, b = self._find(a), self._find(b)
+        if a != b:
+            self.parent[max(a, b)] = min(a, b)
+
+    def shares(self, owners: Callable[[list[str]], dict[str, UUID]], jobs: int) -> list[Numbered]:
+        """Up to ``jobs`` shares of whole groups, each in file order. ``owners`` names the
+        records of codes arranged before this window, which lines here may name by id."""
+        for code, record_id in owners(sorted(self.referenced)).items():
+            by_id = self.first.get("r" + str(record_id))
+            if by_id is not None:
+                self._join(self.first["c" + code], by_id)
+        groups: dict[int, list[int]] = {}
+        for index in range(len(self.lines)):
+            groups.setdefault(self._find(index), []).append(index)
+        shares: list[list[int]] = [[] for _ in range(jobs)]
+        for indexes in sorted(groups.values(), key=len, reverse=True):
+            min(shares, key=len).extend(indexes)
+        return [[self.lines[i] for i in sorted(share)] for share in shares if share]
 
 
 class ParallelPoster:
@@ -123,6 +125,7 @@ class ParallelPoster:
         self.on_problem = on_problem
         self.summary = Summary()
         self.workers: list[tuple[Any, Connection]] = []
+        self.busy: list[Connection] = []  # workers sent a share, not yet answered
         self._here: BulkPoster | None = None
 
     def post(self, lines: Iterable[bytes]) -> Summary:
@@ -138,7 +141,14 @@ class ParallelPoster:
         try:
             with few_collections():
                 for window in _chain(first, windows):
-                    self._post_window(window)
+                    # Grouped here while the workers post the previous window.
+                    for step in self._steps(window):
+                        self._wait()
+                        if isinstance(step, Grouping):
+                            self._send(step)
+                        else:
+                            self._post_here(step)
+                self._wait()
         finally:
             self._stop_workers()
         return self.summary
@@ -165,25 +175,32 @@ class ParallelPoster:
         claims = {code: batch.claim(code) for code in codes}
         return {code: claim.record_id for code, claim in claims.items() if claim is not None}
 
-    def _post_window(self, window: Numbered) -> None:
+    def _steps(self, window: Numbered) -> list[Grouping | Numbered]:
+        """The window as groupings for the workers, cut at lines that change actors."""
         decoded = [_decode(text) for _, text in window]
+        steps: list[Grouping | Numbered] = []
         start = 0
         for index, data in enumerate(decoded):
             if changes_actors(data):
-                self._post_shares(window[start:index], decoded[start:index])
-                self._post_here(window[index : index + 1])
+                if index > start:
+                    steps.append(Grouping(window[start:index], decoded[start:index]))
+                steps.append(window[index : index + 1])
                 start = index + 1
-        self._post_shares(window[start:], decoded[start:])
+        if start < len(window):
+            steps.append(Grouping(window[start:], decoded[start:]))
+        return steps
 
     # -- the workers ------------------------------------------------------------------
 
-    def _post_shares(self, lines: Numbered, decoded: list[Any]) -> None:
-        if not lines:
-            return
-        shares = split(lines, decoded, self._owners, len(self.workers))
-        busy = [conn for (_, conn), _ in zip(self.workers, shares, strict=False)]
-        for conn, share in zip(busy, shares, strict=True):
+    def _send(self, grouping: Grouping) -> None:
+        shares = grouping.shares(self._owners, len(self.workers))
+        self.busy = [conn for (_, conn), _ in zip(self.workers, shares, strict=False)]
+        for conn, share in zip(self.busy, shares, strict=True):
             conn.send(share)
+
+    def _wait(self) -> None:
+        """Every worker has committed what it was sent."""
+        busy, self.busy = self.busy, []
         self._merge([self._answer(conn) for conn in busy])
 
     def _answer(self, conn: Connection) -> Summary:

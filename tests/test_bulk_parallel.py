@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from ledger.parallel import Grouping
 from tests.cli import BACKENDS, fingerprint, fresh_store, generate, jsonl, run, setup_office
 
 JOBS, CHUNK = "3", "7"  # windows of 21 lines
@@ -78,3 +79,23 @@ def test_posting_with_workers_equals_posting_in_order(backend: str, tmp_path: Pa
     assert "location 'no place' must be" in problems  # t-8's first line is one bad line
     assert in_order[1]["skipped"] == 0  # and its second line was posted, not skipped
     assert workers == in_order
+
+
+def test_lines_naming_one_record_in_different_ways_are_one_group() -> None:
+    record, other = uuid.uuid4(), uuid.uuid4()
+    texts = [
+        {"id": "a", "command": "relocate", "record": str(record)},
+        {"id": "b", "command": "consult", "record": "CODE-1"},  # arranged in an earlier window
+        {"id": "c", "command": "consult", "record": str(other)},
+        {"id": "d", "command": "return", "record": str(record).upper()},
+        {"id": "e", "command": "shelve", "record": "{" + str(other) + "}"},
+    ]
+    lines = [(n, json.dumps(t).encode()) for n, t in enumerate(texts, 1)]
+    decoded = [json.loads(text) for _, text in lines]
+
+    def numbers(owners: dict[str, uuid.UUID]) -> list[set[int]]:
+        shares = Grouping(lines, decoded).shares(lambda codes: owners, 3)
+        return sorted(({n for n, _ in share} for share in shares), key=min)
+
+    assert numbers({"CODE-1": record}) == [{1, 2, 4}, {3, 5}]
+    assert numbers({}) == [{1, 4}, {2}, {3, 5}]  # unknown code: a group of its own
