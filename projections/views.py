@@ -28,6 +28,9 @@ from projections.tables import Changes, Row, Table, ViewSpec
 
 APPLICATION = "Ledger"  # the application whose log the views track
 FETCH_CHUNK = 500  # SQLite's limit on bound parameters is generous, but keep IN lists short
+# Log pages (4 KiB) after which a commit checkpoints the SQLite write-ahead log.
+LIVE_CHECKPOINT = 1000  # SQLite's default
+SCRATCH_CHECKPOINT = 65536  # 256 MiB
 SQL_TYPES = {
     "sqlite": {"text": "TEXT", "int": "INTEGER", "big": "INTEGER"},
     "postgres": {"text": "TEXT", "int": "INTEGER", "big": "BIGINT"},
@@ -149,9 +152,13 @@ def _ddl(table: Table, name: str, backend: str) -> str:
             f"CREATE TABLE IF NOT EXISTS {name} ({columns}, "
             f"CONSTRAINT {constraint} PRIMARY KEY ({key}))"
         )
-    rowid = table.key == (table.columns[0][0],) and table.columns[0][1] != "text"
-    without = "" if rowid else " WITHOUT ROWID"
-    return f"CREATE TABLE IF NOT EXISTS {name} ({columns}, PRIMARY KEY ({key})){without}"
+    # A rowid table: rows are stored in insertion order and the key is a separate index.
+    # Keys are random (record ids), so a clustered (WITHOUT ROWID) table would rewrite
+    # pages all over the file on every commit of a rebuild; the key index is much smaller.
+    columns = ", ".join(
+        f"{n} {types[t]}{' NOT NULL' if n in table.key else ''}" for n, t in table.columns
+    )
+    return f"CREATE TABLE IF NOT EXISTS {name} ({columns}, PRIMARY KEY ({key}))"
 
 
 def _index_ddl(table: Table, qualified: str) -> list[str]:
@@ -211,6 +218,10 @@ class SQLiteView(SQLiteTrackingRecorder, View):
         with self.datastore.get_connection(commit=True) as conn:
             conn.cursor().execute("PRAGMA synchronous=NORMAL")
             conn.cursor().execute("PRAGMA cache_size=-32768")
+            # A scratch build commits a page at a time: checkpoint the log rarely (each
+            # checkpoint copies pages into the file and syncs it), live views as usual.
+            pages = SCRATCH_CHECKPOINT if self.suffix else LIVE_CHECKPOINT
+            conn.cursor().execute(f"PRAGMA wal_autocheckpoint={pages}")
             with conn.transaction(commit=True) as curs:
                 yield curs
 
