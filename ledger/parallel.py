@@ -56,6 +56,7 @@ class Grouping:
         self.parent = list(range(len(lines)))
         self.first: dict[str, int] = {}
         self.referenced: set[str] = set()  # codes naming a record
+        self.keys: set[str] = set()  # line ids
         arranged: set[str] = set()
         for index, data in enumerate(decoded):
             if not isinstance(data, dict):
@@ -63,6 +64,7 @@ class Grouping:
             line_id, record, code = data.get("id"), data.get("record"), data.get("code")
             if isinstance(line_id, str):
                 self._key("i" + line_id, index)
+                self.keys.add(line_id)
             if isinstance(record, str) and record:
                 key = _record_key(record)
                 self._key(key, index)
@@ -126,6 +128,9 @@ class ParallelPoster:
         self.summary = Summary()
         self.workers: list[tuple[Any, Connection]] = []
         self.busy: list[Connection] = []  # workers sent a share, not yet answered
+        # Keys of lines taken up earlier in this run: a later line with one is skipped, as
+        # in one process, even when a different worker took the first (BulkPoster.seen).
+        self.seen: set[str] = set()
         self._here: BulkPoster | None = None
 
     def post(self, lines: Iterable[bytes]) -> Summary:
@@ -134,7 +139,9 @@ class ParallelPoster:
         if first is None:
             return self.summary
         if len(first) < self.jobs * self.chunk_size:  # one window: not worth the processes
-            self._post_here(first)
+            with few_collections():
+                for start in range(0, len(first), self.chunk_size):
+                    self._post_here(first[start : start + self.chunk_size])
             return self.summary
         self._start_workers()  # before this process opens the store: nothing open is forked
         self.summary.jobs = self.jobs
@@ -162,7 +169,7 @@ class ParallelPoster:
 
     def _post_here(self, numbered: Numbered) -> None:
         poster = self._here_poster()
-        poster.summary = Summary()
+        poster.summary, poster.seen = Summary(), self.seen
         poster.post_numbered([numbered])
         self._merge([poster.summary])
 
@@ -196,7 +203,7 @@ class ParallelPoster:
         shares = grouping.shares(self._owners, len(self.workers))
         self.busy = [conn for (_, conn), _ in zip(self.workers, shares, strict=False)]
         for conn, share in zip(self.busy, shares, strict=True):
-            conn.send(share)
+            conn.send((share, grouping.keys & self.seen))
 
     def _wait(self) -> None:
         """Every worker has committed what it was sent."""
@@ -204,6 +211,7 @@ class ParallelPoster:
         self._merge([self._answer(conn) for conn in busy])
 
     def _answer(self, conn: Connection) -> Summary:
+        """A worker's summary of what it was sent; the keys it took up join ``seen``."""
         try:
             kind, payload = conn.recv()
         except EOFError:
@@ -212,8 +220,10 @@ class ParallelPoster:
             ) from None
         if kind == "error":
             raise payload
-        assert isinstance(payload, Summary)
-        return payload
+        summary, taken = payload
+        self.seen |= taken
+        assert isinstance(summary, Summary)
+        return summary
 
     def _start_workers(self) -> None:
         context = multiprocessing.get_context("fork")
@@ -281,12 +291,13 @@ def _work(
         end.close()
     try:
         poster = BulkPoster(open_ledger(), actor, chunk_size=size)
-        conn.send(("ready", Summary()))
+        conn.send(("ready", (Summary(), set())))
         with few_collections():
-            while (share := conn.recv()) is not None:
-                poster.summary = Summary()
+            while (sent := conn.recv()) is not None:
+                share, seen = sent
+                poster.summary, poster.seen = Summary(), set(seen)
                 poster.post_numbered([share])
-                conn.send(("done", poster.summary))
+                conn.send(("done", (poster.summary, poster.seen - seen)))
     except (EOFError, BrokenPipeError):  # the parent is gone: what was committed stays
         return
     except BaseException as error:  # every other failure goes back as the answer
