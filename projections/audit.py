@@ -77,11 +77,16 @@ class AuditProjection(LedgerProjection):
         self.dirty: set[str] = set()
 
     def prepare(self, events: Sequence[Event]) -> None:
-        received = ev.Received.TOPIC
-        wanted = {f["originator_id"] for _, t, f in events if t in NEEDS_STATE}
-        wanted.difference_update(f["originator_id"] for _, t, f in events if t == received)
-        missing = wanted - self.records.keys()
-        for record_id, code, secrecy in self.load(AUDIT_RECORDS, "record_id", missing):
+        received, records = ev.Received.TOPIC, self.records
+        wanted: set[str] = set()
+        here: set[str] = set()  # received in this page: not stored yet
+        for _, topic, f in events:
+            if topic == received:
+                here.add(f["originator_id"])
+            elif topic in NEEDS_STATE and f["originator_id"] not in records:
+                wanted.add(f["originator_id"])
+        wanted -= here
+        for record_id, code, secrecy in self.load(AUDIT_RECORDS, "record_id", wanted):
             self.records[record_id] = [code, secrecy]
 
     def collect(self) -> Changes:

@@ -68,10 +68,16 @@ class CatalogProjection(LedgerProjection):
         self.dirty: set[str] = set()  # stored before, changed in this page: updated
 
     def prepare(self, events: Sequence[Event]) -> None:
-        received = ev.Received.TOPIC
-        wanted = {f["originator_id"] for _, t, f in events if t != received} - self.rows.keys()
-        # A record received in this page is not stored yet (its receipt comes first).
-        wanted.difference_update(f["originator_id"] for _, t, f in events if t == received)
+        received, rows = ev.Received.TOPIC, self.rows
+        wanted: set[str] = set()
+        here: set[str] = set()  # received in this page: not stored yet (a receipt comes first)
+        for _, topic, f in events:
+            record_id = f["originator_id"]
+            if topic == received:
+                here.add(record_id)
+            elif record_id not in rows:
+                wanted.add(record_id)
+        wanted -= here
         for row in self.load(CATALOG, "id", wanted):
             self.rows[row[0]] = as_dict(CATALOG, row)
 

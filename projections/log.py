@@ -61,11 +61,13 @@ class EventLog:
         )
         rows = self._rows(sql, (after, limit))
         covered = rows[-1][0] if len(rows) == limit else stop
-        inside = [r for r in rows if r[0] <= stop]
-        wanted = [r for r in inside if r[1] in topics]
-        return self.decode(wanted), min(covered, stop), len(inside)
+        inside = rows if not rows or rows[-1][0] <= stop else [r for r in rows if r[0] <= stop]
+        return self.decode(inside, topics), min(covered, stop), len(inside)
 
-    def decode(self, rows: Sequence[Sequence[Any]]) -> list[Event]:
+    def decode(
+        self, rows: Sequence[Sequence[Any]], topics: Collection[str] | None = None
+    ) -> list[Event]:
+        """The events of ``rows`` (of ``topics``, if given)."""
         mapper: Any = self.ledger.mapper
         loads = orjson.loads
         events: list[Event] = []
@@ -73,6 +75,8 @@ class EventLog:
         current = self._current
         plain = mapper.cipher is None and mapper.compressor is None
         for notification_id, topic, state in rows:
+            if topics is not None and topic not in topics:
+                continue
             # The envelope {"body":B,"hash":H} is JSON itself: one parse gives the body.
             fields = loads(state)["body"] if plain else loads(mapper.decode_state(state)[0])
             if current.get(topic) != fields["class_version"]:

@@ -30,7 +30,7 @@ APPLICATION = "Ledger"  # the application whose log the views track
 FETCH_CHUNK = 500  # SQLite's limit on bound parameters is generous, but keep IN lists short
 # Log pages (4 KiB) after which a commit checkpoints the SQLite write-ahead log.
 LIVE_CHECKPOINT = 1000  # SQLite's default
-SCRATCH_CHECKPOINT = 65536  # 256 MiB
+SCRATCH_CHECKPOINT = 262144  # 1 GiB: about one checkpoint per million events
 SQL_TYPES = {
     "sqlite": {"text": "TEXT", "int": "INTEGER", "big": "INTEGER"},
     "postgres": {"text": "TEXT", "int": "INTEGER", "big": "BIGINT"},
