@@ -28,7 +28,7 @@ from projections.catalog import CatalogProjection
 from projections.destruction import DestructionProjection
 from projections.loans import LoansProjection
 from projections.log import Event, EventLog
-from projections.pipeline import Job, Writer
+from projections.pipeline import Inline, Job, Writer
 from projections.views import APPLICATION, PositionMoved, PostgresView, SQLiteView, View
 
 PROJECTIONS: dict[str, type[LedgerProjection]] = {
@@ -148,7 +148,7 @@ class Runner:
                 routes.setdefault(topic, []).append(projection)
         topics = frozenset(routes)
         try:
-            with Writer() as writer:
+            with Writer() if self.log.backend == "postgres" else Inline() as writer:
                 for projection in behind:
                     projection.barrier = writer.drain
                 while after < head:
