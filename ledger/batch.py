@@ -37,6 +37,7 @@ class Batch:
         self.records: dict[UUID, Record] = {}
         self.actors: dict[str, Actor | None] = {}
         self.views: dict[str, tuple[int, ActorView]] = {}  # actor id -> (version, view)
+        self.allowed: dict[tuple[str, str], tuple[int, ActorView]] = {}  # passed R19
         self.claims: dict[str, CodeClaim | None] = {}
         self.new: list[ChainedAggregate] = []
         self.posted: list[tuple[str, str]] = []
@@ -71,7 +72,20 @@ class Batch:
         return self.actors[actor_id]
 
     def acting(self, actor_id: str | None, action: str) -> ActorView:
-        """R19: the acting actor is registered, active, bound role matches, role allows."""
+        """R19: the acting actor is registered, active, bound role matches, role allows
+        (checked once per actor, action and version of the actor in a batch)."""
+        if actor_id is not None:
+            passed = self.allowed.get((actor_id, action))
+            actor = self.actors.get(actor_id)
+            if passed is not None and actor is not None and passed[0] == actor.version:
+                return passed[1]
+        view = self._acting(actor_id, action)
+        actor = self.actors[view.id]
+        assert actor is not None
+        self.allowed[(view.id, action)] = (actor.version, view)
+        return view
+
+    def _acting(self, actor_id: str | None, action: str) -> ActorView:
         if not actor_id:
             raise InvalidInput("no acting actor: give --actor ID or set LEDGER_ACTOR")
         if not ACTOR_ID.match(actor_id):
