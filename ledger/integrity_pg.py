@@ -1,0 +1,115 @@
+"""The PostgreSQL event table read directly (ledger.integrity), in its own module so
+that a SQLite ledger's verify and seal never import psycopg."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import TupleRow
+
+from ledger.integrity import HEAD_HEX, MID_HEX, TAIL_HEX, Decode, EventTable, LogRow
+
+
+class PostgresEventTable(EventTable):
+    backend = "postgres"
+
+    def __init__(
+        self, conninfo: dict[str, Any], schema: str, table: str, decode: Decode, encrypted: bool
+    ) -> None:
+        super().__init__(decode, encrypted)
+        self.conninfo = conninfo
+        self.conn = self._connect()
+        # Other connections read the same snapshot while this one streams (COPY).
+        row = self.conn.execute("SELECT pg_export_snapshot()").fetchone()
+        self.snapshot = str(row[0]) if row else ""
+        self._lookups: psycopg.Connection[TupleRow] | None = None
+        self.table = sql.SQL("{0}.{1}").format(sql.Identifier(schema), sql.Identifier(table))
+        self.columns = sql.SQL(
+            "notification_id, replace(originator_id::text, '-', ''), originator_version, topic"
+        )
+
+    def _connect(self) -> psycopg.Connection[TupleRow]:
+        conn: psycopg.Connection[TupleRow] = psycopg.connect(**self.conninfo)
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        return conn
+
+    @property
+    def lookups(self) -> psycopg.Connection[TupleRow]:
+        """A second connection in the same snapshot, for lookups during a stream."""
+        if self._lookups is None:
+            self._lookups = self._connect()
+            self._lookups.execute(
+                sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot))
+            )
+        return self._lookups
+
+    def close(self) -> None:
+        if self._lookups is not None:
+            self._lookups.close()
+        self.conn.close()
+
+    def head(self) -> int:
+        row = self.conn.execute(
+            sql.SQL("SELECT max(notification_id) FROM {0}").format(self.table)
+        ).fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def _stream(self, query: sql.Composed, types: list[str]) -> Iterator[tuple[Any, ...]]:
+        """Rows streamed by COPY: the server keeps sending while the rows are checked."""
+        statement = sql.SQL("COPY ({0}) TO STDOUT (FORMAT BINARY)").format(query)
+        with self.conn.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.set_types(types)
+            yield from copy.rows()
+
+    def _where(self, after: int | None, upto: int) -> sql.Composable:
+        if after is None:
+            return sql.SQL("notification_id <= {0}").format(sql.Literal(int(upto)))
+        return sql.SQL("notification_id > {0} AND notification_id <= {1}").format(
+            sql.Literal(int(after)), sql.Literal(int(upto))
+        )
+
+    def rows(self, after: int | None, upto: int) -> Iterator[LogRow]:
+        query = sql.SQL("SELECT {0}, state, db_role FROM {1} WHERE {2} ORDER BY notification_id")
+        composed = query.format(self.columns, self.table, self._where(after, upto))
+        return self._stream(composed, ["int8", "text", "int8", "text", "bytea", "text"])
+
+    def _hash_rows(self, after: int | None, upto: int) -> Iterator[tuple[Any, ...]]:
+        query = sql.SQL(
+            "SELECT {0}, substring(state from length(state) - 65 for 64), "
+            f"substring(state from 1 for 8) = '\\x{HEAD_HEX}'::bytea "
+            f"AND substring(state from length(state) - 74 for 9) = '\\x{MID_HEX}'::bytea "
+            f"AND substring(state from length(state) - 1) = '\\x{TAIL_HEX}'::bytea "
+            "FROM {1} WHERE {2} ORDER BY notification_id"
+        )
+        composed = query.format(self.columns, self.table, self._where(after, upto))
+        return self._stream(composed, ["int8", "text", "int8", "text", "bytea", "bool"])
+
+    def chain(self, key: str) -> list[LogRow]:
+        query = sql.SQL(
+            "SELECT {0}, state, db_role FROM {1} WHERE originator_id = %s::uuid "
+            "ORDER BY originator_version, notification_id"
+        ).format(self.columns, self.table)
+        with self.lookups.cursor(binary=True) as cursor:
+            return cursor.execute(query, (key,)).fetchall()
+
+    def with_topic(self, topic: str, upto: int) -> list[LogRow]:
+        query = sql.SQL(
+            "SELECT {0}, state, db_role FROM {1} WHERE topic = %s AND notification_id <= %s "
+            "ORDER BY notification_id"
+        ).format(self.columns, self.table)
+        with self.lookups.cursor(binary=True) as cursor:
+            return cursor.execute(query, (topic, upto)).fetchall()
+
+    def find(self, pairs: Sequence[tuple[str, int]]) -> list[LogRow]:
+        query = sql.SQL(
+            "SELECT {0}, state, db_role FROM {1} WHERE (originator_id, originator_version) IN "
+            "(SELECT * FROM unnest(%s::uuid[], %s::bigint[]))"
+        ).format(self.columns, self.table)
+        with self.lookups.cursor(binary=True) as cursor:
+            keys = [key for key, _ in pairs]
+            versions = [version for _, version in pairs]
+            return cursor.execute(query, (keys, versions)).fetchall()
