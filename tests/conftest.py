@@ -6,12 +6,14 @@ import os
 # (aggregates.base.LedgerEvent.trusted), in this process and in the CLI processes.
 os.environ["LEDGER_CHECK_EVENTS"] = "1"
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.cli import BACKENDS
 from tests.pg import fresh_database, require_pg
+from tests.tamper import Scenario, copies
 
 
 @pytest.fixture
@@ -36,3 +38,14 @@ def db_url(request: pytest.FixtureRequest) -> str:
     name = "pg_url" if request.param == "postgres" else "sqlite_url"
     url: str = request.getfixturevalue(name)
     return url
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def golden(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Scenario, Callable[[], str]]]:
+    """The tamper scenario (tests/tamper.py) written once per backend and module, and a
+    function giving a fresh copy's URL; modules that need it written otherwise define
+    their own."""
+    with copies(request.param, tmp_path_factory.mktemp("golden")) as found:
+        yield found

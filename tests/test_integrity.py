@@ -6,7 +6,7 @@ import json
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from aggregates.chain import GENESIS, canonical, digest, open_envelope
 from aggregates.record_events import Received
 from ledger.sketch import Sketch
-from tests.cli import BACKENDS, last_event, one_line, refusal_count, run
-from tests.tamper import RawStore, Scenario, copies
+from tests.cli import last_event, one_line, refusal_count, run
+from tests.tamper import RawStore, Scenario
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 SCALARS = st.one_of(
@@ -121,14 +121,6 @@ def test_a_sketch_of_too_many_differences_says_so() -> None:
 
 
 # -- the seal command and the auditor's own script -----------------------------------
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def golden(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Scenario, Callable[[], str]]]:
-    with copies(request.param, tmp_path_factory.mktemp("seal")) as found:
-        yield found
 
 
 @pytest.fixture

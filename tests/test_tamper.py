@@ -3,23 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from uuid import UUID, uuid4
 
 import pytest
 
 from aggregates.chain import GENESIS, link
-from tests.cli import BACKENDS, Result, one_line, run
-from tests.tamper import CODE_A, CODE_B, RawStore, Scenario, copies, forged_received
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def golden(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Scenario, Callable[[], str]]]:
-    with copies(request.param, tmp_path_factory.mktemp("golden")) as found:
-        yield found
+from tests.cli import Result, one_line, run
+from tests.tamper import CODE_A, CODE_B, RawStore, Scenario, forged_received
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ it compares, but the whole body must still be valid UTF-8 JSON).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
 from aggregates.chain import digest, envelope
-from tests.cli import BACKENDS, one_line, run
-from tests.tamper import CODE_A, RawStore, Scenario, copies
+from tests.cli import one_line, run
+from tests.tamper import CODE_A, RawStore, Scenario
 
 LOCATION = b'"location":"A1-01-1-3"'
 
@@ -27,14 +27,6 @@ MALFORMED = {
     "a bare word": b'"location":A1',
     "an unclosed array": b'"location":[1,2',
 }
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def golden(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[Scenario, Callable[[], str]]]:
-    with copies(request.param, tmp_path_factory.mktemp("golden")) as found:
-        yield found
 
 
 @pytest.mark.parametrize("change", list(MALFORMED), ids=list(MALFORMED))
