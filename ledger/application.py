@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -21,11 +21,12 @@ from aggregates.actor import Actor, actor_uuid
 from aggregates.errors import Conflict, InvalidInput, LedgerError, NotFound, RuleViolation
 from aggregates.record import Record
 from aggregates.refusal import Refusal
-from ledger import requests as rq
 from ledger.batch import Batch
 from ledger.config import Store, store_from_url
-from ledger.handlers import handle
 from ledger.mapper import LedgerMapper
+
+if TYPE_CHECKING:  # the request models load with the first command run, not for reading
+    from ledger import requests as rq
 
 RETRIES = 3
 
@@ -98,6 +99,8 @@ class Ledger(Application):  # type: ignore[type-arg]
 
     def execute(self, request: rq.Request, actor: str | None) -> dict[str, Any]:
         """Run one command in its own transaction; retry a lost race, re-checking rules."""
+        from ledger.handlers import handle
+
         for _ in range(RETRIES):
             batch = Batch(self)
             try:
