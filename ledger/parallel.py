@@ -203,7 +203,10 @@ class ParallelPoster:
         shares = grouping.shares(self._owners, len(self.workers))
         self.busy = [conn for (_, conn), _ in zip(self.workers, shares, strict=False)]
         for conn, share in zip(self.busy, shares, strict=True):
-            conn.send((share, grouping.keys & self.seen))
+            try:
+                conn.send((share, grouping.keys & self.seen))
+            except OSError:
+                raise _worker_stopped() from None
 
     def _wait(self) -> None:
         """Every worker has committed what it was sent."""
@@ -214,10 +217,8 @@ class ParallelPoster:
         """A worker's summary of what it was sent; the keys it took up join ``seen``."""
         try:
             kind, payload = conn.recv()
-        except EOFError:
-            raise Conflict(
-                "a posting worker stopped; run the file again (posted lines are skipped)"
-            ) from None
+        except (EOFError, OSError):  # closed, or reset by a worker that was killed
+            raise _worker_stopped() from None
         if kind == "error":
             raise payload
         summary, taken = payload
@@ -265,6 +266,10 @@ class ParallelPoster:
         total.problems += problems
         for problem in problems:
             self.on_problem(problem)
+
+
+def _worker_stopped() -> Conflict:
+    return Conflict("a posting worker stopped; run the file again (posted lines are skipped)")
 
 
 def _decode(text: bytes) -> Any:

@@ -1,7 +1,8 @@
 """Bulk posting through the real `ledger post` process, on SQLite and PostgreSQL.
 
 A generated file posts with exact counts; a re-run posts nothing; a run killed with
-SIGKILL half-way and run again ends with exactly the events of one uninterrupted run.
+SIGKILL half-way, or one of its workers killed, and run again ends with exactly the events
+of one uninterrupted run.
 """
 
 from __future__ import annotations
@@ -128,6 +129,43 @@ def test_a_killed_post_run_again_posts_every_line_exactly_once(
         assert fingerprint(url) == fingerprint(clean.url)
         for versions in versions_by_originator(url).values():
             assert versions == list(range(1, len(versions) + 1))
+
+
+def workers_of(pid: int) -> list[int]:
+    """The child processes of a running `ledger post` (its posting workers)."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def test_a_killed_worker_stops_the_post_and_a_re_run_completes_it(
+    clean: CleanRun, generated: Generated, tmp_path: Path
+) -> None:
+    with fresh_store(clean.backend, tmp_path) as url:
+        setup_office(url)
+        baseline = event_count(url)
+        process = start(url, "post", str(generated.path), "--chunk-size", "50", "--jobs", "2")
+        deadline = time.monotonic() + 120
+        killed = False
+        while process.poll() is None and time.monotonic() < deadline and not killed:
+            children = workers_of(process.pid)
+            if children and event_count(url) > baseline:
+                os.kill(children[0], signal.SIGKILL)
+                killed = True
+            time.sleep(0.005)
+        out, err = process.communicate(timeout=120)
+        assert killed, "the post finished before a worker could be killed"
+        assert process.returncode == 5, (out, err)
+        assert err.splitlines()[-1] == (
+            "error: a posting worker stopped; run the file again (posted lines are skipped)"
+        )
+        assert "Traceback" not in err
+
+        rest = run(url, "post", str(generated.path), "--chunk-size", "50", "--jobs", "2")
+        assert rest.code in (0, 3), rest
+        assert event_count(url) == event_count(clean.url)
+        assert fingerprint(url) == fingerprint(clean.url)
 
 
 RECORD = "00000000-0000-4000-8000-00000000b001"
