@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import pickle
+import re
 from collections.abc import Callable, Iterable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
@@ -30,12 +31,13 @@ from aggregates.errors import Conflict, LedgerError
 from ledger.bulk import BulkPoster, Problem, Summary, chunks, few_collections
 
 Numbered = list[tuple[int, bytes]]
+_CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 def _record_key(ref: str) -> str:
     """The key of a record reference: "r" and its id, or "c" and an archival code."""
-    if len(ref) == 36 and ref[8] == ref[13] == ref[18] == ref[23] == "-" and ref.islower():
-        return "r" + ref  # the canonical form (the id is checked when the line is posted)
+    if _CANONICAL_ID.fullmatch(ref):
+        return "r" + ref
     try:
         return "r" + str(UUID(ref))
     except ValueError:

@@ -88,12 +88,15 @@ def test_posting_with_workers_equals_posting_in_order(backend: str, tmp_path: Pa
 
 def test_lines_naming_one_record_in_different_ways_are_one_group() -> None:
     record, other = uuid.uuid4(), uuid.uuid4()
+    odd = "abcdefgh-ijkl-mnop-qrst-uvwxyzabcdef"
     texts = [
         {"id": "a", "command": "relocate", "record": str(record)},
         {"id": "b", "command": "consult", "record": "CODE-1"},  # arranged in an earlier window
         {"id": "c", "command": "consult", "record": str(other)},
         {"id": "d", "command": "return", "record": str(record).upper()},
         {"id": "e", "command": "shelve", "record": "{" + str(other) + "}"},
+        {"id": "f", "command": "arrange", "record": str(other), "code": odd},
+        {"id": "g", "command": "consult", "record": odd},  # a code, though shaped like an id
     ]
     lines = [(n, json.dumps(t).encode()) for n, t in enumerate(texts, 1)]
     decoded = [json.loads(text) for _, text in lines]
@@ -102,5 +105,5 @@ def test_lines_naming_one_record_in_different_ways_are_one_group() -> None:
         shares = Grouping(lines, decoded).shares(lambda codes: owners, 3)
         return sorted(({n for n, _ in share} for share in shares), key=min)
 
-    assert numbers({"CODE-1": record}) == [{1, 2, 4}, {3, 5}]
-    assert numbers({}) == [{1, 4}, {2}, {3, 5}]  # unknown code: a group of its own
+    assert numbers({"CODE-1": record}) == [{1, 2, 4}, {3, 5, 6, 7}]
+    assert numbers({}) == [{1, 4}, {2}, {3, 5, 6, 7}]  # unknown code: a group of its own
