@@ -11,7 +11,8 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
@@ -95,24 +96,40 @@ def test_generated_file_posts_with_exact_counts_and_once(
     assert event_count(clean.url) == clean.office_events + generated.events
 
 
-def kill_once_grown(process: subprocess.Popen[str], url: str, baseline: int) -> None:
-    """SIGKILL the process as soon as it has committed something."""
+@contextmanager
+def posting(
+    clean: CleanRun, generated: Generated, tmp_path: Path, *args: str
+) -> Iterator[tuple[str, int, subprocess.Popen[str]]]:
+    """A fresh office and a `ledger post` of the generated file running on it:
+    (url, events before the post, the process)."""
+    with fresh_store(clean.backend, tmp_path) as url:
+        setup_office(url)
+        baseline = event_count(url)
+        yield url, baseline, start(url, "post", str(generated.path), *args)
+
+
+def kill_once_grown(
+    process: subprocess.Popen[str], url: str, baseline: int, victim: Callable[[], int] | None = None
+) -> tuple[bool, str, str]:
+    """SIGKILL the process (or the one ``victim`` names) as soon as something was
+    committed; (killed, stdout, stderr) once the process has ended."""
     deadline = time.monotonic() + 120
-    while process.poll() is None and time.monotonic() < deadline:
+    killed = False
+    while process.poll() is None and time.monotonic() < deadline and not killed:
         if event_count(url) > baseline:
-            os.kill(process.pid, signal.SIGKILL)
-            break
+            pid = victim() if victim else process.pid
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+                killed = True
         time.sleep(0.005)
-    process.communicate(timeout=60)
+    out, err = process.communicate(timeout=120)
+    return killed, out, err
 
 
 def test_a_killed_post_run_again_posts_every_line_exactly_once(
     clean: CleanRun, generated: Generated, tmp_path: Path
 ) -> None:
-    with fresh_store(clean.backend, tmp_path) as url:
-        setup_office(url)
-        baseline = event_count(url)
-        process = start(url, "post", str(generated.path), "--chunk-size", "50")
+    with posting(clean, generated, tmp_path, "--chunk-size", "50") as (url, baseline, process):
         kill_once_grown(process, url, baseline)
         assert process.returncode == -signal.SIGKILL, "the post finished before the kill"
         partial = event_count(url)
@@ -131,30 +148,23 @@ def test_a_killed_post_run_again_posts_every_line_exactly_once(
             assert versions == list(range(1, len(versions) + 1))
 
 
-def workers_of(pid: int) -> list[int]:
-    """The child processes of a running `ledger post` (its posting workers)."""
+def first_worker(pid: int) -> int:
+    """The first child process of a running `ledger post` (a posting worker), or 0."""
     try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except OSError:
-        return []
+        return 0
+    return int(children[0]) if children else 0
 
 
 def test_a_killed_worker_stops_the_post_and_a_re_run_completes_it(
     clean: CleanRun, generated: Generated, tmp_path: Path
 ) -> None:
-    with fresh_store(clean.backend, tmp_path) as url:
-        setup_office(url)
-        baseline = event_count(url)
-        process = start(url, "post", str(generated.path), "--chunk-size", "50", "--jobs", "2")
-        deadline = time.monotonic() + 120
-        killed = False
-        while process.poll() is None and time.monotonic() < deadline and not killed:
-            children = workers_of(process.pid)
-            if children and event_count(url) > baseline:
-                os.kill(children[0], signal.SIGKILL)
-                killed = True
-            time.sleep(0.005)
-        out, err = process.communicate(timeout=120)
+    args = ("--chunk-size", "50", "--jobs", "2")
+    with posting(clean, generated, tmp_path, *args) as (url, baseline, process):
+        killed, out, err = kill_once_grown(
+            process, url, baseline, victim=lambda: first_worker(process.pid)
+        )
         assert killed, "the post finished before a worker could be killed"
         assert process.returncode == 5, (out, err)
         assert err.splitlines()[-1] == (
@@ -162,7 +172,7 @@ def test_a_killed_worker_stops_the_post_and_a_re_run_completes_it(
         )
         assert "Traceback" not in err
 
-        rest = run(url, "post", str(generated.path), "--chunk-size", "50", "--jobs", "2")
+        rest = run(url, "post", str(generated.path), *args)
         assert rest.code in (0, 3), rest
         assert event_count(url) == event_count(clean.url)
         assert fingerprint(url) == fingerprint(clean.url)
