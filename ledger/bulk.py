@@ -46,6 +46,15 @@ class Summary:
     problems: list[Problem] = field(default_factory=list)
     jobs: int = 1  # processes that posted (ledger.parallel)
 
+    def add(self, other: Summary) -> None:
+        """Count another part of the run in (its problems after these)."""
+        self.posted += other.posted
+        self.skipped += other.skipped
+        self.refused += other.refused
+        self.invalid += other.invalid
+        self.events += other.events
+        self.problems.extend(other.problems)
+
     @property
     def exit_code(self) -> int:
         return 2 if self.invalid else 3 if self.refused else 0
@@ -232,13 +241,7 @@ class _ChunkRun:
         return not self.poster.stop_on_error
 
     def commit_counts(self) -> None:
-        total, mine = self.poster.summary, self.counts
-        total.posted += mine.posted
-        total.skipped += mine.skipped
-        total.refused += mine.refused
-        total.invalid += mine.invalid
-        total.events += mine.events
-        total.problems.extend(mine.problems)
+        self.poster.summary.add(self.counts)
         self.poster.seen |= self.seen
-        for problem in mine.problems:
+        for problem in self.counts.problems:
             self.poster.on_problem(problem)

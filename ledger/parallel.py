@@ -20,7 +20,8 @@ import contextlib
 import multiprocessing
 import pickle
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
+from itertools import chain
 from multiprocessing.connection import Connection
 from typing import Any
 from uuid import UUID
@@ -149,7 +150,7 @@ class ParallelPoster:
         self.summary.jobs = self.jobs
         try:
             with few_collections():
-                for window in _chain(first, windows):
+                for window in chain([first], windows):
                     # Grouped here while the workers post the previous window.
                     for step in self._steps(window):
                         self._wait()
@@ -255,18 +256,13 @@ class ParallelPoster:
         self.workers = []
 
     def _merge(self, parts: list[Summary]) -> None:
-        total = self.summary
-        problems: list[Problem] = []
+        """Count the parts in; their problems are reported in line order."""
+        merged = Summary()
         for part in parts:
-            total.posted += part.posted
-            total.skipped += part.skipped
-            total.refused += part.refused
-            total.invalid += part.invalid
-            total.events += part.events
-            problems += part.problems
-        problems.sort(key=lambda p: p.line)
-        total.problems += problems
-        for problem in problems:
+            merged.add(part)
+        merged.problems.sort(key=lambda p: p.line)
+        self.summary.add(merged)
+        for problem in merged.problems:
             self.on_problem(problem)
 
 
@@ -279,11 +275,6 @@ def _decode(text: bytes) -> Any:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
         return None
-
-
-def _chain(first: Numbered, rest: Iterator[Numbered]) -> Iterator[Numbered]:
-    yield first
-    yield from rest
 
 
 def _work(

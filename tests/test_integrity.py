@@ -238,23 +238,16 @@ def test_the_readme_script_computes_the_seal_digest(
     script.write_text(block.group(1), encoding="utf-8")
     path = url.removeprefix("sqlite:///")
     scenario = golden[0]
-    done = subprocess.run(
-        [sys.executable, "-I", str(script), path, str(scenario.seal_position)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+
+    def audit() -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "-I", str(script), path, str(scenario.seal_position)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+
+    done = audit()
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == scenario.seal_digest
     RawStore(url).delete(scenario.a, 3)
-    broken = subprocess.run(
-        [sys.executable, "-I", str(script), path, str(scenario.seal_position)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    broken = audit()
     assert broken.returncode != 0 and "AssertionError" in broken.stderr
 
 
