@@ -44,6 +44,7 @@ AUDIT_RECORDS = Table(
 )
 CACHE_LIMIT = 200_000
 NO_STATE = (None, None)
+USE = "actor reader approved_by letter purpose"  # what a use and an attempt carry
 # Topics whose handling needs the record's stored code and secrecy.
 NEEDS_STATE = frozenset(
     {
@@ -69,6 +70,16 @@ class AuditProjection(LedgerProjection):
         ev.Returned.TOPIC: "returned",
         AttemptRefused.TOPIC: "refused",
     }
+    reads = {
+        "received": "secrecy",
+        "arranged": "code",
+        "appraised": "secrecy_after",
+        "consulted": USE,
+        "copied": f"{USE} pages",
+        "lent": f"{USE} due",
+        "returned": "actor borrower condition pages discrepancy",
+        "refused": f"{USE} record_id code secrecy action rule reason",
+    }
 
     def forget(self) -> None:
         self.records: dict[str, list[Any]] = {}  # record id -> [code, secrecy] as stored
@@ -77,16 +88,12 @@ class AuditProjection(LedgerProjection):
         self.dirty: set[str] = set()
 
     def prepare(self, events: Sequence[Event]) -> None:
-        received, records = ev.Received.TOPIC, self.records
-        wanted: set[str] = set()
-        here: set[str] = set()  # received in this page: not stored yet
-        for _, topic, f in events:
-            if topic == received:
-                here.add(f["originator_id"])
-            elif topic in NEEDS_STATE and f["originator_id"] not in records:
-                wanted.add(f["originator_id"])
-        wanted -= here
-        for record_id, code, secrecy in self.load(AUDIT_RECORDS, "record_id", wanted):
+        received = ev.Received.TOPIC
+        here = {f.originator_id for _, topic, f in events if topic == received}  # not stored yet
+        needs = {f.originator_id for _, topic, f in events if topic in NEEDS_STATE}
+        for record_id, code, secrecy in self.load(
+            AUDIT_RECORDS, "record_id", needs.difference(here, self.records)
+        ):
             self.records[record_id] = [code, secrecy]
 
     def collect(self) -> Changes:
@@ -103,15 +110,15 @@ class AuditProjection(LedgerProjection):
 
     # -- the record's state -----------------------------------------------
 
-    def received(self, position: int, f: dict[str, Any]) -> None:
-        self.records[f["originator_id"]] = [None, f["secrecy"]]
-        self.new.add(f["originator_id"])
+    def received(self, position: int, f: Any) -> None:
+        self.records[f.originator_id] = [None, f.secrecy]
+        self.new.add(f.originator_id)
 
-    def arranged(self, position: int, f: dict[str, Any]) -> None:
-        self._set(f["originator_id"], 0, f["code"])
+    def arranged(self, position: int, f: Any) -> None:
+        self._set(f.originator_id, 0, f.code)
 
-    def appraised(self, position: int, f: dict[str, Any]) -> None:
-        self._set(f["originator_id"], 1, f["secrecy_after"])
+    def appraised(self, position: int, f: Any) -> None:
+        self._set(f.originator_id, 1, f.secrecy_after)
 
     def _set(self, record_id: str, index: int, value: Any) -> None:
         state = self.records.get(record_id)
@@ -121,39 +128,39 @@ class AuditProjection(LedgerProjection):
 
     # -- rows ---------------------------------------------------------------
 
-    def consulted(self, position: int, f: dict[str, Any]) -> None:
+    def consulted(self, position: int, f: Any) -> None:
         self._use(position, f, "consulted", None)
 
-    def copied(self, position: int, f: dict[str, Any]) -> None:
-        self._use(position, f, "copied", f"{f['pages']} pages")
+    def copied(self, position: int, f: Any) -> None:
+        self._use(position, f, "copied", f"{f.pages} pages")
 
-    def lent(self, position: int, f: dict[str, Any]) -> None:
-        self._use(position, f, "lent", f"due {f['due']}")
+    def lent(self, position: int, f: Any) -> None:
+        self._use(position, f, "lent", f"due {f.due}")
 
-    def _use(self, position: int, f: dict[str, Any], action: str, detail: str | None) -> None:
-        record_id, at = f["originator_id"], f["occurred_at"]
+    def _use(self, position: int, f: Any, action: str, detail: str | None) -> None:
+        record_id, at = f.originator_id, f.occurred_at
         code, secrecy = self.records.get(record_id) or NO_STATE
         self.rows.append(
             (position, at, utc_text(at), record_id, code, secrecy, action, "done", None,
-             f["actor"], f["reader"], f["approved_by"], f["letter"], f["purpose"], detail)
+             f.actor, f.reader, f.approved_by, f.letter, f.purpose, detail)
         )  # fmt: skip
 
-    def returned(self, position: int, f: dict[str, Any]) -> None:
-        detail = f"{f['condition']}, {f['pages']} pages"
-        if f["discrepancy"]:
-            detail += f"; {f['discrepancy']}"
-        record_id, at = f["originator_id"], f["occurred_at"]
+    def returned(self, position: int, f: Any) -> None:
+        detail = f"{f.condition}, {f.pages} pages"
+        if f.discrepancy:
+            detail += f"; {f.discrepancy}"
+        record_id, at = f.originator_id, f.occurred_at
         code, secrecy = self.records.get(record_id) or NO_STATE
         self.rows.append(
             (position, at, utc_text(at), record_id, code, secrecy, "returned", "done", None,
-             f["actor"], f["borrower"], None, None, None, detail)
+             f.actor, f.borrower, None, None, None, detail)
         )  # fmt: skip
 
-    def refused(self, position: int, f: dict[str, Any]) -> None:
+    def refused(self, position: int, f: Any) -> None:
         """A refused attempt carries the record's code and secrecy as they were."""
-        at = f["occurred_at"]
+        at = f.occurred_at
         self.rows.append(
-            (position, at, utc_text(at), f["record_id"], f["code"], f["secrecy"], f["action"],
-             "refused", f["rule"], f["actor"], f["reader"], f["approved_by"], f["letter"],
-             f["purpose"], f["reason"])
+            (position, at, utc_text(at), f.record_id, f.code, f.secrecy, f.action,
+             "refused", f.rule, f.actor, f.reader, f.approved_by, f.letter,
+             f.purpose, f.reason)
         )  # fmt: skip

@@ -12,18 +12,33 @@ a pydantic event for each would cost more than everything else together.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from functools import cache
 from operator import itemgetter
 from typing import Any, ClassVar
 
-import orjson
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 
+from projections.fields import TopicFields
 from projections.log import Event
 from projections.tables import Changes, Row, Table, ViewSpec
 from projections.views import View
+
+
+def topic_fields(projections: Iterable[LedgerProjection]) -> dict[str, TopicFields]:
+    """Per topic the projections handle, the decoder of every field they read of it."""
+    names: dict[str, set[str]] = {}
+    for projection in projections:
+        for topic, method in projection.handlers.items():
+            names.setdefault(topic, set()).update(projection.reads.get(method, "").split())
+    return {topic: _decoder(topic, frozenset(read)) for topic, read in names.items()}
+
+
+@cache
+def _decoder(topic: str, names: frozenset[str]) -> TopicFields:
+    return TopicFields(topic, names)
 
 
 def no_barrier() -> None:
@@ -33,6 +48,8 @@ def no_barrier() -> None:
 class LedgerProjection(Projection[View]):
     spec: ClassVar[ViewSpec]
     handlers: ClassVar[dict[str, str]]  # topic -> name of the method that handles it
+    # method -> the body fields it reads, space-separated (besides projections.fields.COMMON)
+    reads: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -44,7 +61,7 @@ class LedgerProjection(Projection[View]):
         super().__init__(view)
         # Called before reading stored rows: the runner waits there for its pending write.
         self.barrier: Callable[[], None] = no_barrier
-        self._dispatch: dict[str, Callable[[int, dict[str, Any]], None]] = {
+        self._dispatch: dict[str, Callable[[int, Any], None]] = {
             topic: getattr(self, method) for topic, method in self.handlers.items()
         }
         self.position: int | None = None
@@ -69,10 +86,12 @@ class LedgerProjection(Projection[View]):
         self.position = tracking.notification_id
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        fields = orjson.loads(domain_event.body())
-        handled = domain_event.TOPIC in self._dispatch
-        event = (tracking.notification_id, domain_event.TOPIC, fields)
-        self.process_page([event] if handled else [], tracking)
+        decoder = topic_fields([self]).get(domain_event.TOPIC)
+        if decoder is None:
+            self.process_page([], tracking)
+            return
+        fields = decoder.from_body(domain_event.body())
+        self.process_page([(tracking.notification_id, domain_event.TOPIC, fields)], tracking)
 
     def changes(self, events: Sequence[Event]) -> Changes:
         """Prepare (load what the page needs), apply each event, collect the changes."""

@@ -61,6 +61,17 @@ class CatalogProjection(LedgerProjection):
         ev.Destroyed.TOPIC: "destroyed",
         ev.Corrected.TOPIC: "corrected",
     }
+    reads = {
+        "received": "title department year carrier pages secrecy late",
+        "arranged": "category retention code unit",
+        "shelved": "location",
+        "relocated": "location",
+        "lent": "reader",
+        "returned": "discrepancy",
+        "loss_reported": "pages",
+        "appraised": "secrecy_after",
+        "corrected": "changes",
+    }
 
     def forget(self) -> None:
         self.rows: dict[str, Row] = {}  # record id -> row as stored (or as this page leaves it)
@@ -68,16 +79,10 @@ class CatalogProjection(LedgerProjection):
         self.dirty: set[str] = set()  # stored before, changed in this page: updated
 
     def prepare(self, events: Sequence[Event]) -> None:
-        received, rows = ev.Received.TOPIC, self.rows
-        wanted: set[str] = set()
-        here: set[str] = set()  # received in this page: not stored yet (a receipt comes first)
-        for _, topic, f in events:
-            record_id = f["originator_id"]
-            if topic == received:
-                here.add(record_id)
-            elif record_id not in rows:
-                wanted.add(record_id)
-        wanted -= here
+        received = ev.Received.TOPIC
+        # Received in this page: not stored yet (a receipt is a record's first event).
+        here = {f.originator_id for _, topic, f in events if topic == received}
+        wanted = {f.originator_id for _, _, f in events}.difference(here, self.rows)
         for row in self.load(CATALOG, "id", wanted):
             self.rows[row[0]] = as_dict(CATALOG, row)
 
@@ -91,82 +96,82 @@ class CatalogProjection(LedgerProjection):
             self.rows = {}
         return {CATALOG.name: changes}
 
-    def _row(self, fields: dict[str, Any]) -> Row | None:
+    def _row(self, fields: Any) -> Row | None:
         """The record's row, marked changed and stamped with this event."""
-        record_id = fields["originator_id"]
+        record_id = fields.originator_id
         row = self.rows.get(record_id)
         if row is not None:
             self.dirty.add(record_id)
-            row["last_event_at"] = fields["occurred_at"]
-            row["version"] = fields["originator_version"]
+            row["last_event_at"] = fields.occurred_at
+            row["version"] = fields.originator_version
         return row
 
     # -- handlers ---------------------------------------------------------
 
-    def received(self, position: int, f: dict[str, Any]) -> None:
-        record_id = f["originator_id"]
+    def received(self, position: int, f: Any) -> None:
+        record_id = f.originator_id
         self.rows[record_id] = {
             **BLANK,
             "id": record_id,
-            "title": f["title"],
-            "department": f["department"],
-            "year": f["year"],
-            "carrier": f["carrier"],
-            "pages": f["pages"],
-            "secrecy": f["secrecy"],
+            "title": f.title,
+            "department": f.department,
+            "year": f.year,
+            "carrier": f.carrier,
+            "pages": f.pages,
+            "secrecy": f.secrecy,
             "status": "received",
             "custodian": "archive",
-            "late": 1 if f["late"] else 0,
-            "received_at": f["occurred_at"],
-            "last_event_at": f["occurred_at"],
-            "version": f["originator_version"],
+            "late": 1 if f.late else 0,
+            "received_at": f.occurred_at,
+            "last_event_at": f.occurred_at,
+            "version": f.originator_version,
         }
         self.new.add(record_id)
 
-    def arranged(self, position: int, f: dict[str, Any]) -> None:
+    def arranged(self, position: int, f: Any) -> None:
         if (row := self._row(f)) is not None:
-            row["category"], row["retention"] = f["category"], f["retention"]
-            row["code"], row["unit"], row["status"] = f["code"], f["unit"], "arranged"
+            row["category"], row["retention"] = f.category, f.retention
+            row["code"], row["unit"], row["status"] = f.code, f.unit, "arranged"
 
-    def shelved(self, position: int, f: dict[str, Any]) -> None:
+    def shelved(self, position: int, f: Any) -> None:
         if (row := self._row(f)) is not None:
-            row["location"], row["status"] = f["location"], "shelved"
+            row["location"], row["status"] = f.location, "shelved"
 
-    def relocated(self, position: int, f: dict[str, Any]) -> None:
+    def relocated(self, position: int, f: Any) -> None:
         if (row := self._row(f)) is not None:
-            row["location"] = f["location"]
+            row["location"] = f.location
 
-    def touched(self, position: int, f: dict[str, Any]) -> None:
+    def touched(self, position: int, f: Any) -> None:
         self._row(f)
 
-    def lent(self, position: int, f: dict[str, Any]) -> None:
+    def lent(self, position: int, f: Any) -> None:
         if (row := self._row(f)) is not None:
-            row["status"], row["custodian"] = "on-loan", f["reader"]
+            row["status"], row["custodian"] = "on-loan", f.reader
 
-    def returned(self, position: int, f: dict[str, Any]) -> None:
+    def returned(self, position: int, f: Any) -> None:
         if (row := self._row(f)) is not None:
             row["status"], row["custodian"] = "shelved", "archive"
-            if f["discrepancy"]:
-                row["discrepancy"] = f["discrepancy"]
+            if f.discrepancy:
+                row["discrepancy"] = f.discrepancy
 
-    def repaired(self, position: int, f: dict[str, Any]) -> None:
+    def repaired(self, position: int, f: Any) -> None:
         if (row := self._row(f)) is not None:
             row["discrepancy"] = None
 
-    def loss_reported(self, position: int, f: dict[str, Any]) -> None:
+    def loss_reported(self, position: int, f: Any) -> None:
         if (row := self._row(f)) is not None:
-            row.update(discrepancy=None, pages=f["pages"])
+            row.update(discrepancy=None, pages=f.pages)
 
-    def appraised(self, position: int, f: dict[str, Any]) -> None:
+    def appraised(self, position: int, f: Any) -> None:
         if (row := self._row(f)) is not None:
-            row["secrecy"] = f["secrecy_after"]
+            row["secrecy"] = f.secrecy_after
 
-    def destroyed(self, position: int, f: dict[str, Any]) -> None:
+    def destroyed(self, position: int, f: Any) -> None:
         if (row := self._row(f)) is not None:
             row.update(status="destroyed", location=None, custodian=None)
 
-    def corrected(self, position: int, f: dict[str, Any]) -> None:
+    def corrected(self, position: int, f: Any) -> None:
         if (row := self._row(f)) is not None:
-            for field, value in f.get("changes", {}).items():
+            for field, value in (f.changes or {}).items():
                 if field in CORRECTABLE:
                     row[field] = value

@@ -48,6 +48,10 @@ DESTRUCTIONS = Table(
 class DestructionProjection(LedgerProjection):
     spec = ViewSpec("destruction", (APPRAISALS, DESTRUCTIONS))
     handlers = {ev.Appraised.TOPIC: "appraised", ev.Destroyed.TOPIC: "destroyed"}
+    reads = {
+        "appraised": "decision appraisers basis review_on secrecy_after actor",
+        "destroyed": "approved_by witnesses register_no method appraisal_version actor",
+    }
 
     def forget(self) -> None:
         self.appraisals: list[tuple[Any, ...]] = []
@@ -61,32 +65,32 @@ class DestructionProjection(LedgerProjection):
         self.forget()
         return changes
 
-    def appraised(self, position: int, f: dict[str, Any]) -> None:
+    def appraised(self, position: int, f: Any) -> None:
         self.appraisals.append(
             (
-                f["originator_id"],
-                f["originator_version"],
-                f["occurred_at"],
-                f["decision"],
-                ",".join(f["appraisers"]),
-                f["basis"],
-                f.get("review_on"),
-                f["secrecy_after"],
-                f["actor"],
+                f.originator_id,
+                f.originator_version,
+                f.occurred_at,
+                f.decision,
+                ",".join(f.appraisers),
+                f.basis,
+                f.review_on,
+                f.secrecy_after,
+                f.actor,
             )
         )
 
-    def destroyed(self, position: int, f: dict[str, Any]) -> None:
+    def destroyed(self, position: int, f: Any) -> None:
         self.destructions.append(
             (
-                f["originator_id"],
-                f["originator_version"],
-                f["occurred_at"],
-                f["approved_by"],
-                ",".join(f["witnesses"]),
-                f["register_no"],
-                f.get("method"),
-                f["appraisal_version"],
-                f["actor"],
+                f.originator_id,
+                f.originator_version,
+                f.occurred_at,
+                f.approved_by,
+                ",".join(f.witnesses),
+                f.register_no,
+                f.method,
+                f.appraisal_version,
+                f.actor,
             )
         )

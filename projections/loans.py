@@ -41,6 +41,10 @@ Loan = dict[str, Any]
 class LoansProjection(LedgerProjection):
     spec = ViewSpec("loans", (LOANS,))
     handlers = {ev.Lent.TOPIC: "lent", ev.Returned.TOPIC: "returned"}
+    reads = {
+        "lent": "reader approved_by purpose letter due actor",
+        "returned": "actor condition pages discrepancy",
+    }
 
     def forget(self) -> None:
         self.open: dict[str, Loan] = {}  # record id -> its open loan, as stored
@@ -51,7 +55,7 @@ class LoansProjection(LedgerProjection):
         lent, wanted = ev.Lent.TOPIC, set()
         lent_here: set[str] = set()  # a return of a loan made in this page needs no stored row
         for _, topic, f in events:
-            record_id = f["originator_id"]
+            record_id = f.originator_id
             if topic == lent:
                 lent_here.add(record_id)
             elif record_id not in lent_here and record_id not in self.open:
@@ -73,35 +77,35 @@ class LoansProjection(LedgerProjection):
             self.open = {}
         return {LOANS.name: changes}
 
-    def lent(self, position: int, f: dict[str, Any]) -> None:
+    def lent(self, position: int, f: Any) -> None:
         loan = dict(BLANK)
         loan.update(
             {
-                "record_id": f["originator_id"],
-                "lent_version": f["originator_version"],
-                "borrower": f["reader"],
-                "approved_by": f.get("approved_by"),
-                "purpose": f.get("purpose"),
-                "letter": f.get("letter"),
-                "lent_at": f["occurred_at"],
-                "due": f["due"],
-                "lent_by": f["actor"],
+                "record_id": f.originator_id,
+                "lent_version": f.originator_version,
+                "borrower": f.reader,
+                "approved_by": f.approved_by,
+                "purpose": f.purpose,
+                "letter": f.letter,
+                "lent_at": f.occurred_at,
+                "due": f.due,
+                "lent_by": f.actor,
                 "stored": False,
             }
         )
         self.new.append(loan)
         self.open[loan["record_id"]] = loan
 
-    def returned(self, position: int, f: dict[str, Any]) -> None:
-        loan = self.open.pop(f["originator_id"], None)
+    def returned(self, position: int, f: Any) -> None:
+        loan = self.open.pop(f.originator_id, None)
         if loan is None:
             return
         loan.update(
-            returned_at=f["occurred_at"],
-            returned_to=f["actor"],
-            condition=f["condition"],
-            pages_returned=f["pages"],
-            discrepancy=f.get("discrepancy"),
+            returned_at=f.occurred_at,
+            returned_to=f.actor,
+            condition=f.condition,
+            pages_returned=f.pages,
+            discrepancy=f.discrepancy,
         )
         if loan["stored"]:
             self.returned_loans.append(loan)

@@ -23,7 +23,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 from aggregates.errors import Conflict, InvalidInput
 from ledger.application import Ledger
 from projections.audit import AuditProjection
-from projections.base import LedgerProjection, no_barrier
+from projections.base import LedgerProjection, no_barrier, topic_fields
 from projections.catalog import CatalogProjection
 from projections.destruction import DestructionProjection
 from projections.loans import LoansProjection
@@ -146,13 +146,13 @@ class Runner:
         for projection in behind:
             for topic in projection.topics:
                 routes.setdefault(topic, []).append(projection)
-        topics = frozenset(routes)
+        fields = topic_fields(behind)
         try:
             with Writer() if self.log.backend == "postgres" else Inline() as writer:
                 for projection in behind:
                     projection.barrier = writer.drain
-                while after < head:
-                    events, end, covered = self.log.page(after, head, topics, self.page_size)
+                for rows, end, covered in self.log.pages(after, head, self.page_size):
+                    events = self.log.decode(rows, fields)
                     writer.submit(self._apply(behind, routes, events, end))
                     stats.events += covered
                     if progress:

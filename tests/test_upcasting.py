@@ -33,6 +33,7 @@ from aggregates.values import Carrier, Secrecy, parse_moment
 from ledger import requests as rq
 from ledger.application import Ledger, open_ledger
 from ledger.config import store_from_url
+from projections.fields import TopicFields
 
 
 class RepairedV2(Repaired):
@@ -246,3 +247,21 @@ def test_an_offset_in_seconds_is_refused_rather_than_silently_rounded() -> None:
         **fields, occurred_at=odd.replace(tzinfo=timezone(timedelta(hours=5, minutes=30)))
     )
     assert parse_moment("2020-01-01T00:00:00+05:45").utcoffset() == timedelta(hours=5, minutes=45)
+
+
+def test_projections_read_a_version_1_event_upcast(ledger: Ledger) -> None:
+    """The projections' decoder of only the fields they read upcasts old bodies too."""
+    repaired_record(ledger)
+    (stored,) = stored_repairs(ledger)
+    body = ledger.mapper.decode_state(stored.state)[0]
+    now = TopicFields(Repaired.TOPIC, {"note"})
+    assert (now.from_envelope(stored.state).note, now.from_body(body).class_version) == (
+        "spine rebound",
+        1,
+    )
+    with topic_resolves_to(Repaired.TOPIC, RepairedV2):
+        later = TopicFields(Repaired.TOPIC, {"note", "method"})
+        read = later.from_envelope(stored.state)
+        assert (read.note, read.method, read.class_version) == ("spine rebound", "not recorded", 2)
+        assert later.from_body(body) == read
+        assert read.originator_version == 6
