@@ -90,11 +90,11 @@ class AuditProjection(LedgerProjection):
     def prepare(self, events: Sequence[Event]) -> None:
         received = ev.Received.TOPIC
         here = {f.originator_id for _, topic, f in events if topic == received}  # not stored yet
-        needs = {f.originator_id for _, topic, f in events if topic in NEEDS_STATE}
-        for record_id, code, secrecy in self.load(
-            AUDIT_RECORDS, "record_id", needs.difference(here, self.records)
-        ):
-            self.records[record_id] = [code, secrecy]
+        needs = {f.originator_id for _, topic, f in events if topic in NEEDS_STATE} - here
+        records = self.records
+        wanted = {i for i in needs if i not in records}
+        for record_id, code, secrecy in self.load(AUDIT_RECORDS, "record_id", wanted):
+            records[record_id] = [code, secrecy]
 
     def collect(self) -> Changes:
         state = self.records

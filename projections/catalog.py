@@ -82,7 +82,8 @@ class CatalogProjection(LedgerProjection):
         received = ev.Received.TOPIC
         # Received in this page: not stored yet (a receipt is a record's first event).
         here = {f.originator_id for _, topic, f in events if topic == received}
-        wanted = {f.originator_id for _, _, f in events}.difference(here, self.rows)
+        rows = self.rows
+        wanted = {i for i in {f.originator_id for _, _, f in events} - here if i not in rows}
         for row in self.load(CATALOG, "id", wanted):
             self.rows[row[0]] = as_dict(CATALOG, row)
 
