@@ -1,17 +1,19 @@
 """Bulk posting on several processes: a file's lines split by what they touch.
 
-Lines are read in windows of ``jobs x chunk size``. In a window, lines are joined into one
-group when they name the same record (by its id or by its archival code), the same
-archival code, or the same line id; groups share nothing a rule reads, so they can be
-posted side by side. Each worker process posts its groups' lines in file order as one
-chunk (ledger.bulk: one transaction, line ids in the same transaction). The next window
-starts when every worker has committed this one, so no line overtakes an earlier line
-it depends on. Lines that change actors, whom every other line reads, are posted alone
-in this process, in their place in the file.
+Lines are read in windows of ``jobs x chunk size`` and grouped (ledger.grouping): lines
+that name the same record, archival code or line id form one group, and groups share
+nothing a rule reads. Each worker process posts what it is sent, one share at a time, in
+file order, as one chunk (ledger.bulk: one transaction, line ids in the same
+transaction). There is no barrier between windows: a group that shares a key with work
+still queued or running on a worker is sent to that worker, after it; one that shares
+keys with two workers waits until one of them has committed. So no line overtakes an
+earlier line it depends on, and each worker starts its next share as soon as it has
+committed the last. Lines that change actors, whom every other line reads, are
+posted alone in this process, in their place in the file, once all work is committed.
 
 The outcome is the outcome of posting the file in order in one process: same lines
 posted, refused and invalid, same events (tests/test_bulk_parallel.py). Problems are
-reported in line order after each window.
+reported in line order, each once every earlier line has been posted.
 """
 
 from __future__ import annotations
@@ -19,96 +21,52 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import pickle
-import re
+from collections import deque
 from collections.abc import Callable, Iterable
-from itertools import chain
-from multiprocessing.connection import Connection
+from dataclasses import dataclass, field
+from itertools import chain, count
+from multiprocessing.connection import Connection, wait
 from typing import Any
 from uuid import UUID
 
-import orjson
-
 from aggregates.errors import Conflict, LedgerError
 from ledger.bulk import BulkPoster, Problem, Summary, chunks, few_collections
+from ledger.grouping import Group, Grouping, LineKeys, Numbered, line_keys
 
-Numbered = list[tuple[int, bytes]]
-_CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-
-
-def _record_key(ref: str) -> str:
-    """The key of a record reference: "r" and its id, or "c" and an archival code."""
-    if _CANONICAL_ID.fullmatch(ref):
-        return "r" + ref
-    try:
-        return "r" + str(UUID(ref))
-    except ValueError:
-        return "c" + ref
+AHEAD = 2  # shares queued per worker behind the one it posts (windows read ahead)
 
 
-def changes_actors(data: Any) -> bool:
-    command = data.get("command") if isinstance(data, dict) else None
+def changes_actors(data: LineKeys | None) -> bool:
+    command = data.command if data is not None else None
     return isinstance(command, str) and command.startswith("actor-")
 
 
-class Grouping:
-    """Lines joined when they share a key: "r" record id, "c" archival code, "i" line id
-    (union-find over line indexes, the first line of each key standing for it)."""
+@dataclass(eq=False)
+class Share:
+    """Lines sent to one worker as one chunk; it owns its keys until answered."""
 
-    def __init__(self, lines: Numbered, decoded: list[Any]) -> None:
-        self.lines = lines
-        self.parent = list(range(len(lines)))
-        self.first: dict[str, int] = {}
-        self.referenced: set[str] = set()  # codes naming a record
-        self.keys: set[str] = set()  # line ids
-        arranged: set[str] = set()
-        for index, data in enumerate(decoded):
-            if not isinstance(data, dict):
-                continue
-            line_id, record, code = data.get("id"), data.get("record"), data.get("code")
-            if isinstance(line_id, str):
-                self._key("i" + line_id, index)
-                self.keys.add(line_id)
-            if isinstance(record, str) and record:
-                key = _record_key(record)
-                self._key(key, index)
-                if key[0] == "c":
-                    self.referenced.add(record)
-            if isinstance(code, str) and data.get("command") == "arrange":
-                self._key("c" + code, index)
-                arranged.add(code)
-        self.referenced -= arranged
+    number: int
+    worker: Worker
+    lines: Numbered
+    keys: set[str]
+    ids: set[str]
 
-    def _key(self, key: str, index: int) -> None:
-        first = self.first.setdefault(key, index)
-        if first != index:
-            self._join(first, index)
+    @property
+    def first(self) -> int:
+        return self.lines[0][0]
 
-    def _find(self, index: int) -> int:
-        parent = self.parent
-        while parent[index] != index:
-            parent[index] = parent[parent[index]]
-            index = parent[index]
-        return index
 
-    def _join(self, a: int, b: int) -> None:
-        a, b = self._find(a), self._find(b)
-        if a != b:
-            self.parent[max(a, b)] = min(a, b)
+@dataclass(eq=False)
+class Worker:
+    process: Any
+    conn: Connection
+    queue: deque[Share] = field(default_factory=deque)  # sent in order
+    posting: Share | None = None  # sent, not yet answered
 
-    def shares(self, owners: Callable[[list[str]], dict[str, UUID]], jobs: int) -> list[Numbered]:
-        """Up to ``jobs`` shares of whole groups, each in file order. ``owners`` names the
-        records of codes arranged before this window, which lines here may name by id."""
-        for code, record_id in owners(sorted(self.referenced)).items():
-            by_id = self.first.get("r" + str(record_id))
-            if by_id is not None:
-                self._join(self.first["c" + code], by_id)
-        groups: dict[int, list[int]] = {}
-        for index in range(len(self.lines)):
-            groups.setdefault(self._find(index), []).append(index)
-        shares: list[list[int]] = [[] for _ in range(jobs)]
-        for indexes in sorted(groups.values(), key=len, reverse=True):
-            min(shares, key=len).extend(indexes)
-        return [[self.lines[i] for i in sorted(share)] for share in shares if share]
+    @property
+    def load(self) -> int:
+        queued = sum(len(s.lines) for s in self.queue)
+        return queued + (len(self.posting.lines) if self.posting else 0)
 
 
 class ParallelPoster:
@@ -129,8 +87,11 @@ class ParallelPoster:
         self.chunk_size = chunk_size
         self.on_problem = on_problem
         self.summary = Summary()
-        self.workers: list[tuple[Any, Connection]] = []
-        self.busy: list[Connection] = []  # workers sent a share, not yet answered
+        self.workers: list[Worker] = []
+        self.owner: dict[str, Share] = {}  # key -> the last share sent that has it
+        self.outstanding: dict[int, Share] = {}  # shares not yet answered, by number
+        self.numbers = count()
+        self.held: list[Problem] = []  # reported once every earlier line is posted
         # Keys of lines taken up earlier in this run: a later line with one is skipped, as
         # in one process, even when a different worker took the first (BulkPoster.seen).
         self.seen: set[str] = set()
@@ -151,14 +112,16 @@ class ParallelPoster:
         try:
             with few_collections():
                 for window in chain([first], windows):
-                    # Grouped here while the workers post the previous window.
+                    # Grouped here while the workers post earlier windows.
                     for step in self._steps(window):
-                        self._wait()
                         if isinstance(step, Grouping):
-                            self._send(step)
+                            self._schedule(step)
                         else:
+                            self._drain()
                             self._post_here(step)
-                self._wait()
+                    while any(len(w.queue) >= AHEAD for w in self.workers):
+                        self._pump()
+                self._drain()
         finally:
             self._stop_workers()
         return self.summary
@@ -174,9 +137,12 @@ class ParallelPoster:
         poster = self._here_poster()
         poster.summary, poster.seen = Summary(), self.seen
         poster.post_numbered([numbered])
-        self._merge([poster.summary])
+        self._count(poster.summary)
 
     def _owners(self, codes: list[str]) -> dict[str, UUID]:
+        """The records of codes arranged before this window and committed. A code that an
+        uncommitted share arranges is a key of that share, as is its record's id, so lines
+        naming the record either way follow that share to its worker."""
         if not codes:
             return {}
         from ledger.batch import Batch
@@ -187,7 +153,7 @@ class ParallelPoster:
 
     def _steps(self, window: Numbered) -> list[Grouping | Numbered]:
         """The window as groupings for the workers, cut at lines that change actors."""
-        decoded = [_decode(text) for _, text in window]
+        decoded = [line_keys(text) for _, text in window]
         steps: list[Grouping | Numbered] = []
         start = 0
         for index, data in enumerate(decoded):
@@ -200,40 +166,106 @@ class ParallelPoster:
             steps.append(Grouping(window[start:], decoded[start:]))
         return steps
 
-    # -- the workers ------------------------------------------------------------------
+    # -- scheduling ---------------------------------------------------------------------
 
-    def _send(self, grouping: Grouping) -> None:
-        shares = grouping.shares(self._owners, len(self.workers))
-        self.busy = [conn for (_, conn), _ in zip(self.workers, shares, strict=False)]
-        for conn, share in zip(self.busy, shares, strict=True):
-            try:
-                conn.send((share, grouping.keys & self.seen))
-            except OSError:
-                raise _worker_stopped() from None
+    def _schedule(self, grouping: Grouping) -> None:
+        """Give each group to the worker that has its keys, or to the least loaded."""
+        taken: dict[int, list[Group]] = {}
+        planned = {id(w): w.load for w in self.workers}
+        for group in grouping.groups(self._owners):
+            holders = self._holders(group)
+            while len(holders) > 1:  # wait until all but one of them have committed
+                self._pump()
+                holders = self._holders(group)
+            worker = holders.pop() if holders else min(self.workers, key=lambda w: planned[id(w)])
+            taken.setdefault(id(worker), []).append(group)
+            planned[id(worker)] += len(group.lines)
+        for worker in self.workers:
+            if id(worker) in taken:
+                self._queue(worker, taken[id(worker)])
+        self._send_ready()
 
-    def _wait(self) -> None:
-        """Every worker has committed what it was sent."""
-        busy, self.busy = self.busy, []
-        self._merge([self._answer(conn) for conn in busy])
+    def _holders(self, group: Group) -> set[Worker]:
+        owner = self.owner
+        return {owner[key].worker for key in group.keys if key in owner}
 
-    def _answer(self, conn: Connection) -> Summary:
-        """A worker's summary of what it was sent; the keys it took up join ``seen``."""
+    def _queue(self, worker: Worker, groups: list[Group]) -> None:
+        keys = set().union(*(g.keys for g in groups))
+        share = Share(
+            number=next(self.numbers),
+            worker=worker,
+            lines=sorted(chain.from_iterable(g.lines for g in groups)),
+            keys=keys,
+            ids=set().union(*(g.ids for g in groups)),
+        )
+        for key in keys:
+            self.owner[key] = share
+        self.outstanding[share.number] = share
+        worker.queue.append(share)
+
+    def _send_ready(self) -> None:
+        for worker in self.workers:
+            if worker.posting is None and worker.queue:
+                share = worker.queue.popleft()
+                try:
+                    worker.conn.send((share.lines, share.ids & self.seen, share.ids))
+                except OSError:
+                    raise _worker_stopped() from None
+                worker.posting = share
+
+    def _pump(self) -> None:
+        """Wait for at least one answer, take every answer in, send what is ready."""
+        busy = {w.conn: w for w in self.workers if w.posting is not None}
+        if not busy:
+            raise RuntimeError("nothing is being posted")  # a scheduling mistake
+        for conn in wait(list(busy)):
+            self._answered(busy[conn])  # type: ignore[index]
+        self._send_ready()
+
+    def _drain(self) -> None:
+        """Every share sent or queued has been committed."""
+        while self.outstanding:
+            self._pump()
+
+    def _answered(self, worker: Worker) -> None:
+        share = worker.posting
+        assert share is not None
         try:
-            kind, payload = conn.recv()
+            kind, payload = worker.conn.recv()
         except (EOFError, OSError):  # closed, or reset by a worker that was killed
             raise _worker_stopped() from None
         if kind == "error":
             raise payload
         summary, taken = payload
+        worker.posting = None
+        del self.outstanding[share.number]
+        for key in share.keys:
+            if self.owner.get(key) is share:
+                del self.owner[key]
         self.seen |= taken
-        assert isinstance(summary, Summary)
-        return summary
+        self._count(summary)
+
+    def _count(self, part: Summary) -> None:
+        """Count a part in; its problems are reported once every earlier line is posted."""
+        problems, part.problems = part.problems, []
+        self.summary.add(part)
+        self.held.extend(problems)
+        first_open = min((s.first for s in self.outstanding.values()), default=None)
+        ready = [p for p in self.held if first_open is None or p.line < first_open]
+        if ready:
+            self.held = [p for p in self.held if first_open is not None and p.line >= first_open]
+            ready.sort(key=lambda p: p.line)
+            self.summary.problems.extend(ready)
+            for problem in ready:
+                self.on_problem(problem)
+
+    # -- the workers ------------------------------------------------------------------
 
     def _start_workers(self) -> None:
         context = multiprocessing.get_context("fork")
         for _ in range(self.jobs):
             mine, theirs = context.Pipe()
-            parents_ends = [conn for _, conn in self.workers] + [mine]
+            parents_ends = [w.conn for w in self.workers] + [mine]
             process = context.Process(
                 target=_work,
                 args=(theirs, parents_ends, self.open_ledger, self.actor, self.chunk_size),
@@ -241,40 +273,28 @@ class ParallelPoster:
             )
             process.start()
             theirs.close()
-            self.workers.append((process, mine))
-        for _, conn in self.workers:
-            self._answer(conn)  # each opened the store, or its error is raised here
+            self.workers.append(Worker(process, mine))
+        for worker in self.workers:  # each opened the store, or its error is raised here
+            try:
+                kind, payload = worker.conn.recv()
+            except (EOFError, OSError):
+                raise _worker_stopped() from None
+            if kind == "error":
+                raise payload
 
     def _stop_workers(self) -> None:
-        for process, conn in self.workers:
+        for worker in self.workers:
             with contextlib.suppress(OSError):
-                conn.send(None)
-            conn.close()
-            process.join(timeout=30)
-            if process.is_alive():
-                process.kill()
+                worker.conn.send(None)
+            worker.conn.close()
+            worker.process.join(timeout=30)
+            if worker.process.is_alive():
+                worker.process.kill()
         self.workers = []
-
-    def _merge(self, parts: list[Summary]) -> None:
-        """Count the parts in; their problems are reported in line order."""
-        merged = Summary()
-        for part in parts:
-            merged.add(part)
-        merged.problems.sort(key=lambda p: p.line)
-        self.summary.add(merged)
-        for problem in merged.problems:
-            self.on_problem(problem)
 
 
 def _worker_stopped() -> Conflict:
     return Conflict("a posting worker stopped; run the file again (posted lines are skipped)")
-
-
-def _decode(text: bytes) -> Any:
-    try:
-        return orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return None
 
 
 def _work(
@@ -289,13 +309,15 @@ def _work(
         end.close()
     try:
         poster = BulkPoster(open_ledger(), actor, chunk_size=size)
-        conn.send(("ready", (Summary(), set())))
+        conn.send(("ready", None))
         with few_collections():
             while (sent := conn.recv()) is not None:
-                share, seen = sent
-                poster.summary, poster.seen = Summary(), set(seen)
+                share, seen, ids = sent
+                poster.seen |= seen  # taken up by other workers (this one's are kept)
+                before = ids & poster.seen
+                poster.summary = Summary()
                 poster.post_numbered([share])
-                conn.send(("done", (poster.summary, poster.seen - seen)))
+                conn.send(("done", (poster.summary, (ids & poster.seen) - before)))
     except (EOFError, BrokenPipeError):  # the parent is gone: what was committed stays
         return
     except BaseException as error:  # every other failure goes back as the answer

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from ledger.parallel import Grouping
+from ledger.grouping import Grouping, line_keys
 from tests.cli import BACKENDS, fingerprint, fresh_store, generate, jsonl, run, setup_office
 
 JOBS, CHUNK = "3", "7"  # windows of 21 lines
@@ -61,10 +61,32 @@ def tricky_lines(path: Path) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def across_windows(lines_before: int, receipt: dict[str, Any]) -> list[dict[str, Any]]:
+    """A record arranged on the last line of a window, then named by its code and by its
+    id in the next window, while the first may still be posting: the shelving by code must
+    come first (the relocation by id then finds it already there)."""
+    new_a, new_c, by = str(uuid.UUID(int=1)), str(uuid.UUID(int=3)), {"actor": "g.arch"}
+    window = int(JOBS) * int(CHUNK)
+    lines = [{**receipt, "record": new_c, "id": "w-0"}]
+    while (lines_before + len(lines)) % window != window - 1:
+        lines.append({"command": "relocate", "id": f"w-{len(lines)}", "record": new_a,
+                      "location": f"D{len(lines)}-01-1-1", **by})  # fmt: skip
+    return [
+        *lines,
+        {"command": "arrange", "id": "w-a", "record": new_c, "category": "business",
+         "retention": "10y", "code": "PIPE-0001", **by},  # the window's last line
+        {"command": "shelve", "id": "w-b", "record": "PIPE-0001", "location": "E1-01-1-1",
+         **by},
+        {"command": "relocate", "id": "w-c", "record": new_c, "location": "E1-01-1-1", **by},
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_posting_with_workers_equals_posting_in_order(backend: str, tmp_path: Path) -> None:
     generated = generate(tmp_path / "gen.jsonl", 30)
-    text = generated.path.read_text() + jsonl(tricky_lines(generated.path)) + "{not json\n"
+    text = generated.path.read_text() + jsonl(tricky_lines(generated.path))
+    receipt = next(json.loads(t) for t in text.splitlines() if '"receive"' in t)
+    text += jsonl(across_windows(len(text.splitlines()), receipt)) + "{not json\n"
     path = tmp_path / "file.jsonl"
     path.write_text(text)
     outcomes = []
@@ -81,6 +103,7 @@ def test_posting_with_workers_equals_posting_in_order(backend: str, tmp_path: Pa
     problems = in_order[2]
     assert "refused (R3)" in problems and "refused (R6)" in problems
     assert "is already at C9-01-1-1" in problems  # t-2 ran after t-1
+    assert "is already at E1-01-1-1" in problems  # w-c ran after w-b
     assert "location 'no place' must be" in problems  # t-8's first line is one bad line
     assert in_order[1]["skipped"] == 1  # t-8's second line was posted, t-7's skipped
     assert workers == in_order
@@ -99,11 +122,11 @@ def test_lines_naming_one_record_in_different_ways_are_one_group() -> None:
         {"id": "g", "command": "consult", "record": odd},  # a code, though shaped like an id
     ]
     lines = [(n, json.dumps(t).encode()) for n, t in enumerate(texts, 1)]
-    decoded = [json.loads(text) for _, text in lines]
+    decoded = [line_keys(text) for _, text in lines]
 
     def numbers(owners: dict[str, uuid.UUID]) -> list[set[int]]:
-        shares = Grouping(lines, decoded).shares(lambda codes: owners, 3)
-        return sorted(({n for n, _ in share} for share in shares), key=min)
+        groups = Grouping(lines, decoded).groups(lambda codes: owners)
+        return sorted(({n for n, _ in group.lines} for group in groups), key=min)
 
     assert numbers({"CODE-1": record}) == [{1, 2, 4}, {3, 5, 6, 7}]
     assert numbers({}) == [{1, 4}, {2}, {3, 5, 6, 7}]  # unknown code: a group of its own
