@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 
 class LedgerError(Exception):
     """Base of every error the ledger reports to a user."""
@@ -48,3 +50,14 @@ class IntegrityFailure(LedgerError):
     """Verification or a projection check found a difference (exit 6)."""
 
     exit_code = 6
+
+
+def sendable(error: BaseException) -> BaseException:
+    """``error`` if it survives pickling (to cross from a worker process to its parent),
+    else a LedgerError with its message."""
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:
+        message = error.line() if isinstance(error, LedgerError) else f"{error}"
+        return LedgerError(message.removeprefix("error: "))

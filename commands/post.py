@@ -9,6 +9,7 @@ from typing import IO, Any
 
 import click
 
+from commands.options import cores
 from commands.render import emit_json
 
 
@@ -19,7 +20,7 @@ from commands.render import emit_json
 @click.option(
     "--jobs",
     type=click.IntRange(min=1),
-    default=lambda: min(4, _cores()),
+    default=lambda: min(4, cores()),
     show_default="the number of cores, at most 4",
     help="Worker processes for files longer than jobs x chunk size; 1 posts in this process.",
 )
@@ -74,14 +75,6 @@ def post(
             f"({summary.events} events)"
         )
     sys.exit(summary.exit_code)
-
-
-def _cores() -> int:
-    """Cores this process may run on (its CPU affinity), else the machine's."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def _lines(file: IO[bytes]) -> Iterator[bytes]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from commands.options import cores
 from commands.render import fmt, output_options, output_rows
 
 NAMES = click.argument("names", nargs=-1, metavar="[NAME ...]")
@@ -33,21 +34,31 @@ def status(obj: Any, /, as_json: bool, as_csv: bool) -> None:
 
 @projections.command()
 @NAMES
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=lambda: min(4, cores()),
+    show_default="the number of cores, at most 4",
+    help="Processes that build projections side by side; 1 builds them all in this one.",
+)
 @click.pass_obj
-def rebuild(obj: Any, /, names: tuple[str, ...]) -> None:
+def rebuild(obj: Any, /, names: tuple[str, ...], jobs: int) -> None:
     """Rebuild projections (default all) from the events alone, then swap them in.
 
     Builds into fresh tables and swaps them in atomically: readers never see a half-built
     projection, and an interrupted rebuild leaves the live ones untouched (run it again).
+    With --jobs above 1, helper processes build some of the projections at the same time.
     Shows a progress bar on a terminal; prints a one-line summary.
     """
+    from projections.parts import helpers
     from projections.rebuild import rebuild as run_rebuild
     from projections.runner import names_or_all
 
-    ledger = obj.ledger()
     chosen = names_or_all(names)
-    with _progress(ledger, "rebuilding") as progress, ledger.translated_errors():
-        stats = run_rebuild(ledger, chosen, progress)
+    with helpers(min(jobs, len(chosen)) - 1) as forked:  # before the store is opened
+        ledger = obj.ledger()
+        with _progress(ledger, "rebuilding") as progress, ledger.translated_errors():
+            stats = run_rebuild(ledger, chosen, progress, helpers=forked)
     click.echo(f"rebuilt {', '.join(chosen)}: {stats.line()}")
 
 

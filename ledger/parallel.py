@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import pickle
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 from uuid import UUID
 
-from aggregates.errors import Conflict, LedgerError
+from aggregates.errors import Conflict, sendable
 from ledger.bulk import BulkPoster, Problem, Summary, chunks, few_collections
 from ledger.grouping import Group, Grouping, LineKeys, Numbered, line_keys
 
@@ -322,13 +321,4 @@ def _work(
         return
     except BaseException as error:  # every other failure goes back as the answer
         with contextlib.suppress(OSError):
-            conn.send(("error", _sendable(error)))
-
-
-def _sendable(error: BaseException) -> BaseException:
-    try:
-        pickle.loads(pickle.dumps(error))
-        return error
-    except Exception:
-        message = error.line() if isinstance(error, LedgerError) else f"{error}"
-        return LedgerError(message.removeprefix("error: "))
+            conn.send(("error", sendable(error)))

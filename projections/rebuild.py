@@ -1,8 +1,9 @@
 """Rebuilds and checks: build projections from the events alone into scratch tables.
 
-A rebuild builds into ``<table>_new`` and swaps those over the live tables in one
-transaction: readers see the old projections or the new ones, never a half-built one,
-and a killed rebuild leaves the live tables as they were (the next one starts afresh).
+A rebuild builds into ``<table>_new`` (in parts, side by side, when given helper
+processes) and swaps those over the live tables in one transaction: readers see the old
+projections or the new ones, never a half-built one, and a killed rebuild leaves the live
+tables as they were (the next one starts afresh).
 A check builds into ``<table>_check`` up to the live positions and compares row by row.
 One rebuild or check runs at a time (a lock that dies with its process).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +21,8 @@ from typing import Any
 from aggregates.errors import Conflict
 from ledger.application import Ledger
 from projections.base import LedgerProjection
+from projections.log import EventLog
+from projections.parts import Helpers, split
 from projections.runner import (
     Progress,
     Runner,
@@ -30,6 +34,9 @@ from projections.runner import (
 )
 
 LOCK_KEY = 0x1ED6E5  # PostgreSQL advisory lock of rebuilds and checks
+# What each projection costs to build, relative to the others (measured on 1,000,000 events:
+# audit writes the most rows, the catalog decodes the most fields): shares parts evenly.
+COSTS = {"audit": 4.0, "catalog": 3.0, "loans": 1.0, "destruction": 0.2}
 
 
 @contextmanager
@@ -72,12 +79,27 @@ def build_scratch(
     return projections, Runner(ledger, projections).run(stop=stop, progress=progress)
 
 
-def rebuild(ledger: Ledger, names: Sequence[str] = (), progress: Progress | None = None) -> Stats:
-    """Rebuild the named projections (default all) from the events alone."""
+def rebuild(
+    ledger: Ledger,
+    names: Sequence[str] = (),
+    progress: Progress | None = None,
+    *,
+    helpers: Helpers | None = None,
+) -> Stats:
+    """Rebuild the named projections (default all) from the events alone; with helper
+    processes, each builds a part of them at the same time (projections.parts)."""
     chosen = names_or_all(names)
+    started = time.perf_counter()
     with exclusive(ledger):
-        projections, stats = build_scratch(ledger, chosen, "_new", progress=progress)
-        open_view(ledger, chosen[0]).swap([p.view for p in projections])
+        stop = EventLog(ledger).head()  # every part is built up to the same position
+        parts = split(chosen, COSTS, 1 + (len(helpers) if helpers else 0))
+        if helpers and len(parts) > 1:
+            helpers.start(ledger.store, parts[1:], "_new", stop)
+        _, stats = build_scratch(ledger, parts[0], "_new", stop=stop, progress=progress)
+        if helpers:
+            helpers.wait()
+        open_view(ledger, chosen[0]).swap([open_view(ledger, name, "_new") for name in chosen])
+    stats.seconds = time.perf_counter() - started
     return stats
 
 

@@ -45,13 +45,17 @@ def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
-def scratch_position(url: str) -> int | None:
+def scratch_position(url: str, name: str = "audit") -> int | None:
     try:
-        rows = select(url, "SELECT notification_id FROM audit_tracking_new "
+        rows = select(url, f"SELECT notification_id FROM {name}_tracking_new "
                            "WHERE application_name = 'Ledger'")  # fmt: skip
     except (sqlite3.Error, psycopg.Error):
         return None  # not created yet
     return int(rows[0][0]) if rows else None
+
+
+def scratch_positions(url: str) -> dict[str, int | None]:
+    return {name: scratch_position(url, name) for name in PROJECTIONS}
 
 
 def scratch_tables(url: str) -> list[str]:
@@ -82,7 +86,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def start_rebuild(url: str) -> subprocess.Popen[str]:
     env = {**environment(url), "LEDGER_PROJECTION_PAGE_SIZE": PAGE}
     return subprocess.Popen(
-        [LEDGER, "projections", "rebuild"],
+        [LEDGER, "projections", "rebuild", "--jobs", "2"],  # a helper process builds a part
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -92,17 +96,43 @@ def start_rebuild(url: str) -> subprocess.Popen[str]:
 
 
 def kill_half_way(url: str, process: subprocess.Popen[str], head: int) -> int:
-    """SIGKILL the rebuild once its scratch tables hold part of the log; that position."""
+    """SIGKILL the rebuild once its scratch tables hold part of the log and every part (the
+    rebuild's own, its helper's) is short of half-way; the audit's scratch position then."""
     deadline = time.monotonic() + TIMEOUT
     while time.monotonic() < deadline:
-        position = scratch_position(url)
-        if position is not None and 0 < position < head // 2:
+        positions = scratch_positions(url)
+        position = positions["audit"]
+        if all(p is not None and p < head // 2 for p in positions.values()) and position:
+            helpers = children(process.pid)
             process.send_signal(signal.SIGKILL)
             process.communicate(timeout=TIMEOUT)
+            assert helpers, "the rebuild had no helper process"
+            time.sleep(0.3)  # the helpers die with the rebuild: no part goes on to the end
+            after = scratch_positions(url)
+            assert all((p or 0) < head * 3 // 4 for p in after.values()), (positions, after)
+            assert all(gone(pid) for pid in helpers)
             return position
         assert process.poll() is None, "the rebuild ended before it could be killed"
         time.sleep(0.002)
     raise AssertionError("the rebuild never got going")
+
+
+def children(pid: int) -> list[int]:
+    return [int(n) for n in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def gone(pid: int) -> bool:
+    """The process ended (or is a zombie waiting for its reaper) within a few seconds."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            return True
+        if "State:\tZ" in status:
+            return True
+        time.sleep(0.01)
+    return False
 
 
 def test_killed_rebuild_leaves_live_projections_and_the_next_one_completes(store: str) -> None:
@@ -120,7 +150,7 @@ def test_killed_rebuild_leaves_live_projections_and_the_next_one_completes(store
     status = run(store, "projections", "status", "--json")
     assert {(r["position"], r["lag"]) for r in status.json()} == {(head, 0)}
 
-    again = run(store, "projections", "rebuild")
+    again = run(store, "projections", "rebuild", "--jobs", "3")  # three parts this time
     assert again.code == 0, again
     assert again.stdout.startswith(
         f"rebuilt catalog, loans, audit, destruction: {events} events in "
