@@ -32,15 +32,18 @@ def status(obj: Any, /, as_json: bool, as_csv: bool) -> None:
     output_rows(rows, fmt(as_json, as_csv), ["projection", "position", "head", "lag", "state"])
 
 
-@projections.command()
-@NAMES
-@click.option(
+JOBS = click.option(
     "--jobs",
     type=click.IntRange(min=1),
     default=lambda: min(4, cores()),
     show_default="the number of cores, at most 4",
     help="Processes that build projections side by side; 1 builds them all in this one.",
 )
+
+
+@projections.command()
+@NAMES
+@JOBS
 @click.pass_obj
 def rebuild(obj: Any, /, names: tuple[str, ...], jobs: int) -> None:
     """Rebuild projections (default all) from the events alone, then swap them in.
@@ -64,17 +67,20 @@ def rebuild(obj: Any, /, names: tuple[str, ...], jobs: int) -> None:
 
 @projections.command()
 @NAMES
+@JOBS
 @click.pass_obj
-def check(obj: Any, /, names: tuple[str, ...]) -> None:
+def check(obj: Any, /, names: tuple[str, ...], jobs: int) -> None:
     """Rebuild into scratch tables and compare with the live projections (exit 6 if not equal)."""
     from aggregates.errors import IntegrityFailure
+    from projections.parts import helpers
     from projections.rebuild import check as run_check
     from projections.runner import names_or_all
 
-    ledger = obj.ledger()
     chosen = names_or_all(names)
-    with ledger.translated_errors():
-        differences, stats = run_check(ledger, chosen)
+    with helpers(min(jobs, len(chosen)) - 1) as forked:  # before the store is opened
+        ledger = obj.ledger()
+        with ledger.translated_errors():
+            differences, stats = run_check(ledger, chosen, helpers=forked)
     for difference in differences:
         click.echo(difference.line())
     if differences:

@@ -79,6 +79,26 @@ def build_scratch(
     return projections, Runner(ledger, projections).run(stop=stop, progress=progress)
 
 
+def build_parts(
+    ledger: Ledger,
+    names: Sequence[str],
+    suffix: str,
+    stop: int,
+    *,
+    progress: Progress | None = None,
+    helpers: Helpers | None = None,
+) -> tuple[list[LedgerProjection], Stats]:
+    """``build_scratch`` of every name up to ``stop``: with helper processes, the names are
+    shared out by cost and each part is built in its own process at the same time."""
+    parts = split(names, COSTS, 1 + (len(helpers) if helpers else 0))
+    if helpers and len(parts) > 1:
+        helpers.start(ledger.store, parts[1:], suffix, stop)
+    _, stats = build_scratch(ledger, parts[0], suffix, stop=stop, progress=progress)
+    if helpers:
+        helpers.wait()
+    return open_projections(ledger, names, suffix), stats
+
+
 def rebuild(
     ledger: Ledger,
     names: Sequence[str] = (),
@@ -87,18 +107,13 @@ def rebuild(
     helpers: Helpers | None = None,
 ) -> Stats:
     """Rebuild the named projections (default all) from the events alone; with helper
-    processes, each builds a part of them at the same time (projections.parts)."""
+    processes, parts of them at the same time (projections.parts)."""
     chosen = names_or_all(names)
     started = time.perf_counter()
     with exclusive(ledger):
         stop = EventLog(ledger).head()  # every part is built up to the same position
-        parts = split(chosen, COSTS, 1 + (len(helpers) if helpers else 0))
-        if helpers and len(parts) > 1:
-            helpers.start(ledger.store, parts[1:], "_new", stop)
-        _, stats = build_scratch(ledger, parts[0], "_new", stop=stop, progress=progress)
-        if helpers:
-            helpers.wait()
-        open_view(ledger, chosen[0]).swap([open_view(ledger, name, "_new") for name in chosen])
+        built, stats = build_parts(ledger, chosen, "_new", stop, progress=progress, helpers=helpers)
+        open_view(ledger, chosen[0]).swap([p.view for p in built])
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -122,13 +137,16 @@ class Difference:
         )
 
 
-def check(ledger: Ledger, names: Sequence[str] = ()) -> tuple[list[Difference], Stats]:
-    """Rebuild into scratch tables and compare with the live ones, at the same position."""
+def check(
+    ledger: Ledger, names: Sequence[str] = (), *, helpers: Helpers | None = None
+) -> tuple[list[Difference], Stats]:
+    """Rebuild into scratch tables (in parts, with helpers) and compare with the live
+    ones, at the same position."""
     chosen = names_or_all(names)
     with exclusive(ledger):
         live = open_projections(ledger, chosen)
         Runner(ledger, live).run()
-        scratch, stats = build_scratch(ledger, chosen, "_check", stop=_position(live))
+        scratch, stats = build_parts(ledger, chosen, "_check", _position(live), helpers=helpers)
         try:
             return _compare(ledger, live, scratch), stats
         finally:
