@@ -55,11 +55,14 @@ class Helpers:
     def __len__(self) -> int:
         return len(self.conns)
 
-    def start(self, store: Any, parts: Sequence[Sequence[str]], suffix: str, stop: int) -> None:
-        """Each helper builds one of ``parts`` into ``<table><suffix>`` up to ``stop``."""
+    def start(
+        self, store: Any, parts: Sequence[Sequence[str]], suffix: str, stop: int, indexed: bool
+    ) -> None:
+        """Each helper builds one of ``parts`` into ``<table><suffix>`` up to ``stop``
+        (``build_scratch``)."""
         for (process, conn), names in zip(self.conns, parts, strict=False):
             try:
-                conn.send((store, list(names), suffix, stop))
+                conn.send((store, list(names), suffix, stop, indexed))
             except OSError:
                 raise _stopped() from None
             self.busy.append((process, conn))
@@ -126,12 +129,12 @@ def _help(conn: Connection, parents_ends: list[Connection]) -> None:
                 conn.send(("error", sendable(error)))
 
 
-def _build(store: Any, names: list[str], suffix: str, stop: int) -> None:
+def _build(store: Any, names: list[str], suffix: str, stop: int, indexed: bool) -> None:
     from ledger.application import Ledger
     from projections.rebuild import build_scratch
 
     ledger = Ledger(store)
     try:
-        build_scratch(ledger, names, suffix, stop=stop)
+        build_scratch(ledger, names, suffix, stop=stop, indexed=indexed)
     finally:
         ledger.close()

@@ -71,12 +71,18 @@ def build_scratch(
     *,
     stop: int | None = None,
     progress: Progress | None = None,
+    indexed: bool = False,
 ) -> tuple[list[LedgerProjection], Stats]:
-    """Fresh ``<table><suffix>`` tables built from the first event up to ``stop``."""
+    """Fresh ``<table><suffix>`` tables built from the first event up to ``stop`` (then
+    given the live tables' indexes, if ``indexed``, where the swap can keep them)."""
     for name in names:
         open_view(ledger, name, suffix).drop_tables()
     projections = open_projections(ledger, names, suffix)
-    return projections, Runner(ledger, projections).run(stop=stop, progress=progress)
+    stats = Runner(ledger, projections).run(stop=stop, progress=progress)
+    if indexed:
+        for projection in projections:
+            projection.view.index_scratch()
+    return projections, stats
 
 
 def build_parts(
@@ -87,13 +93,16 @@ def build_parts(
     *,
     progress: Progress | None = None,
     helpers: Helpers | None = None,
+    indexed: bool = False,
 ) -> tuple[list[LedgerProjection], Stats]:
     """``build_scratch`` of every name up to ``stop``: with helper processes, the names are
     shared out by cost and each part is built in its own process at the same time."""
     parts = split(names, COSTS, 1 + (len(helpers) if helpers else 0))
     if helpers and len(parts) > 1:
-        helpers.start(ledger.store, parts[1:], suffix, stop)
-    _, stats = build_scratch(ledger, parts[0], suffix, stop=stop, progress=progress)
+        helpers.start(ledger.store, parts[1:], suffix, stop, indexed)
+    _, stats = build_scratch(
+        ledger, parts[0], suffix, stop=stop, progress=progress, indexed=indexed
+    )
     if helpers:
         helpers.wait()
     return open_projections(ledger, names, suffix), stats
@@ -112,7 +121,9 @@ def rebuild(
     started = time.perf_counter()
     with exclusive(ledger):
         stop = EventLog(ledger).head()  # every part is built up to the same position
-        built, stats = build_parts(ledger, chosen, "_new", stop, progress=progress, helpers=helpers)
+        built, stats = build_parts(
+            ledger, chosen, "_new", stop, progress=progress, helpers=helpers, indexed=True
+        )
         open_view(ledger, chosen[0]).swap([p.view for p in built])
     stats.seconds = time.perf_counter() - started
     return stats

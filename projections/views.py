@@ -133,6 +133,10 @@ class View(TrackingRecorder, ABC):
     def _renamed(self, curs: Any, live: str, new: str) -> None:
         """After a table took its live name."""
 
+    def index_scratch(self) -> None:
+        """Make the live tables' secondary indexes on these scratch tables, where the swap
+        can carry them over (PostgreSQL renames them; SQLite makes them at the swap)."""
+
     def differences(self, table: Table, other: View, limit: int = 5) -> tuple[int, list[Row]]:
         """Rows of ``table`` here that ``other`` lacks: their count and the first keys."""
         key = ", ".join(table.key)
@@ -161,10 +165,11 @@ def _ddl(table: Table, name: str, backend: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {name} ({columns}, PRIMARY KEY ({key}))"
 
 
-def _index_ddl(table: Table, qualified: str) -> list[str]:
-    """Secondary indexes: made on live tables only (a rebuild loads faster without)."""
+def _index_ddl(table: Table, qualified: str, prefix: str = "") -> list[str]:
+    """Secondary indexes: made on live tables, or on a rebuild's scratch tables once they
+    are loaded (named after them, ``prefix``; they take the live names with the table)."""
     return [
-        f"CREATE INDEX IF NOT EXISTS {table.name}_{'_'.join(cols)}_idx "
+        f"CREATE INDEX IF NOT EXISTS {prefix or table.name}_{'_'.join(cols)}_idx "
         f"ON {qualified} ({', '.join(cols)})"
         for cols in table.indexes
     ]
@@ -264,6 +269,12 @@ class PostgresView(PostgresTrackingRecorder, View):
 
     def qualified(self, name: str) -> str:
         return f"{self.schema}.{name}"
+
+    def index_scratch(self) -> None:
+        with self.transaction() as curs:
+            for table in self.spec.tables:
+                for ddl in _index_ddl(table, self.name(table), table.name + self.suffix):
+                    curs.execute(ddl)
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:
