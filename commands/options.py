@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -11,15 +10,6 @@ import click
 from aggregates.errors import InvalidInput
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def cores() -> int:
-    """Cores this process may run on (its CPU affinity), else the machine's: the default
-    of --jobs (at most 4)."""
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 def posting(func: F) -> F:

@@ -9,8 +9,8 @@ from typing import IO, Any
 
 import click
 
-from commands.options import cores
 from commands.render import emit_json
+from ledger.machine import cores
 
 
 @click.command()

@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from commands.options import cores
 from commands.render import fmt, output_options, output_rows
+from ledger.machine import cores
 
 NAMES = click.argument("names", nargs=-1, metavar="[NAME ...]")
 

@@ -76,6 +76,20 @@ class EventTable(ABC):
     def rows(self, after: int | None, upto: int) -> Iterator[LogRow]:
         """Every row with after < position <= upto, in log order, streamed."""
 
+    def scan_rows(self, after: int | None, upto: int) -> Iterator[LogRow]:
+        """Like ``rows``, for the full scan, with the state as stored: a state that is not
+        bytes is read again by ``state_at``; a read that fails, by ``read_again``."""
+        return self.rows(after, upto)
+
+    def read_again(self, after: int | None, upto: int, error: Exception) -> LogRow:
+        """The first row after ``after`` as ``rows`` gives it, when ``scan_rows`` stopped
+        with ``error`` because of it; ``error`` again otherwise."""
+        raise error
+
+    def state_at(self, position: int) -> bytes | None:
+        """The state of one row as ``rows`` gives it."""
+        raise NotImplementedError
+
     @abstractmethod
     def _hash_rows(self, after: int | None, upto: int) -> Iterator[tuple[Any, ...]]: ...
 
@@ -106,7 +120,11 @@ class EventTable(ABC):
                 bytes(tail).decode("ascii", "replace") if shaped else None,
             )
 
-    def recorded_hash(self, state: bytes) -> str | None:
+    def recorded_hash(self, state: object) -> str | None:
+        """The hash an envelope records; None when the state is no readable envelope
+        (SQLite may hold a state as text or a number)."""
+        if not isinstance(state, bytes):
+            return None
         try:
             return self.decode(state)[1]
         except Exception:
@@ -154,6 +172,39 @@ class SQLiteEventTable(EventTable):
         )
         cursor.arraysize = PAGE
         return iter(cursor)
+
+    def scan_rows(self, after: int | None, upto: int) -> Iterator[LogRow]:
+        """The state column as stored, without the CASE (cheaper): text comes as str, or
+        stops the read when it is not UTF-8 (the driver cannot decode it)."""
+        where, params = self._where(after, upto)
+        cursor = self.conn.execute(
+            f"SELECT rowid, originator_id, originator_version, topic, state, NULL "
+            f"FROM {self.table} WHERE {where} ORDER BY rowid",
+            params,
+        )
+        cursor.arraysize = PAGE
+        return iter(cursor)
+
+    def read_again(self, after: int | None, upto: int, error: Exception) -> LogRow:
+        where, params = self._where(after, upto)
+        try:  # is the next row's state what stopped the read?
+            self.conn.execute(
+                f"SELECT state FROM {self.table} WHERE {where} ORDER BY rowid LIMIT 1", params
+            ).fetchall()
+        except sqlite3.OperationalError:
+            row: LogRow = self.conn.execute(
+                f"SELECT rowid, originator_id, originator_version, topic, {STATE}, NULL "
+                f"FROM {self.table} WHERE {where} ORDER BY rowid LIMIT 1",
+                params,
+            ).fetchone()
+            return row
+        raise error
+
+    def state_at(self, position: int) -> bytes | None:
+        row = self.conn.execute(
+            f"SELECT {STATE} FROM {self.table} WHERE rowid = ?", (position,)
+        ).fetchone()
+        return row[0] if row else None
 
     def _hash_rows(self, after: int | None, upto: int) -> Iterator[tuple[Any, ...]]:
         where, params = self._where(after, upto)

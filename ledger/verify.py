@@ -1,51 +1,30 @@
 """`ledger verify`: recompute every hash, link and seal, streaming the log once.
 
-The scan reads the event table in log order and, for each row: opens the envelope
-(decrypting first if a key is set), checks SHA-256(body) against the recorded hash, checks
-that the body names the row's originator, version and topic, links the row to the last
-one seen of its originator (version + 1, previous hash), and folds its hash into the log
-digest, compared with each seal at its position (each sealed segment on its own, starting
-from the digest the previous seal recorded). Memory stays bounded: only the last hash of up
-to HEADS_CAP recently seen originators is kept (older ones are looked up by index when
-needed). Originators with anything wrong are then read in version order and diagnosed
-precisely (ledger.diagnosis); a sealed segment whose digest differs is named event by event
-from the seal's sketch.
+The scan (ledger.scan) reads the event table in log order, on a long SQLite log in two
+processes (ledger.scan_split). Originators with anything wrong are then read in version
+order and diagnosed precisely (ledger.diagnosis); a sealed segment whose digest differs is
+named event by event from the seal's sketch.
 """
 
 from __future__ import annotations
 
-import binascii
-import gc
-import hashlib
 import time
 from dataclasses import dataclass, field
-from itertools import islice
-from typing import Any, cast
+from typing import Any
 from uuid import UUID
 
-import msgspec
 import orjson
 
 from aggregates.chain import GENESIS
 from aggregates.code_claim import code_uuid
 from aggregates.errors import InvalidInput, NotFound
 from ledger.application import Ledger
-from ledger.diagnosis import (
-    REFUSED,
-    REGISTERED,
-    Chain,
-    Problem,
-    diagnose,
-    name_segments,
-    seal_problems,
-)
-from ledger.integrity import ZERO, EventTable, open_table, stand_in_hash
+from ledger.diagnosis import REGISTERED, Chain, Problem, diagnose, name_segments, seal_problems
+from ledger.integrity import EventTable, open_table
+from ledger.scan import LogScan
+from ledger.scan_split import split_scan
 from ledger.seal import Checkpoint, SealEntry, read_seals
 
-HEAD, MID, TAIL = b'{"body":', b',"hash":"', b'"}'  # aggregates.chain's envelope
-
-HEADS_CAP = 250_000
-DEFER_BATCH = 2_000
 MAX_DIAGNOSED = 2_000
 
 
@@ -148,14 +127,17 @@ def verify_log(ledger: Ledger, *, record: UUID | None = None, given: Given | Non
         report.head = table.head()
         report.seals, unusable = read_seals(table, report.head)
         report.problems.extend(Problem("log", None, text) for text in unusable)
-        scan = LogScan(table, report.seals, given, full=record is None)
+        checkpoints = Checkpoint.plan(
+            report.seals, given.position if given else None, given.digest if given else ""
+        )
+        scan = LogScan(table, checkpoints, full=record is None)
         if record is not None and table.backend == "postgres":
             scan.bound = bindings(table, report.head)
-        scan.run(report.head)
+        scan.run(report.head, split_scan(table, report.head) if record is None else None)
         report.events, report.unreadable = scan.count, scan.unreadable
         report.digest = scan.final_digest.hex()
         report.given_matches = scan.given_matches
-        suspects = [record.hex] if record else list(scan.suspects)
+        suspects = [record.hex] if record else scan.ordered_suspects()
         chains: dict[str, Chain] = {}
         for key in suspects[:MAX_DIAGNOSED]:
             chains[key] = diagnose(key, table.chain(key), table.decode, scan.bound)
@@ -194,241 +176,8 @@ def bindings(table: EventTable, head: int) -> dict[str, str]:
     return bound
 
 
-class Names(msgspec.Struct):
-    """What the scan reads of a body: the fields that name its row and link it. The rest of
-    the body is still parsed as strictly (every value must be well-formed JSON), but not
-    turned into objects; the body's bytes must also be UTF-8 (checked apart, see below)."""
-
-    originator_id: Any
-    originator_version: Any
-    topic: Any
-    prev_hash: Any
-
-
-class NamesAndActor(Names):
-    """PostgreSQL rows carry the database role that wrote them: the actor is read too."""
-
-    actor: Any = None
-    actor_id: Any = None
-    db_role: Any = None
-
-
 def _new(problem: Problem, known: list[Problem]) -> bool:
     """An event the sketch names that its chain's diagnosis already reported is not repeated."""
     return problem.key is None or not any(
         p.key == problem.key and p.version == problem.version for p in known
     )
-
-
-class LogScan:
-    """One pass over the log in order: rows, chains and digests."""
-
-    def __init__(
-        self, table: EventTable, seals: list[SealEntry], given: Given | None, *, full: bool
-    ) -> None:
-        self.table = table
-        self.full = full
-        self.checkpoints = Checkpoint.plan(
-            seals, given.position if given else None, given.digest if given else ""
-        )
-        self.next = 0  # index of the next checkpoint
-        self.count = 0
-        self.unreadable = 0
-        self.digest = ZERO  # of the current segment (from the last seal's recorded digest)
-        self.cumulative: bytes | None = None  # of the whole log, once a segment failed
-        self.segment_start = 0  # events counted before the current segment
-        self.failed: list[tuple[SealEntry, int]] = []  # (seal, events in its segment now)
-        self.given_matches: bool | None = None
-        self.suspects: dict[str, None] = {}
-        self.bound: dict[str, str] = {}  # actor id -> database role it is bound to
-        self.heads: dict[str, tuple[int, str]] = {}  # key -> (version, hash) of its last event
-        self.evicted = False
-        self.deferred: list[tuple[str, int, str, int]] = []
-
-    @property
-    def final_digest(self) -> bytes:
-        return self.digest if self.cumulative is None else self.cumulative
-
-    @property
-    def boundary(self) -> int:
-        if self.next < len(self.checkpoints):
-            return self.checkpoints[self.next].position
-        return 1 << 62
-
-    def run(self, head: int) -> None:
-        collecting = gc.isenabled()
-        gc.disable()  # the scan allocates millions of short-lived objects and no cycles
-        try:
-            if self.full:
-                self._scan_rows(head)
-                self._resolve()
-            else:
-                self._scan_hashes(head)
-        finally:
-            if collecting:
-                gc.enable()
-        self.cross(None)
-
-    def cross(self, position: int | None) -> None:
-        """Judge every checkpoint before ``position`` (all that are left at the end)."""
-        while self.next < len(self.checkpoints):
-            point = self.checkpoints[self.next]
-            if position is not None and point.position >= position:
-                return
-            self.next += 1
-            if point.seal is None:
-                self.given_matches = self.final_digest.hex() == point.digest
-                continue
-            in_segment = self.count - self.segment_start
-            if self.digest.hex() != point.digest or in_segment != point.seal.events_in_segment:
-                self.failed.append((point.seal, in_segment))
-                if self.cumulative is None:
-                    self.cumulative = self.digest
-            self.digest = point.restart
-            self.segment_start = self.count
-
-    def _fold(self, event_hash: bytes) -> None:
-        self.digest = hashlib.sha256(self.digest + event_hash).digest()
-        if self.cumulative is not None:
-            self.cumulative = hashlib.sha256(self.cumulative + event_hash).digest()
-        self.count += 1
-
-    def _scan_hashes(self, head: int) -> None:
-        for position, key, _, _, recorded in self.table.hashes(None, head):
-            if position > self.boundary:
-                self.cross(position)
-            try:
-                event_hash = binascii.unhexlify(recorded or "")
-            except (binascii.Error, ValueError):
-                event_hash = b""
-            if len(event_hash) != 32:
-                self.unreadable += 1
-                event_hash = stand_in_hash(f"{key}:{position}".encode())
-            self._fold(event_hash)
-
-    def _scan_rows(self, head: int) -> None:
-        """Locals only; the digest and count live in locals and are handed back to self
-        around the rare calls (a checkpoint, an unreadable row)."""
-        sha = hashlib.sha256
-        names = msgspec.json.Decoder(
-            NamesAndActor if self.table.backend == "postgres" else Names
-        ).decode
-        unhexlify = binascii.unhexlify
-        decode = None if not self.table.encrypted else self.table.decode
-        heads, suspects = self.heads, self.suspects
-        boundary = self.boundary
-        digest, cumulative, count = self.digest, self.cumulative, self.count
-        for position, key, version, topic, state, role in self.table.rows(None, head):
-            if position > boundary:
-                self.digest, self.cumulative, self.count = digest, cumulative, count
-                self.cross(position)
-                digest, cumulative, boundary = self.digest, self.cumulative, self.boundary
-            try:
-                if decode is None:  # the envelope {"body":B,"hash":"H"}, sliced in place
-                    if (
-                        not state.startswith(HEAD)
-                        or not state.endswith(TAIL)
-                        or (state[-75:-66] != MID)
-                    ):
-                        raise ValueError("not an envelope")
-                    body, recorded = state[8:-75], state[-66:-2].decode()
-                else:
-                    body, recorded = decode(state)
-                event_hash = unhexlify(recorded)
-                if not body.isascii():
-                    body.decode()  # JSON is UTF-8; the decoder does not check strings it skips
-                fields = names(body)
-                previous_hash = fields.prev_hash
-                if len(event_hash) != 32:
-                    raise ValueError("a recorded hash has 64 hex digits")
-            except Exception:
-                self.digest, self.cumulative, self.count = digest, cumulative, count
-                self._unreadable(key, state)
-                digest, cumulative, count = self.digest, self.cumulative, self.count
-                continue
-            digest = sha(digest + event_hash).digest()
-            if cumulative is not None:
-                cumulative = sha(cumulative + event_hash).digest()
-            count += 1
-            try:
-                if (
-                    sha(body).hexdigest() != recorded
-                    or fields.originator_version != version
-                    or fields.topic != topic
-                    or fields.originator_id.replace("-", "") != key
-                ):
-                    suspects[key] = None
-                last = heads.get(key)
-                if last is None:
-                    if version != 1 or previous_hash != GENESIS:
-                        self._first_seen(key, version, previous_hash, position)
-                    if len(heads) >= HEADS_CAP:
-                        self._evict()
-                elif last[0] + 1 != version or last[1] != previous_hash:
-                    suspects[key] = None
-                heads[key] = (version, recorded)
-                if role is not None:
-                    self._check_role(key, topic, fields, role)
-            except Exception:  # a field or column of an unexpected type
-                suspects[key] = None
-        self.digest, self.cumulative, self.count = digest, cumulative, count
-
-    def _unreadable(self, key: str, state: Any) -> None:
-        """A row whose envelope, hash or body cannot be read: its stand-in hash is folded
-        into the digest (it never matches a seal) and its chain is diagnosed."""
-        try:
-            event_hash = unhex_recorded(self.table.recorded_hash(state))
-        except ValueError:
-            event_hash = stand_in_hash(state)
-            self.unreadable += 1
-        self._fold(event_hash)
-        self.suspects[key] = None
-        self.heads.pop(key, None)
-
-    def _first_seen(self, key: str, version: int, previous_hash: str, position: int) -> None:
-        if self.evicted and version > 1:
-            self.deferred.append((key, version, previous_hash, position))
-            if len(self.deferred) >= DEFER_BATCH:
-                self._resolve()
-        else:
-            self.suspects[key] = None
-
-    def _check_role(self, key: str, topic: str, names: Names, role: str) -> None:
-        """PostgreSQL: an actor bound to a database role acts only from that role."""
-        fields = cast(NamesAndActor, names)  # the decoder of PostgreSQL rows reads the actor
-        if topic == REGISTERED and fields.db_role:
-            self.bound[str(fields.actor_id)] = str(fields.db_role)
-        if self.bound and topic != REFUSED:
-            expected = self.bound.get(str(fields.actor))
-            if expected is not None and expected != role:
-                self.suspects[key] = None
-
-    def _evict(self) -> None:
-        for key in list(islice(self.heads, max(1, HEADS_CAP // 4))):
-            del self.heads[key]
-        self.evicted = True
-
-    def _resolve(self) -> None:
-        """Check links whose predecessor was no longer in memory, by index lookups."""
-        if not self.deferred:
-            return
-        wanted = [(key, version - 1) for key, version, _, _ in self.deferred]
-        found: dict[tuple[str, int], tuple[int, str | None]] = {}
-        for row in self.table.find(wanted):
-            found[(row[1], row[2])] = (row[0], self.table.recorded_hash(row[4]))
-        for key, version, previous_hash, position in self.deferred:
-            before = found.get((key, version - 1))
-            if before is None or before[1] != previous_hash or before[0] >= position:
-                self.suspects[key] = None
-        self.deferred = []
-
-
-def unhex_recorded(recorded: str | None) -> bytes:
-    """A recorded hash as 32 bytes (ValueError when there is none or it is malformed)."""
-    try:
-        value = binascii.unhexlify(recorded or "")
-    except binascii.Error:
-        raise ValueError("malformed hash") from None
-    if len(value) != 32:
-        raise ValueError("malformed hash")
-    return value

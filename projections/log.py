@@ -62,9 +62,7 @@ class EventLog:
             after = min(covered, stop)
             yield inside, after, len(inside)
 
-    def decode(
-        self, rows: Sequence[Row], fields: Mapping[str, TopicFields]
-    ) -> list[Event]:
+    def decode(self, rows: Sequence[Row], fields: Mapping[str, TopicFields]) -> list[Event]:
         """The events of ``rows`` whose topic has a decoder in ``fields``."""
         mapper: Any = self.ledger.mapper
         events: list[Event] = []

@@ -132,10 +132,10 @@ def test_with_little_memory_links_are_checked_by_lookup(
 ) -> None:
     """Keeping only two records' last hashes in memory, the older links are looked up by
     index: the untouched store still verifies, a broken link is still found."""
-    import ledger.verify
+    import ledger.scan
 
-    monkeypatch.setattr(ledger.verify, "HEADS_CAP", 2)
-    monkeypatch.setattr(ledger.verify, "DEFER_BATCH", 3)
+    monkeypatch.setattr(ledger.scan, "HEADS_CAP", 2)
+    monkeypatch.setattr(ledger.scan, "DEFER_BATCH", 3)
     scenario, make = golden
     assert intact(make())
     url = make()
