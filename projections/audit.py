@@ -42,7 +42,7 @@ AUDIT_RECORDS = Table(
     columns=(("record_id", "text"), ("code", "text"), ("secrecy", "text")),
     key=("record_id",),
 )
-CACHE_LIMIT = 200_000
+CACHE_LIMIT = 50_000
 NO_STATE = (None, None)
 USE = "actor reader approved_by letter purpose"  # what a use and an attempt carry
 # Topics whose handling needs the record's stored code and secrecy.
