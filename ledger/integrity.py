@@ -163,10 +163,10 @@ class SQLiteEventTable(EventTable):
             return "rowid <= ?", (upto,)
         return "rowid > ? AND rowid <= ?", (after, upto)
 
-    def rows(self, after: int | None, upto: int) -> Iterator[LogRow]:
+    def rows(self, after: int | None, upto: int, state: str = STATE) -> Iterator[LogRow]:
         where, params = self._where(after, upto)
         cursor = self.conn.execute(
-            f"SELECT rowid, originator_id, originator_version, topic, {STATE}, NULL "
+            f"SELECT rowid, originator_id, originator_version, topic, {state}, NULL "
             f"FROM {self.table} WHERE {where} ORDER BY rowid",
             params,
         )
@@ -176,14 +176,7 @@ class SQLiteEventTable(EventTable):
     def scan_rows(self, after: int | None, upto: int) -> Iterator[LogRow]:
         """The state column as stored, without the CASE (cheaper): text comes as str, or
         stops the read when it is not UTF-8 (the driver cannot decode it)."""
-        where, params = self._where(after, upto)
-        cursor = self.conn.execute(
-            f"SELECT rowid, originator_id, originator_version, topic, state, NULL "
-            f"FROM {self.table} WHERE {where} ORDER BY rowid",
-            params,
-        )
-        cursor.arraysize = PAGE
-        return iter(cursor)
+        return self.rows(after, upto, "state")
 
     def read_again(self, after: int | None, upto: int, error: Exception) -> LogRow:
         where, params = self._where(after, upto)
