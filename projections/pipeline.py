@@ -1,9 +1,11 @@
-"""A one-deep write pipeline: page N is written while page N+1 is read and applied.
+"""Writing the pages a runner applies: a one-deep pipeline, inline, or batched.
 
 PostgreSQL does its part of a write in its server process, so overlapping it with
-decoding the next page uses the second core (SQLite writes inline, see ``Inline``).
-Jobs run in order; after a failure the later ones are skipped and the error is raised
-in the submitting thread at its next ``submit()`` or ``drain()``.
+decoding the next page uses the second core (``Writer``: page N is written while page
+N+1 is read and applied; jobs run in order; after a failure the later ones are skipped
+and the error is raised in the submitting thread at its next ``submit()`` or
+``drain()``). SQLite writes inline (``Inline``), several pages a transaction when they
+go to scratch tables (``Batched``).
 """
 
 from __future__ import annotations
@@ -12,8 +14,26 @@ from collections.abc import Callable
 from queue import Queue
 from threading import Thread
 from types import TracebackType
+from typing import Any
 
 Job = Callable[[], None]
+
+
+class PageWrite:
+    """The rows a page changes in each view, with the views' new position: written in a
+    transaction of its own when called, or into one shared with other pages."""
+
+    def __init__(self, writes: list[tuple[Any, Any, int | None]], tracking: Any) -> None:
+        self.writes = writes  # (view, changes, the position the page starts from)
+        self.tracking = tracking
+
+    def __call__(self) -> None:
+        with self.writes[0][0].transaction() as curs:
+            self.write_into(curs)
+
+    def write_into(self, curs: Any) -> None:
+        for view, changes, expected in self.writes:
+            view.write_into(curs, changes, self.tracking, expected)
 
 
 class Inline:
@@ -34,6 +54,35 @@ class Inline:
 
     def __exit__(self, *exc: object) -> None:
         """Nothing to wait for."""
+
+
+class Batched:
+    """Inline, but up to ``size`` pages in one transaction; ``drain()`` commits what is
+    pending (before stored rows are read, and at the end)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.pending: list[PageWrite] = []
+
+    def submit(self, job: PageWrite) -> None:
+        self.pending.append(job)
+        if len(self.pending) >= self.size:
+            self.drain()
+
+    def drain(self) -> None:
+        pending, self.pending = self.pending, []
+        writes = [page for page in pending if page.writes]
+        if writes:
+            with writes[0].writes[0][0].transaction() as curs:
+                for page in writes:
+                    page.write_into(curs)
+
+    def __enter__(self) -> Batched:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *exc: object) -> None:
+        if kind is None:
+            self.drain()
 
 
 class Writer:

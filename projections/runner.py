@@ -28,7 +28,7 @@ from projections.catalog import CatalogProjection
 from projections.destruction import DestructionProjection
 from projections.loans import LoansProjection
 from projections.log import Event, EventLog
-from projections.pipeline import Inline, Job, Writer
+from projections.pipeline import Batched, Inline, PageWrite, Writer
 from projections.views import APPLICATION, PositionMoved, PostgresView, SQLiteView, View
 
 PROJECTIONS: dict[str, type[LedgerProjection]] = {
@@ -40,6 +40,9 @@ PROJECTIONS: dict[str, type[LedgerProjection]] = {
 # Events per page; LEDGER_PROJECTION_PAGE_SIZE overrides (smaller pages: less memory).
 PAGE_SIZE = int(os.environ.get("LEDGER_PROJECTION_PAGE_SIZE") or 10_000)
 RETRIES = 5
+# SQLite scratch builds commit this many pages at once: a page's B-tree pages, written to
+# the write-ahead log at each commit, are then written once for several pages.
+SCRATCH_PAGES_PER_COMMIT = 8
 
 Progress = Callable[[int], None]  # called with the number of log positions just covered
 
@@ -148,7 +151,7 @@ class Runner:
                 routes.setdefault(topic, []).append(projection)
         fields = topic_fields(behind)
         try:
-            with Writer() if self.log.backend == "postgres" else Inline() as writer:
+            with self._writer() as writer:
                 for projection in behind:
                     projection.barrier = writer.drain
                 for rows, end, covered in self.log.pages(after, head, self.page_size):
@@ -166,13 +169,22 @@ class Runner:
             for projection in behind:
                 projection.barrier = no_barrier
 
+    def _writer(self) -> Writer | Inline | Batched:
+        """PostgreSQL: a writer thread. SQLite: inline, and for scratch tables (a rebuild,
+        a check: nothing reads them until they are done) several pages a transaction."""
+        if self.log.backend == "postgres":
+            return Writer()
+        if all(p.view.suffix for p in self.projections):
+            return Batched(SCRATCH_PAGES_PER_COMMIT)
+        return Inline()
+
     @staticmethod
     def _apply(
         behind: list[LedgerProjection],
         routes: dict[str, list[LedgerProjection]],
         events: list[Event],
         end: int,
-    ) -> Job:
+    ) -> PageWrite:
         """Apply each projection's part of the page now; return the job that writes all
         of them, with the new positions, in one transaction."""
         pages: dict[int, list[Event]] = {id(p): [] for p in behind}
@@ -187,16 +199,12 @@ class Runner:
                     if event[0] > (projection.position or 0):
                         pages[id(projection)].append(event)
         moving = [p for p in behind if end > (p.position or 0)]
-        writes = [(p.view, p.changes(pages[id(p)]), p.position) for p in moving]
-        tracking = Tracking(APPLICATION, end)
+        write = PageWrite(
+            [(p.view, p.changes(pages[id(p)]), p.position) for p in moving],
+            Tracking(APPLICATION, end),
+        )
         for projection in moving:
             projection.position = end
-
-        def write() -> None:
-            with writes[0][0].transaction() as curs:
-                for view, changes, expected in writes:
-                    view.write_into(curs, changes, tracking, expected)
-
         return write
 
 
