@@ -38,7 +38,8 @@ def split(names: Sequence[str], costs: dict[str, float], parts: int) -> list[lis
 
 
 class Helpers:
-    """Helper processes, forked now; ``start()`` hands each a part, ``wait()`` joins them."""
+    """Helper processes, forked now; ``start()`` hands each a part (once: a helper ends
+    when its part is built), ``wait()`` takes their answers."""
 
     def __init__(self, count: int) -> None:
         self.conns: list[tuple[Any, Connection]] = []
@@ -116,17 +117,20 @@ def _die_with_parent() -> None:
 
 
 def _help(conn: Connection, parents_ends: list[Connection]) -> None:
-    """A helper: build each part it is given, answer, until told to stop."""
+    """A helper: build the part it is given, answer, and end (its memory goes with it
+    while the parent swaps the tables in)."""
     _die_with_parent()
     for end in parents_ends:  # forked copies: closed, so the parent's death reads as EOF
         end.close()
     with contextlib.suppress(EOFError, OSError):
-        while (job := conn.recv()) is not None:
-            try:
-                _build(*job)
-                conn.send(("done", None))
-            except BaseException as error:  # the parent raises it
-                conn.send(("error", sendable(error)))
+        job = conn.recv()
+        if job is None:
+            return
+        try:
+            _build(*job)
+            conn.send(("done", None))
+        except BaseException as error:  # the parent raises it
+            conn.send(("error", sendable(error)))
 
 
 def _build(store: Any, names: list[str], suffix: str, stop: int, indexed: bool) -> None:
