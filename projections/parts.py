@@ -103,7 +103,7 @@ def helpers(count: int) -> Iterator[Helpers]:
 
 
 def _stopped() -> Conflict:
-    return Conflict("a projection helper process stopped; run the rebuild again")
+    return Conflict("a projection helper process stopped; run the command again")
 
 
 def _die_with_parent() -> None:

@@ -3,6 +3,7 @@ next rebuild completes with the result of an uninterrupted one (real processes).
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -163,3 +164,20 @@ def test_killed_rebuild_leaves_live_projections_and_the_next_one_completes(store
         checked.stdout
         == f"projections match a rebuild: catalog, loans, audit, destruction ({events} events)\n"
     )
+
+
+def test_a_killed_helper_stops_the_rebuild_with_one_line(store: str) -> None:
+    before = dump(store)
+    process = start_rebuild(store)
+    deadline = time.monotonic() + TIMEOUT
+    while not (helpers := children(process.pid)) or not scratch_position(store, "catalog"):
+        assert process.poll() is None and time.monotonic() < deadline, "no helper at work"
+        time.sleep(0.002)
+    for pid in helpers:
+        os.kill(pid, signal.SIGKILL)
+    out, err = process.communicate(timeout=TIMEOUT)
+    assert (process.returncode, out) == (5, "")
+    assert err == "error: a projection helper process stopped; run the command again\n"
+    assert dump(store) == before  # nothing swapped in
+    assert run(store, "projections", "rebuild").code == 0
+    assert dump(store) == before
