@@ -154,7 +154,7 @@ class Runner:
             with self._writer() as writer:
                 for projection in behind:
                     projection.barrier = writer.drain
-                for rows, end, covered in self.log.pages(after, head, self.page_size):
+                for rows, end, covered in self.log.pages(after, head, self.page_size, fields):
                     events = self.log.decode(rows, fields)
                     writer.submit(self._apply(behind, routes, events, end))
                     stats.events += covered
