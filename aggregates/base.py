@@ -197,5 +197,14 @@ class ChainedAggregate(BaseAggregate[UUID]):
 
 
 def check_not_in_future(occurred_at: datetime) -> None:
-    if occurred_at > datetime.now(tz=UTC):
+    """R14. A time up to the latest clock reading taken here is past already; only a later
+    one needs the clock read again (a bulk post of past events reads it once, not per event)."""
+    if occurred_at <= _LATEST_NOW[0]:
+        return
+    now = datetime.now(tz=UTC)
+    _LATEST_NOW[0] = max(now, _LATEST_NOW[0])
+    if occurred_at > now:
         raise RuleViolation("R14", f"occurred-at {occurred_at.isoformat()} is in the future")
+
+
+_LATEST_NOW = [datetime.min.replace(tzinfo=UTC)]  # the clock never reads earlier than this

@@ -18,6 +18,7 @@ import pytest
 from pydantic import ValidationError
 
 from aggregates.actor import ActorView, actor_uuid
+from aggregates.base import check_not_in_future
 from aggregates.errors import InvalidInput, RuleViolation
 from aggregates.record import Record
 from aggregates.record_events import Corrected, Destroyed, Relocated
@@ -897,6 +898,16 @@ def test_r13_stored_events_are_never_changed_or_removed(ledger: Ledger) -> None:
 
 
 # -- R14 Who and when -----------------------------------------------------------------
+
+
+def test_r14_a_time_after_the_last_clock_reading_is_checked_against_the_clock() -> None:
+    check_not_in_future(datetime.now(tz=UTC) - timedelta(days=1))
+    check_not_in_future(datetime.now(tz=UTC))  # later than any reading taken before: read again
+    soon = datetime.now(tz=UTC) + timedelta(seconds=5)
+    with pytest.raises(RuleViolation, match="in the future"):
+        check_not_in_future(soon)
+    with pytest.raises(RuleViolation, match="in the future"):
+        check_not_in_future(soon)  # refused again: the reading did not move past it
 
 
 def test_r14_occurred_at_never_in_the_future_nor_before_the_previous_event() -> None:
