@@ -80,6 +80,10 @@ class Helpers:
                 raise payload
 
     def close(self) -> None:
+        """Idle helpers are told to end; one still building (this process failed before
+        taking its answer) is killed: its scratch tables are dropped by the next build."""
+        for process, _ in self.busy:
+            process.kill()
         for _, conn in self.conns:
             with contextlib.suppress(OSError):
                 conn.send(None)
@@ -89,7 +93,7 @@ class Helpers:
             if process.is_alive():
                 process.kill()
                 process.join()
-        self.conns = []
+        self.conns, self.busy = [], []
 
 
 @contextmanager
