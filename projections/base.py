@@ -64,6 +64,7 @@ class LedgerProjection(Projection[View]):
         self._dispatch: dict[str, Callable[[int, Any], None]] = {
             topic: getattr(self, method) for topic, method in self.handlers.items()
         }
+        self._fields = topic_fields([self])  # for process_event's single events
         self.position: int | None = None
         self.sync()
 
@@ -86,7 +87,7 @@ class LedgerProjection(Projection[View]):
         self.position = tracking.notification_id
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        decoder = topic_fields([self]).get(domain_event.TOPIC)
+        decoder = self._fields.get(domain_event.TOPIC)
         if decoder is None:
             self.process_page([], tracking)
             return

@@ -146,6 +146,14 @@ def release(go: Path, processes: list[subprocess.Popen[str]]) -> list[Result]:
     ]
 
 
+def children(pid: int) -> list[int]:
+    """The child processes of a running process (posting workers, helpers), or none."""
+    try:
+        return [int(n) for n in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def jsonl(lines: Iterable[dict[str, Any]]) -> str:
     return "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
 

@@ -28,6 +28,7 @@ from tests.cli import (
     Generated,
     Result,
     bodies,
+    children,
     event_count,
     fingerprint,
     fresh_store,
@@ -148,22 +149,13 @@ def test_a_killed_post_run_again_posts_every_line_exactly_once(
             assert versions == list(range(1, len(versions) + 1))
 
 
-def first_worker(pid: int) -> int:
-    """The first child process of a running `ledger post` (a posting worker), or 0."""
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return 0
-    return int(children[0]) if children else 0
-
-
 def test_a_killed_worker_stops_the_post_and_a_re_run_completes_it(
     clean: CleanRun, generated: Generated, tmp_path: Path
 ) -> None:
     args = ("--chunk-size", "50", "--jobs", "2")
     with posting(clean, generated, tmp_path, *args) as (url, baseline, process):
         killed, out, err = kill_once_grown(
-            process, url, baseline, victim=lambda: first_worker(process.pid)
+            process, url, baseline, victim=lambda: next(iter(children(process.pid)), 0)
         )
         assert killed, "the post finished before a worker could be killed"
         assert process.returncode == 5, (out, err)

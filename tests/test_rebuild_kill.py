@@ -18,7 +18,16 @@ import pytest
 from ledger.application import open_ledger
 from ledger.bulk import BulkPoster
 from projections.runner import PROJECTIONS, catch_up
-from tests.cli import LEDGER, TIMEOUT, environment, event_count, fresh_store, generate, run
+from tests.cli import (
+    LEDGER,
+    TIMEOUT,
+    children,
+    environment,
+    event_count,
+    fresh_store,
+    generate,
+    run,
+)
 
 RECORDS = 1200
 PAGE = "100"  # events per page: the rebuild takes a hundred transactions or so
@@ -116,10 +125,6 @@ def kill_half_way(url: str, process: subprocess.Popen[str], head: int) -> int:
         assert process.poll() is None, "the rebuild ended before it could be killed"
         time.sleep(0.002)
     raise AssertionError("the rebuild never got going")
-
-
-def children(pid: int) -> list[int]:
-    return [int(n) for n in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
 def gone(pid: int) -> bool:

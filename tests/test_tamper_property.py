@@ -64,16 +64,23 @@ def test_any_single_mutation_of_a_row_is_found(
 ) -> None:
     url, original = store
     raw = RawStore(url)
-    rows = [r[:5] for r in sorted(original)]
-    last = rows[-1][0]
-    kind = data.draw(st.sampled_from(MUTATIONS), label="mutation")
-    row = data.draw(st.sampled_from(rows if kind in ("flip", "version", "topic") else rows[:-1]))
-    mutate(raw, kind, row, rows, last, data)
+    kind, row = mutate_one(raw, original, data)
     try:
         assert not intact(url), (kind, row[:4])
     finally:
         raw.restore(original)
     assert sorted(raw.snapshot()) == sorted(original)
+
+
+def mutate_one(
+    raw: RawStore, original: list[tuple[Any, ...]], data: st.DataObject
+) -> tuple[str, tuple[Any, ...]]:
+    """Apply one drawn mutation to one drawn row of ``original``; (kind, row)."""
+    rows = [r[:5] for r in sorted(original)]
+    kind = data.draw(st.sampled_from(MUTATIONS), label="mutation")
+    row = data.draw(st.sampled_from(rows if kind in ("flip", "version", "topic") else rows[:-1]))
+    mutate(raw, kind, row, rows, rows[-1][0], data)
+    return kind, row
 
 
 def mutate(

@@ -26,11 +26,12 @@ import ledger.scan_split
 from aggregates.chain import GENESIS, canonical, digest, envelope
 from ledger.application import Ledger
 from ledger.config import store_from_url
+from ledger.machine import cores
 from ledger.scan import LogScan
 from ledger.verify import Given, verify_log
-from tests.cli import LEDGER, TIMEOUT, environment, one_line
+from tests.cli import LEDGER, TIMEOUT, children, environment, one_line
 from tests.tamper import RawStore, Scenario, copies, forged_received
-from tests.test_tamper_property import MUTATIONS, mutate
+from tests.test_tamper_property import mutate_one
 
 KEY = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="  # tests/test_encryption.py's key
 SHARES = [0.1, 0.5, 0.8]  # where the split falls: before, in and after the sealed segment
@@ -176,10 +177,7 @@ def test_any_single_mutation_gives_the_same_report(
 ) -> None:
     url, original = sealed
     raw = RawStore(url)
-    rows = [r[:5] for r in sorted(original)]
-    kind = data.draw(st.sampled_from(MUTATIONS), label="mutation")
-    row = data.draw(st.sampled_from(rows if kind in ("flip", "version", "topic") else rows[:-1]))
-    mutate(raw, kind, row, rows, rows[-1][0], data)
+    mutate_one(raw, original, data)
     share = data.draw(st.sampled_from(SHARES), label="share")
     cap = data.draw(st.sampled_from([250_000, 2]), label="cap")
     try:
@@ -224,15 +222,7 @@ def long_log(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-def first_child(pid: int) -> int:
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return 0
-    return int(children[0]) if children else 0
-
-
-@pytest.mark.skipif(ledger.scan_split.cores() < 2, reason="the split needs two cores")
+@pytest.mark.skipif(cores() < 2, reason="the split needs two cores")
 def test_a_killed_second_process_stops_verify_with_one_line(long_log: str) -> None:
     env = {**environment(long_log), "LEDGER_VERIFY_SPLIT_ABOVE": "0"}
     process = subprocess.Popen(
@@ -240,7 +230,7 @@ def test_a_killed_second_process_stops_verify_with_one_line(long_log: str) -> No
     )
     killed, deadline = False, time.monotonic() + TIMEOUT
     while process.poll() is None and not killed and time.monotonic() < deadline:
-        child = first_child(process.pid)
+        child = next(iter(children(process.pid)), 0)
         if child:
             os.kill(child, signal.SIGKILL)
             killed = True
