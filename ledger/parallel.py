@@ -169,19 +169,18 @@ class ParallelPoster:
 
     def _schedule(self, grouping: Grouping) -> None:
         """Give each group to the worker that has its keys, or to the least loaded."""
-        taken: dict[int, list[Group]] = {}
-        planned = {id(w): w.load for w in self.workers}
+        taken: dict[Worker, list[Group]] = {}
+        planned = {w: w.load for w in self.workers}
         for group in grouping.groups(self._owners):
             holders = self._holders(group)
             while len(holders) > 1:  # wait until all but one of them have committed
                 self._pump()
                 holders = self._holders(group)
-            worker = holders.pop() if holders else min(self.workers, key=lambda w: planned[id(w)])
-            taken.setdefault(id(worker), []).append(group)
-            planned[id(worker)] += len(group.lines)
-        for worker in self.workers:
-            if id(worker) in taken:
-                self._queue(worker, taken[id(worker)])
+            worker = holders.pop() if holders else min(self.workers, key=planned.__getitem__)
+            taken.setdefault(worker, []).append(group)
+            planned[worker] += len(group.lines)
+        for worker, groups in taken.items():
+            self._queue(worker, groups)
         self._send_ready()
 
     def _holders(self, group: Group) -> set[Worker]:
