@@ -14,7 +14,7 @@ from aggregates import actor, code_claim, record_events, refusal
 from aggregates import seal as seal_events
 from aggregates.base import LedgerEvent
 from aggregates.chain import GENESIS
-from ledger.integrity import Decode, EventTable, LogRow, stand_in_hash, unhex
+from ledger.integrity import Decode, EventTable, LogRow, literal, stand_in_hash, unhex
 from ledger.seal import SealEntry
 from ledger.sketch import Entry, Sketch, topic_crc
 
@@ -67,6 +67,8 @@ class Problem:
 
 
 def show_id(key: str) -> str:
+    if not isinstance(key, str):  # SQLite: an originator column set to a blob or NULL
+        return literal(key)
     try:
         return str(UUID(hex=key))
     except ValueError:
@@ -87,7 +89,7 @@ class Chain:
     key: str
     kind: str = "aggregate"
     label: str | None = None
-    found: list[tuple[int, str]] = field(default_factory=list)  # (version, text)
+    found: list[tuple[int | None, str]] = field(default_factory=list)  # (version, text)
     rows: int = 0  # how many stored rows it has
 
     @property
@@ -102,7 +104,7 @@ class Chain:
     def problems(self) -> list[Problem]:
         return [Problem(self.subject, v, text, self.key) for v, text in self.found]
 
-    def note(self, version: int, text: str) -> None:
+    def note(self, version: int | None, text: str) -> None:
         self.found.append((version, text))
 
     def learn(self, topic: str, fields: dict[str, object]) -> None:
@@ -125,12 +127,22 @@ def diagnose(key: str, rows: Sequence[LogRow], decode: Decode, bound: dict[str, 
     chain.rows = len(rows)
     for position, _, version, topic, state, role in rows:
         chain.kind = kind_of(topic) if chain.kind == "aggregate" else chain.kind
-        recorded, fields, mismatch = _read_row(chain, version, topic, key, state, decode)
+        # SQLite keeps whatever an UPDATE stores in the version column (text, a real, a blob,
+        # NULL); the ledger never writes it. Such a row is noted without it (a position is a
+        # rowid or a bigint: always a whole number).
+        whole = isinstance(version, int)
+        label = version if whole else None
+        recorded, fields, mismatch = _read_row(chain, label, topic, key, state, decode)
         if fields is not None:
             chain.learn(str(fields.get("topic", topic)), fields)
-            _check_role(chain, version, topic, fields, role, bound)
-        if not isinstance(version, int) or not isinstance(position, int):
-            chain.note(version, "stored with a version or position that is not a whole number")
+            _check_role(chain, label, topic, fields, role, bound)
+        if not whole:
+            says = fields.get("originator_version") if fields is not None else None
+            chain.note(
+                says if isinstance(says, int) else None,
+                f"stored at position {position} with version {literal(version)}, which is not "
+                "a whole number (the row was rewritten)",
+            )
             continue
         _check_sequence(chain, version, position, previous)
         if previous is not None and version == previous[0] + 1 and fields is not None:
@@ -154,9 +166,10 @@ def diagnose(key: str, rows: Sequence[LogRow], decode: Decode, bound: dict[str, 
 
 
 def _read_row(
-    chain: Chain, version: int, topic: str, key: str, state: bytes, decode: Decode
+    chain: Chain, version: int | None, topic: str, key: str, state: bytes, decode: Decode
 ) -> tuple[str | None, dict[str, object] | None, bool]:
-    """(recorded hash, body fields, stored-elsewhere flag), noting what is wrong."""
+    """(recorded hash, body fields, stored-elsewhere flag), noting what is wrong (version
+    None: the row's version is no whole number, noted apart)."""
     try:
         body, recorded = decode(state)
     except Exception as error:
@@ -177,19 +190,22 @@ def _read_row(
 
 
 def _check_columns(
-    chain: Chain, version: int, topic: str, key: str, fields: dict[str, object]
+    chain: Chain, version: int | None, topic: str, key: str, fields: dict[str, object]
 ) -> bool:
-    """The body names its own originator, version and topic: do the row's columns agree?"""
+    """The body names its own originator, version and topic: do the row's columns agree?
+    (Version None: not compared.)"""
     says_id = str(fields.get("originator_id", "")).replace("-", "")
     says_version, says_topic = fields.get("originator_version"), fields.get("topic")
     if says_id != key:
         chain.note(version, f"stored under this id, but its body belongs to {show_id(says_id)}")
-    if says_version == version and says_topic == topic:
+    other_version = version is not None and says_version != version
+    if not other_version and says_topic == topic:
         return says_id != key
-    stored = f"version {version}" if says_version != version else ""
-    says = f"version {says_version}" if says_version != version else ""
+    stored = f"version {version}" if other_version else ""
+    says = f"version {says_version}" if other_version else ""
     if says_topic != topic:
-        stored = f"{stored} of {topic}".strip().removeprefix("of ")
+        shown = topic if isinstance(topic, str) else literal(topic)
+        stored = f"{stored} of {shown}".strip().removeprefix("of ")
         says = f"{says} of {says_topic}".strip().removeprefix("of ")
     chain.note(version, f"stored as {stored}, but its body is {says} (swapped or moved)")
     return True
@@ -222,7 +238,7 @@ def _check_sequence(
 
 def _check_role(
     chain: Chain,
-    version: int,
+    version: int | None,
     topic: str,
     fields: dict[str, object],
     role: str | None,
@@ -323,7 +339,10 @@ def _named(
             event_hash = unhex(recorded or "")
         except ValueError:
             event_hash = stand_in_hash(f"{key}:{position}".encode())
-        current.add(position, key, version, topic, event_hash)
+        try:
+            current.add(position, key, version, topic, event_hash)
+        except ValueError:  # a column the ledger never writes: the scan found the row wrong,
+            continue  # its originator's diagnosis names it
     added, removed, complete = current.minus(sealed).peel()
     problems = []
     for key, version, text, crc in name_differences(seal.number, added, removed):

@@ -38,6 +38,18 @@ def stand_in_hash(state: object) -> bytes:
     return hashlib.sha256(b"unreadable:" + raw).digest()
 
 
+def literal(value: object) -> str:
+    """A stored value as SQL writes it (text quoted, a blob in hex, NULL): how `verify` names a
+    column value the ledger never writes (SQLite keeps whatever an UPDATE stores)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return f"x'{bytes(value).hex()}'"
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    return repr(value)
+
+
 def unhex(text: str) -> bytes:
     value = binascii.unhexlify(text)
     if len(value) != 32:
@@ -212,9 +224,10 @@ class SQLiteEventTable(EventTable):
         )
 
     def chain(self, key: str) -> list[LogRow]:
+        """By IS, not =: a row whose originator was set to NULL is found (same index)."""
         return self.conn.execute(
             f"SELECT rowid, originator_id, originator_version, topic, {STATE}, NULL "
-            f"FROM {self.table} WHERE originator_id = ? ORDER BY originator_version, rowid",
+            f"FROM {self.table} WHERE originator_id IS ? ORDER BY originator_version, rowid",
             (key,),
         ).fetchall()
 

@@ -121,7 +121,13 @@ def measure_log(table: EventTable, last: Seal | None) -> LogMeasure:
         digest = link_bytes(digest, event_hash)
         events += 1
         if last is None or position > sealed_at:
-            sketch.add(position, key, version, topic, event_hash)
+            try:
+                sketch.add(position, key, version, topic, event_hash)
+            except ValueError:  # SQLite: a version, originator or topic set to another type
+                raise IntegrityFailure(
+                    f"the event at position {position} has a version, originator or topic the "
+                    "ledger never writes; run `ledger verify`; nothing was sealed"
+                ) from None
     if not checked:
         _check_against(last, digest, events)
     return LogMeasure(position=head, events=events, digest=digest.hex(), sketch=sketch)

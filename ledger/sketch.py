@@ -62,8 +62,19 @@ class Sketch:
         self.checks = [0] * CELLS
 
     def add(
-        self, position: int, key: str, version: int, topic: str, event_hash: bytes, sign: int = 1
+        self,
+        position: int,
+        key: object,
+        version: object,
+        topic: object,
+        event_hash: bytes,
+        sign: int = 1,
     ) -> None:
+        """Add one event, its columns as stored. ValueError when they are not what the ledger
+        writes (originator and topic as text, a whole-number version): SQLite keeps whatever
+        an UPDATE stores there (text, a real, a blob, NULL), and no entry can hold it."""
+        if not (isinstance(key, str) and isinstance(version, int) and isinstance(topic, str)):
+            raise ValueError(f"the row at position {position} has columns the ledger never writes")
         packed = KEY.pack(
             _clamp(position),
             _originator_bytes(key),

@@ -141,6 +141,11 @@ TAMPERINGS: dict[str, Callable[[RawStore, Scenario], object]] = {
     "no state": _sql("UPDATE {table} SET state = NULL WHERE rowid = 9"),
     "text version": _sql("UPDATE {table} SET originator_version = 'three' WHERE rowid = 9"),
     "no topic": _sql("UPDATE {table} SET topic = NULL WHERE rowid = 16"),
+    "odd columns in a sealed segment that differs": lambda raw, s: (
+        raw.rewrite(s.b, 3, location="B9-09-9-9"),
+        _sql("UPDATE {table} SET originator_version = x'33' WHERE rowid = 9")(raw, s),
+        _sql("UPDATE {table} SET originator_id = NULL, topic = 2.5 WHERE rowid = 12")(raw, s),
+    ),
     "two states as text": _sql(
         "UPDATE {table} SET state = CAST(state AS TEXT) WHERE rowid IN (3, 18)"
     ),
