@@ -60,10 +60,16 @@ class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
                 f"unknown {sorted(fields.keys() - names)}"
             )
         event = cls.__new__(cls)
-        _SET(event, "__dict__", {**defaults, **fields})
+        values = {**defaults, **fields}
+        _SET(event, "__dict__", values)
         _SET(event, "__pydantic_fields_set__", set(fields))
         _SET(event, "__pydantic_extra__", None)
         _SET(event, "__pydantic_private__", None)
+        # Its body and hash now: an aggregate links the next event to this hash at once,
+        # and computing them lazily would cost two caught exceptions per event.
+        body = canonical(dict(values, topic=cls.TOPIC, class_version=cls.class_version))
+        _BODY.__set__(event, body)
+        _HASH.__set__(event, digest(body))
         if CHECK_EVENTS:
             _same_as_validated(event, fields)
         return event

@@ -112,7 +112,7 @@ class Ledger(Application):  # type: ignore[type-arg]
                 batch.save()
             except IntegrityError:
                 continue
-            return result
+            return {k: str(v) if isinstance(v, UUID) else v for k, v in result.items()}
         raise Conflict(
             "another writer changed the same record at the same time; run the command again"
         )

@@ -39,6 +39,7 @@ class Batch:
         self.views: dict[str, tuple[int, ActorView]] = {}  # actor id -> (version, view)
         self.allowed: dict[tuple[str, str], tuple[int, ActorView]] = {}  # passed R19
         self.claims: dict[str, CodeClaim | None] = {}
+        self.ids: dict[str, UUID] = {}  # record ids as written -> parsed
         self.new: list[ChainedAggregate] = []
         self.posted: list[tuple[str, str]] = []
 
@@ -124,8 +125,12 @@ class Batch:
         known = self.claims.get(ref)  # an archival code this batch has seen: no parsing
         if known is not None:
             return known.record_id
+        parsed = self.ids.get(ref)  # an id this batch has parsed
+        if parsed is not None:
+            return parsed
         try:
-            return UUID(ref)
+            parsed = self.ids[ref] = UUID(ref)
+            return parsed
         except ValueError:
             pass
         claim = self.claim(ref)

@@ -1,4 +1,7 @@
-"""One handler per command: load through the batch, call the aggregate, add what is new."""
+"""One handler per command: load through the batch, call the aggregate, add what is new.
+
+A handler's result holds record ids as UUIDs: bulk posting discards results, and
+``Ledger.execute`` turns ids into text for the commands that print them."""
 
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ def _(request: rq.Receive, batch: Batch, actor: str | None) -> dict[str, Any]:
         secrecy=request.secrecy,
     )
     batch.add(record)
-    return {"record": str(record.id), "late": record.late}
+    return {"record": record.id, "late": record.late}
 
 
 def _on_record(
@@ -73,7 +76,7 @@ def _on_record(
             occurred_at=when(request),
         )
         raise
-    return {"record": str(record.id), "code": record.code, "version": record.version}
+    return {"record": record.id, "code": record.code, "version": record.version}
 
 
 @handle.register
