@@ -138,7 +138,8 @@ class BulkPoster:
         self.stop_on_error = stop_on_error
         self.on_problem = on_problem
         self.summary = Summary()
-        self.seen: set[str] = set()
+        self.seen: set[str] = set()  # line ids taken up by this run
+        self.taken: set[str] = set()  # the same, since a caller last emptied it
 
     def post(self, lines: Iterable[bytes]) -> Summary:
         with few_collections():
@@ -243,5 +244,6 @@ class _ChunkRun:
     def commit_counts(self) -> None:
         self.poster.summary.add(self.counts)
         self.poster.seen |= self.seen
+        self.poster.taken |= self.seen
         for problem in self.counts.problems:
             self.poster.on_problem(problem)

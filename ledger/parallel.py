@@ -1,15 +1,17 @@
-"""Bulk posting on several processes: a file's lines split by what they touch.
+"""Bulk posting on several processes: a file's lines sent by what they touch.
 
-Lines are read in windows of ``jobs x chunk size`` and grouped (ledger.grouping): lines
-that name the same record, archival code or line id form one group, and groups share
-nothing a rule reads. Each worker process posts what it is sent, one share at a time, in
-file order, as one chunk (ledger.bulk: one transaction, line ids in the same
-transaction). There is no barrier between windows: a group that shares a key with work
-still queued or running on a worker is sent to that worker, after it; one that shares
-keys with two workers waits until one of them has committed. So no line overtakes an
-earlier line it depends on, and each worker starts its next share as soon as it has
-committed the last. Lines that change actors, whom every other line reads, are
-posted alone in this process, in their place in the file, once all work is committed.
+Lines are read in windows of ``jobs x chunk size``. Each line goes to the worker that is
+home to its keys (ledger.grouping: the record it names, by id or by archival code, the
+code it claims, its line id), a line with new keys only to the least loaded worker; what a
+window sends a worker is one share, posted as one chunk (ledger.bulk: one transaction,
+line ids in the same transaction), in file order. Homes last for the run, so lines that
+share anything a rule reads are posted by one worker in file order, and a worker's own
+record of the line ids it has taken up skips a repeated id as one process would. A line
+whose keys have two homes (a code claimed for a second record, say) is sent once
+everything sent before it is committed, and its keys move to one home. There is no
+barrier between windows otherwise: each worker starts its next share as soon as it has
+committed the last. Lines that change actors, whom every other line reads, are posted
+alone in this process, in their place in the file, once all work is committed.
 
 The outcome is the outcome of posting the file in order in one process: same lines
 posted, refused and invalid, same events (tests/test_bulk_parallel.py). Problems are
@@ -26,13 +28,13 @@ from dataclasses import dataclass, field
 from itertools import chain, count
 from multiprocessing.connection import Connection, wait
 from typing import Any
-from uuid import UUID
 
 from aggregates.errors import Conflict, sendable
 from ledger.bulk import BulkPoster, Problem, Summary, chunks, few_collections
-from ledger.grouping import Group, Grouping, LineKeys, Numbered, line_keys
+from ledger.grouping import LineKeys, Numbered, keys_of, line_keys
 
 AHEAD = 2  # shares queued per worker behind the one it posts (windows read ahead)
+HERE = -1  # the home of the line ids of lines this process posted itself
 
 
 def changes_actors(data: LineKeys | None) -> bool:
@@ -42,13 +44,13 @@ def changes_actors(data: LineKeys | None) -> bool:
 
 @dataclass(eq=False)
 class Share:
-    """Lines sent to one worker as one chunk; it owns its keys until answered."""
+    """Lines sent to one worker as one chunk, with the ids among them that other
+    processes took up before (so the worker skips them, as one process would)."""
 
     number: int
     worker: Worker
     lines: Numbered
-    keys: set[str]
-    ids: set[str]
+    taken: list[str]
 
     @property
     def first(self) -> int:
@@ -87,12 +89,12 @@ class ParallelPoster:
         self.on_problem = on_problem
         self.summary = Summary()
         self.workers: list[Worker] = []
-        self.owner: dict[str, Share] = {}  # key -> the last share sent that has it
+        self.home: dict[str, int] = {}  # key -> index of the worker home to it (or HERE)
         self.outstanding: dict[int, Share] = {}  # shares not yet answered, by number
         self.numbers = count()
         self.held: list[Problem] = []  # reported once every earlier line is posted
-        # Keys of lines taken up earlier in this run: a later line with one is skipped, as
-        # in one process, even when a different worker took the first (BulkPoster.seen).
+        # Line ids taken up so far (BulkPoster.seen) by this process and, as they answer,
+        # by the workers: a line this process posts with such an id is skipped.
         self.seen: set[str] = set()
         self._here: BulkPoster | None = None
 
@@ -111,13 +113,7 @@ class ParallelPoster:
         try:
             with few_collections():
                 for window in chain([first], windows):
-                    # Grouped here while the workers post earlier windows.
-                    for step in self._steps(window):
-                        if isinstance(step, Grouping):
-                            self._schedule(step)
-                        else:
-                            self._drain()
-                            self._post_here(step)
+                    self._route(window)  # while the workers post earlier windows
                     while any(len(w.queue) >= AHEAD for w in self.workers):
                         self._pump()
                 self._drain()
@@ -138,75 +134,81 @@ class ParallelPoster:
         poster.post_numbered([numbered])
         self._count(poster.summary)
 
-    def _owners(self, codes: list[str]) -> dict[str, UUID]:
-        """The records of codes arranged before this window and committed. A code that an
-        uncommitted share arranges is a key of that share, as is its record's id, so lines
-        naming the record either way follow that share to its worker."""
-        if not codes:
-            return {}
+    def _holder(self, code: str) -> str | None:
+        """The "r" key of the record that holds ``code`` in the store (a code this run
+        has not met: one arranged by this run has a home already)."""
         from ledger.batch import Batch
 
-        batch = Batch(self._here_poster().ledger)
-        claims = {code: batch.claim(code) for code in codes}
-        return {code: claim.record_id for code, claim in claims.items() if claim is not None}
+        claim = Batch(self._here_poster().ledger).claim(code)
+        return "r" + str(claim.record_id) if claim is not None else None
 
-    def _steps(self, window: Numbered) -> list[Grouping | Numbered]:
-        """The window as groupings for the workers, cut at lines that change actors."""
-        decoded = [line_keys(text) for _, text in window]
-        steps: list[Grouping | Numbered] = []
-        start = 0
-        for index, data in enumerate(decoded):
+    # -- routing ------------------------------------------------------------------------
+
+    def _route(self, window: Numbered) -> None:
+        """Send each line of the window to the home of its keys (see the module's doc)."""
+        home = self.home
+        workers = range(len(self.workers))
+        lines: list[Numbered] = [[] for _ in workers]
+        taken: list[list[str]] = [[] for _ in workers]
+        load = [w.load for w in self.workers]
+        for line in window:
+            data = line_keys(line[1])
             if changes_actors(data):
-                if index > start:
-                    steps.append(Grouping(window[start:index], decoded[start:index]))
-                steps.append(window[index : index + 1])
-                start = index + 1
-        if start < len(window):
-            steps.append(Grouping(window[start:], decoded[start:]))
-        return steps
+                self._send(lines, taken)
+                self._drain()
+                self._post_here([line])
+                line_id = data.id if data is not None else None
+                if isinstance(line_id, str) and line_id in self.seen:
+                    home["i" + line_id] = HERE
+                continue
+            keys, named = keys_of(data)
+            if named is not None and "c" + named not in home:
+                holder = self._holder(named)
+                if holder is not None:
+                    keys.append(holder)
+            target = HERE
+            for key in keys:
+                at = home.get(key, HERE)
+                if at != HERE and at != target:
+                    if target != HERE:
+                        target = self._settle(keys, lines, taken)
+                        break
+                    target = at
+            if target == HERE:
+                target = min(workers, key=load.__getitem__)
+            first = keys[0] if keys else ""
+            if first[:1] == "i" and home.get(first) == HERE and first[1:] in self.seen:
+                taken[target].append(first[1:])  # taken up by a line posted here
+            for key in keys:
+                home[key] = target
+            lines[target].append(line)
+            load[target] += 1
+        self._send(lines, taken)
 
-    # -- scheduling ---------------------------------------------------------------------
+    def _settle(self, keys: list[str], lines: list[Numbered], taken: list[list[str]]) -> int:
+        """A line whose keys have two homes: once everything routed before it is committed,
+        it goes to the home of its line id (the worker that knows whether the id was
+        taken up), or else of its first key that has one; its keys then move there."""
+        self._send(lines, taken)
+        self._drain()
+        return next(self.home[k] for k in keys if self.home.get(k, HERE) != HERE)
 
-    def _schedule(self, grouping: Grouping) -> None:
-        """Give each group to the worker that has its keys, or to the least loaded."""
-        taken: dict[Worker, list[Group]] = {}
-        planned = {w: w.load for w in self.workers}
-        for group in grouping.groups(self._owners):
-            holders = self._holders(group)
-            while len(holders) > 1:  # wait until all but one of them have committed
-                self._pump()
-                holders = self._holders(group)
-            worker = holders.pop() if holders else min(self.workers, key=planned.__getitem__)
-            taken.setdefault(worker, []).append(group)
-            planned[worker] += len(group.lines)
-        for worker, groups in taken.items():
-            self._queue(worker, groups)
+    def _send(self, lines: list[Numbered], taken: list[list[str]]) -> None:
+        """Queue what is routed so far as one share per worker, and send what is ready."""
+        for index, numbered in enumerate(lines):
+            if numbered:
+                share = Share(next(self.numbers), self.workers[index], numbered, taken[index])
+                self.outstanding[share.number] = share
+                self.workers[index].queue.append(share)
+                lines[index], taken[index] = [], []
         self._send_ready()
-
-    def _holders(self, group: Group) -> set[Worker]:
-        owner = self.owner
-        return {owner[key].worker for key in group.keys if key in owner}
-
-    def _queue(self, worker: Worker, groups: list[Group]) -> None:
-        keys = set().union(*(g.keys for g in groups))
-        share = Share(
-            number=next(self.numbers),
-            worker=worker,
-            lines=sorted(chain.from_iterable(g.lines for g in groups)),
-            keys=keys,
-            ids=set().union(*(g.ids for g in groups)),
-        )
-        for key in keys:
-            self.owner[key] = share
-        self.outstanding[share.number] = share
-        worker.queue.append(share)
 
     def _send_ready(self) -> None:
         for worker in self.workers:
             if worker.posting is None and worker.queue:
                 share = worker.queue.popleft()
                 try:
-                    worker.conn.send((share.lines, share.ids & self.seen, share.ids))
+                    worker.conn.send((share.lines, share.taken))
                 except OSError:
                     raise _worker_stopped() from None
                 worker.posting = share
@@ -237,9 +239,6 @@ class ParallelPoster:
         summary, taken = payload
         worker.posting = None
         del self.outstanding[share.number]
-        for key in share.keys:
-            if self.owner.get(key) is share:
-                del self.owner[key]
         self.seen |= taken
         self._count(summary)
 
@@ -310,12 +309,11 @@ def _work(
         conn.send(("ready", None))
         with few_collections():
             while (sent := conn.recv()) is not None:
-                share, seen, ids = sent
-                poster.seen |= seen  # taken up by other workers (this one's are kept)
-                before = ids & poster.seen
-                poster.summary = Summary()
+                share, taken = sent
+                poster.seen.update(taken)  # taken up by lines posted elsewhere
+                poster.summary, poster.taken = Summary(), set()
                 poster.post_numbered([share])
-                conn.send(("done", (poster.summary, (ids & poster.seen) - before)))
+                conn.send(("done", (poster.summary, poster.taken)))
     except (EOFError, BrokenPipeError):  # the parent is gone: what was committed stays
         return
     except BaseException as error:  # every other failure goes back as the answer
