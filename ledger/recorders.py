@@ -11,6 +11,7 @@ SQLite ledger never imports psycopg (a third of a short command's start-up).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -43,7 +44,13 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     ) -> Sequence[int] | None:
         posted = kwargs.get("posted")
         if posted:
-            c.executemany(f"INSERT INTO {POSTED_TABLE} (id, outcome) VALUES (?, ?)", posted)
+            # One time for the transaction, in the column default's format: evaluating the
+            # default for every row cost a sixth of a bulk post's inserts.
+            at = datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            c.executemany(
+                f"INSERT INTO {POSTED_TABLE} (id, outcome, posted_at) VALUES (?, ?, ?)",
+                [(key, outcome, at) for key, outcome in posted],
+            )
         c.executemany(
             self.insert_events_statement,
             [

@@ -239,6 +239,17 @@ def event_count(db_url: str) -> int:
         return int(row[0])
 
 
+def posted_times(db_url: str) -> dict[str, str]:
+    """Posted-line key -> its posted_at as text (SQLite stores text; PostgreSQL's
+    timestamptz is shown in ISO 8601)."""
+    if db_url.startswith("sqlite:"):
+        with _sqlite(db_url) as conn:
+            return dict(conn.execute("SELECT id, posted_at FROM ledger_posted").fetchall())
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute("SELECT id, posted_at FROM ledger_posted").fetchall()
+        return {key: at.isoformat() for key, at in rows}
+
+
 def stored_events(db_url: str) -> list[tuple[UUID, int, str]]:
     """(originator id, version, topic) of every stored event, in log order."""
     if db_url.startswith("sqlite:"):

@@ -7,13 +7,16 @@ of one uninterrupted run.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -35,6 +38,7 @@ from tests.cli import (
     generate,
     jsonl,
     one_line,
+    posted_times,
     run,
     setup_office,
     start,
@@ -95,6 +99,19 @@ def test_generated_file_posts_with_exact_counts_and_once(
     assert again.stdout == summary(0, generated.lines, 0, 0, 0)
     assert again.stderr == ""
     assert event_count(clean.url) == clean.office_events + generated.events
+
+
+def test_each_posted_line_key_has_the_time_it_was_posted(
+    clean: CleanRun, generated: Generated
+) -> None:
+    ids = {json.loads(line)["id"] for line in generated.path.read_text().splitlines()}
+    times = [at for key, at in posted_times(clean.url).items() if key in ids]
+    assert len(times) == generated.posted + len(generated.refused)  # R6 refusals recorded
+    if clean.backend == "sqlite":  # written by the ledger, in the column default's format
+        assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", t) for t in times)
+    first, last = datetime.fromisoformat(min(times)), datetime.fromisoformat(max(times))
+    assert timedelta(0) <= last - first < timedelta(minutes=10)
+    assert datetime.now(tz=UTC) - last < timedelta(hours=1)
 
 
 @contextmanager
