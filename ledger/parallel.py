@@ -34,6 +34,7 @@ from ledger.bulk import BulkPoster, Problem, Summary, chunks, few_collections
 from ledger.grouping import LineKeys, Numbered, keys_of, line_keys
 
 AHEAD = 2  # shares queued per worker behind the one it posts (windows read ahead)
+ANSWER_WAIT = 60  # seconds to wait for a share's answer once the post has failed
 HERE = -1  # the home of the line ids of lines this process posted itself
 
 
@@ -117,9 +118,27 @@ class ParallelPoster:
                     while any(len(w.queue) >= AHEAD for w in self.workers):
                         self._pump()
                 self._drain()
+        except Exception:
+            self._report_held()
+            raise
         finally:
             self._stop_workers()
         return self.summary
+
+    def _report_held(self) -> None:
+        """The post failed (a worker died, say): take the answers of the shares the other
+        workers are still posting (they commit regardless), then report every problem
+        held back, so that no refused or malformed line that a re-run will skip as posted
+        goes unreported."""
+        for worker in self.workers:
+            if worker.posting is not None and worker.process.is_alive():
+                with contextlib.suppress(Exception):
+                    if worker.conn.poll(ANSWER_WAIT):
+                        self._answered(worker)
+        held, self.held = sorted(self.held, key=lambda p: p.line), []
+        self.summary.problems.extend(held)
+        for problem in held:
+            self.on_problem(problem)
 
     # -- this process -----------------------------------------------------------------
 

@@ -185,6 +185,14 @@ def test_a_killed_worker_stops_the_post_and_a_re_run_completes_it(
         assert rest.code in (0, 3), rest
         assert event_count(url) == event_count(clean.url)
         assert fingerprint(url) == fingerprint(clean.url)
+        # Each refused line is reported once: by the killed run if a surviving worker
+        # committed it (the re-run skips it), else by the re-run.
+        reported = [
+            int(line.split(":")[0].removeprefix("line "))
+            for line in (err + rest.stderr).splitlines()
+            if line.startswith("line ")
+        ]
+        assert sorted(reported) == generated.refused, (err, rest.stderr)
 
 
 RECORD = "00000000-0000-4000-8000-00000000b001"
