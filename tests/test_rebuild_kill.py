@@ -17,6 +17,7 @@ import pytest
 
 from ledger.application import open_ledger
 from ledger.bulk import BulkPoster
+from projections.rebuild import LOCK_KEY
 from projections.runner import PROJECTIONS, catch_up
 from tests.cli import (
     LEDGER,
@@ -121,10 +122,30 @@ def kill_half_way(url: str, process: subprocess.Popen[str], head: int) -> int:
             after = scratch_positions(url)
             assert all((p or 0) < head * 3 // 4 for p in after.values()), (positions, after)
             assert all(gone(pid) for pid in helpers)
+            assert lock_released(url)
             return position
         assert process.poll() is None, "the rebuild ended before it could be killed"
         time.sleep(0.002)
     raise AssertionError("the rebuild never got going")
+
+
+def lock_released(url: str) -> bool:
+    """PostgreSQL ends a killed client's session, and with it the rebuild lock (an advisory
+    lock), once its backend notices the client is gone: true once that has happened (within
+    a few seconds). Until then a new rebuild is told to try again later (exit 5)."""
+    if url.startswith("sqlite:"):
+        return True  # a file lock: released by the kernel with the process
+    held = (
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 "
+        f"AND objid = {LOCK_KEY} AND objsubid = 1 AND database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    deadline = time.monotonic() + 5
+    while select(url, held)[0][0]:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def gone(pid: int) -> bool:
