@@ -18,17 +18,21 @@ KNOWN_AT = click.option(
 )
 
 
-def _events(obj: Any, /, record: str, as_of: str | None, known_at: str | None) -> list[Any]:
+def _history(
+    obj: Any, /, record: str, as_of: str | None, known_at: str | None
+) -> tuple[list[Any], dict[int, str]]:
+    """The record's events up to the moment, and the database role of each."""
     from aggregates.errors import NotFound
     from aggregates.values import parse_moment
     from ledger.custody import known_by
 
     moment = parse_moment(as_of) if as_of else None
     known = parse_moment(known_at) if known_at else None
-    events = known_by(obj.ledger().record_events(record), moment, known)
+    events, roles = obj.ledger().record_history(record)
+    events = known_by(events, moment, known)
     if not events:
         raise NotFound(f"record {record!r} did not exist yet at {as_of or known_at}")
-    return events
+    return events, roles
 
 
 @click.command()
@@ -41,7 +45,7 @@ def show(obj: Any, /, record: str, as_of: str | None, known_at: str | None, as_j
     """Show a record's state, now or as of a moment."""
     from ledger.custody import state_of
 
-    events = _events(obj, record, as_of, known_at)
+    events, _ = _history(obj, record, as_of, known_at)
     state = obj.ledger().record(str(events[0].originator_id), version=len(events))
     output_mapping(state_of(state), fmt(as_json))
 
@@ -59,8 +63,7 @@ def custody(
     from ledger.custody import custody_chain
 
     form = fmt(as_json, as_csv)
-    events = _events(obj, record, as_of, known_at)
-    roles = obj.ledger().db_roles(events[0].originator_id)
+    events, roles = _history(obj, record, as_of, known_at)
     chain = custody_chain(events, roles)
     if form == "json":
         emit_json(chain)

@@ -26,6 +26,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self.copy_posted = SQL("COPY {0} (id, outcome) FROM STDIN (FORMAT BINARY)").format(
             self.posted_table
         )
+        self.select_history = SQL(
+            "SELECT originator_id, originator_version, topic, state, db_role FROM {0}.{1} "
+            "WHERE originator_id = %s ORDER BY originator_version"
+        ).format(schema, events)
         self.copy_events = SQL(
             "COPY {0}.{1} (originator_id, originator_version, topic, state) "
             "FROM STDIN (FORMAT BINARY)"
@@ -102,15 +106,22 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             )
             return {row["id"] for row in curs.fetchall()}
 
-    def db_roles(self, originator_id: UUID) -> dict[int, str]:
+    def history(self, originator_id: UUID) -> tuple[list[StoredEvent], dict[int, str]]:
+        """An aggregate's stored events and the database role that wrote each (version ->
+        role), in one query: a custody chain shows both."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(
-                SQL(
-                    "SELECT originator_version, db_role FROM {0}.{1} WHERE originator_id = %s"
-                ).format(Identifier(self.datastore.schema), Identifier(self.events_table_name)),
-                (originator_id,),
+            curs.execute(self.select_history, (originator_id,), prepare=True)
+            rows = curs.fetchall()
+        events = [
+            StoredEvent(
+                originator_id=row["originator_id"],
+                originator_version=row["originator_version"],
+                topic=row["topic"],
+                state=bytes(row["state"]),
             )
-            return {row["originator_version"]: row["db_role"] for row in curs.fetchall()}
+            for row in rows
+        ]
+        return events, {row["originator_version"]: row["db_role"] for row in rows}
 
     def current_role(self) -> str:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
