@@ -28,6 +28,7 @@ from aggregates.record_events import (
 from aggregates.values import Carrier, Condition, Decision, Retention, Secrecy, Unit
 
 CORRECTABLE = {"title": str, "department": str, "year": int, "pages": int}
+_DONE = {"consult": "consulted", "copy": "copied", "lend": "lent"}  # for refusals' messages
 
 
 class Record(ChainedAggregate):
@@ -222,7 +223,7 @@ class Record(ChainedAggregate):
         **extra: Any,
     ) -> None:
         rules.check_may_post(actor, action)
-        rules.check_in_archive(self, {"consult": "consulted", "copy": "copied"}.get(action, "lent"))
+        rules.check_in_archive(self, _DONE[action])
         rules.check_use(self, action, reader, approver, letter)
         self.trigger_event(
             event,
@@ -341,7 +342,7 @@ class Record(ChainedAggregate):
                 "R12", f"record {self.label} has no standing appraisal decision to destroy"
             )
         rules.check_destroy_allowed(self, occurred_at.date())
-        rules.check_approver(approver, self, f"destruction of record {self.label}", "R12")
+        rules.check_approver(approver, self, lambda: f"destruction of record {self.label}", "R12")
         if not register_no.strip():
             raise RuleViolation("R12", "a destruction needs a destruction-register number")
         rules.check_witnesses(witnesses)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -88,10 +89,13 @@ def check_in_archive(record: Record, doing: str) -> None:
         )
 
 
-def check_approver(approver: ActorView | None, record: Record, what: str, rule: str) -> None:
-    """An approval comes from an active leader whose clearance covers the record."""
+def check_approver(
+    approver: ActorView | None, record: Record, what: Callable[[], str], rule: str
+) -> None:
+    """An approval comes from an active leader whose clearance covers the record. ``what``
+    names the act for the message (called only when the approval is refused)."""
     if approver is None:
-        raise RuleViolation(rule, f"{what} needs a leader's approval (--approved-by)")
+        raise RuleViolation(rule, f"{what()} needs a leader's approval (--approved-by)")
     if not approver.active or not approver.has(Role.LEADER):
         raise RuleViolation(rule, f"{approver.id} is not an active leader and cannot approve")
     if not approver.clearance.covers(record.secrecy):
@@ -118,13 +122,20 @@ def check_use(
                 "R7", f"external reader {reader.id} ({reader.unit}) needs an introduction letter"
             )
         check_approver(
-            approver, record, f"{action} of record {record.label} by external {reader.id}", "R7"
+            approver,
+            record,
+            lambda: f"{action} of record {record.label} by external {reader.id}",
+            "R7",
         )
+
+    def plain() -> str:
+        return f"{action} of record {record.label}"
+
     if action in ("copy", "lend"):
-        check_approver(approver, record, f"{action} of record {record.label}", "R5")
+        check_approver(approver, record, plain, "R5")
     if record.secrecy.is_classified:
         check_approver(
-            approver, record, f"{action} of {record.secrecy} record {record.label}", "R6"
+            approver, record, lambda: f"{action} of {record.secrecy} record {record.label}", "R6"
         )
     if not reader.clearance.covers(record.secrecy):
         raise RuleViolation(
@@ -133,7 +144,7 @@ def check_use(
             f"{record.secrecy} record {record.label}",
         )
     if approver is not None:  # an approval given where none is needed must still be real
-        check_approver(approver, record, f"{action} of record {record.label}", "R5")
+        check_approver(approver, record, plain, "R5")
 
 
 def retention_expiry(year: int, retention: Retention) -> date | None:

@@ -59,9 +59,10 @@ def _on_record(
     batch: Batch,
     actor: str | None,
     act: Callable[[Record, Any], None],
-    **details: Any,
+    details: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Resolve the record, check who acts, run the command; record refusals (R18)."""
+    """Resolve the record, check who acts, run the command; record refusals (R18) with
+    the attempt's ``details``."""
     record = batch.record(request.record)
     try:
         acting = batch.acting(actor, action)
@@ -72,7 +73,7 @@ def _on_record(
             action=action,
             actor=actor or "",
             record=record,
-            details=details,
+            details=details() if details else {},
             occurred_at=when(request),
         )
         raise
@@ -146,7 +147,7 @@ def _(request: rq.Consult, batch: Batch, actor: str | None) -> dict[str, Any]:
             approver=_approver(batch, request.approved_by),
             letter=request.letter,
         ),
-        **_use_details(request, request.reader),
+        lambda: _use_details(request, request.reader),
     )
 
 
@@ -166,7 +167,7 @@ def _(request: rq.Copy, batch: Batch, actor: str | None) -> dict[str, Any]:
             approver=_approver(batch, request.approved_by),
             letter=request.letter,
         ),
-        **_use_details(request, request.reader),
+        lambda: _use_details(request, request.reader),
     )
 
 
@@ -186,7 +187,7 @@ def _(request: rq.Lend, batch: Batch, actor: str | None) -> dict[str, Any]:
             approver=_approver(batch, request.approved_by),
             letter=request.letter,
         ),
-        **_use_details(request, request.to),
+        lambda: _use_details(request, request.to),
     )
 
 
