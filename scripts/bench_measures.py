@@ -80,6 +80,7 @@ def measure_post(backend: Backend, cfg: Config) -> list[Row]:
         for mode, rate_list in rates.items():
             url = backend.create("ledger_bench_post")
             extra = [] if mode == "default" else ["--jobs", mode]
+            settle()
             elapsed, summary = post_file(url, cfg.post_file, extra=extra)
             events = summary["events"]
             lines = summary["posted"] + summary["refused"]
@@ -93,7 +94,10 @@ def measure_post(backend: Backend, cfg: Config) -> list[Row]:
     if summary["posted"] or summary["events"]:
         raise RuntimeError(f"re-posting the same file posted again: {summary}")
     rows = backend.stored_rows(url)
-    base = [len(rows) / baseline_insert(backend, rows, url) for _ in range(cfg.runs)]
+    base = []
+    for _ in range(cfg.runs):
+        settle()
+        base.append(len(rows) / baseline_insert(backend, rows, url))
     backend.drop("ledger_bench_post")
     base_rate = median(base)
     raw = "COPY" if backend.name == "postgres" else "executemany"
@@ -131,10 +135,17 @@ def measure_post(backend: Backend, cfg: Config) -> list[Row]:
 # -- rebuild and verify: whole processes, with their peak memory ---------------
 
 
+def settle() -> None:
+    """Write out what earlier measurements left dirty in the page cache (a rebuild leaves
+    about a gigabyte on SQLite), so that no measurement pays for an earlier one's writes."""
+    os.sync()
+
+
 def run_measured(db: str, *args: str) -> tuple[float, float, bytes]:
     """Run the ledger; (seconds, peak resident MB of it and its helper processes together,
     stderr). The sum is sampled every 20 ms (pages the processes share count once each);
     the kernel's own peak of the largest process is taken too, the larger of both wins."""
+    settle()
     started = time.perf_counter()
     peak_sum = 0
     with open(os.devnull, "wb") as null, tempfile.TemporaryFile() as err_file:
@@ -195,7 +206,10 @@ def _whole_log(
             elapsed, peak, _ = run_measured(url, *args, *extra)
             times[label].append(elapsed)
             peaks.append(peak)
-    base = [baseline(backend, url)[0] for _ in range(cfg.runs)]
+    base = []
+    for _ in range(cfg.runs):
+        settle()
+        base.append(baseline(backend, url)[0])
     base_rate = count / median(base)
     read = "read + " + ("JSON-decode" if what == "rebuild" else "sha256") + ", rows/s"
     rows = []
