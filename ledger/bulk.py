@@ -138,7 +138,11 @@ class BulkPoster:
         self.stop_on_error = stop_on_error
         self.on_problem = on_problem
         self.summary = Summary()
-        self.seen: set[str] = set()  # line ids taken up by this run
+        # Line ids this run took up that no posted-line key in the store records (refused
+        # under a rule whose refusals are not kept, or failed): a later line with one is
+        # skipped, as the store's keys make it skip the rest. Only these are kept in
+        # memory, so a file of millions of lines does not hold millions of ids.
+        self.seen: set[str] = set()
         self.taken: set[str] = set()  # the same, since a caller last emptied it
 
     def post(self, lines: Iterable[bytes]) -> Summary:
@@ -243,7 +247,8 @@ class _ChunkRun:
 
     def commit_counts(self) -> None:
         self.poster.summary.add(self.counts)
-        self.poster.seen |= self.seen
-        self.poster.taken |= self.seen
+        unrecorded = self.seen - {key for key, _ in self.batch.posted}
+        self.poster.seen |= unrecorded
+        self.poster.taken |= unrecorded
         for problem in self.counts.problems:
             self.poster.on_problem(problem)

@@ -2,11 +2,12 @@
 
 A line's keys are the record it names ("r" and the record's id, however the id is
 spelt; or "c" and an archival code, plus "r" and the id of the record that holds the code
-in the store), the code an arrangement claims ("c"), and its line id ("i"). Each key has a
-home: the worker that posted the first line with it. A line goes to the home of its keys,
-so lines that share anything a rule reads go to one worker, in file order; a line with
-new keys only goes to the least loaded worker. Homes stay for the whole run (a record
-moves only when a line joins two homes, after both have committed: see ledger.parallel).
+in the store) and the code an arrangement claims ("c"). Each key has a home: the worker
+that posted the first line with it. A line goes to the home of its keys, so lines that
+share anything a rule reads go to one worker, in file order; a line with new keys only
+goes to the least loaded worker. Homes stay for the whole run (a record moves only when a
+line joins two homes, after both have committed: see ledger.parallel, which also keeps a
+repeated line id after its first line).
 """
 
 from __future__ import annotations
@@ -61,9 +62,7 @@ def keys_of(data: LineKeys | None) -> tuple[list[str], str | None]:
         return [], None
     keys = []
     named = None
-    line_id, record, code = data.id, data.record, data.code
-    if isinstance(line_id, str):
-        keys.append("i" + line_id)
+    record, code = data.record, data.code
     if isinstance(record, str) and record:
         key = record_key(record)
         keys.append(key)

@@ -2,16 +2,18 @@
 
 Lines are read in windows of ``jobs x chunk size``. Each line goes to the worker that is
 home to its keys (ledger.grouping: the record it names, by id or by archival code, the
-code it claims, its line id), a line with new keys only to the least loaded worker; what a
-window sends a worker is one share, posted as one chunk (ledger.bulk: one transaction,
-line ids in the same transaction), in file order. Homes last for the run, so lines that
-share anything a rule reads are posted by one worker in file order, and a worker's own
-record of the line ids it has taken up skips a repeated id as one process would. A line
-whose keys have two homes (a code claimed for a second record, say) is sent once
-everything sent before it is committed, and its keys move to one home. There is no
-barrier between windows otherwise: each worker starts its next share as soon as it has
-committed the last. Lines that change actors, whom every other line reads, are posted
-alone in this process, in their place in the file, once all work is committed.
+code it claims), a line with new keys only to the least loaded worker; what a window
+sends a worker is one share, posted as one chunk (ledger.bulk: one transaction, line ids
+in the same transaction), in file order. Homes last for the run, so lines that share
+anything a rule reads are posted by one worker in file order. A line whose id an earlier
+line still being posted has goes to that line's worker, after it; a line whose id an
+earlier, committed line took up without a key in the store (ledger.bulk: BulkPoster.seen)
+is sent with that id, so the worker skips it, as one process would. A line whose keys have
+two homes (a code claimed for a second record, say) is sent once everything sent before
+it is committed, and its keys move to one home. There is no barrier between windows
+otherwise: each worker starts its next share as soon as it has committed the last. Lines
+that change actors, whom every other line reads, are posted alone in this process, in
+their place in the file, once all work is committed.
 
 The outcome is the outcome of posting the file in order in one process: same lines
 posted, refused and invalid, same events (tests/test_bulk_parallel.py). Problems are
@@ -35,7 +37,7 @@ from ledger.grouping import LineKeys, Numbered, keys_of, line_keys
 
 AHEAD = 2  # shares queued per worker behind the one it posts (windows read ahead)
 ANSWER_WAIT = 60  # seconds to wait for a share's answer once the post has failed
-HERE = -1  # the home of the line ids of lines this process posted itself
+NOWHERE = -1  # no worker is home to a key yet
 
 
 def changes_actors(data: LineKeys | None) -> bool:
@@ -52,6 +54,8 @@ class Share:
     worker: Worker
     lines: Numbered
     taken: list[str]
+    ids: list[str]  # the lines' ids
+    routed: tuple[int, int]  # (worker index, routing round) of its lines' ids in ``pending``
 
     @property
     def first(self) -> int:
@@ -90,12 +94,16 @@ class ParallelPoster:
         self.on_problem = on_problem
         self.summary = Summary()
         self.workers: list[Worker] = []
-        self.home: dict[str, int] = {}  # key -> index of the worker home to it (or HERE)
+        self.home: dict[str, int] = {}  # key -> index of the worker home to it
+        # Line id -> (worker index, routing round) of the last line with it that is not
+        # answered yet: a line with the same id follows it to that worker.
+        self.pending: dict[str, tuple[int, int]] = {}
+        self.round = 0  # lines routed between two sends make one round
         self.outstanding: dict[int, Share] = {}  # shares not yet answered, by number
         self.numbers = count()
         self.held: list[Problem] = []  # reported once every earlier line is posted
-        # Line ids taken up so far (BulkPoster.seen) by this process and, as they answer,
-        # by the workers: a line this process posts with such an id is skipped.
+        # Line ids taken up without a key in the store (BulkPoster.seen) by this process
+        # and, as they answer, by the workers: a later line with one is skipped.
         self.seen: set[str] = set()
         self._here: BulkPoster | None = None
 
@@ -165,61 +173,78 @@ class ParallelPoster:
 
     def _route(self, window: Numbered) -> None:
         """Send each line of the window to the home of its keys (see the module's doc)."""
-        home = self.home
+        home, pending, seen = self.home, self.pending, self.seen
         workers = range(len(self.workers))
         lines: list[Numbered] = [[] for _ in workers]
         taken: list[list[str]] = [[] for _ in workers]
+        ids: list[list[str]] = [[] for _ in workers]
         load = [w.load for w in self.workers]
         for line in window:
             data = line_keys(line[1])
             if changes_actors(data):
-                self._send(lines, taken)
+                self._send(lines, taken, ids)
                 self._drain()
                 self._post_here([line])
-                line_id = data.id if data is not None else None
-                if isinstance(line_id, str) and line_id in self.seen:
-                    home["i" + line_id] = HERE
                 continue
             keys, named = keys_of(data)
             if named is not None and "c" + named not in home:
                 holder = self._holder(named)
                 if holder is not None:
                     keys.append(holder)
-            target = HERE
+            target = NOWHERE
             for key in keys:
-                at = home.get(key, HERE)
-                if at != HERE and at != target:
-                    if target != HERE:
-                        target = self._settle(keys, lines, taken)
+                at = home.get(key, NOWHERE)
+                if at != NOWHERE and at != target:
+                    if target != NOWHERE:
+                        target = self._settle(keys, lines, taken, ids)
                         break
                     target = at
-            if target == HERE:
+            line_id = data.id if data is not None and isinstance(data.id, str) else None
+            if line_id is not None and line_id in pending:
+                at = pending[line_id][0]
+                if target == NOWHERE:
+                    target = at
+                elif at != target:
+                    target = self._settle(keys, lines, taken, ids)
+            if target == NOWHERE:
                 target = min(workers, key=load.__getitem__)
-            first = keys[0] if keys else ""
-            if first[:1] == "i" and home.get(first) == HERE and first[1:] in self.seen:
-                taken[target].append(first[1:])  # taken up by a line posted here
             for key in keys:
                 home[key] = target
+            if line_id is not None:
+                if line_id in seen:
+                    taken[target].append(line_id)  # taken up elsewhere, with no stored key
+                pending[line_id] = (target, self.round)
+                ids[target].append(line_id)
             lines[target].append(line)
             load[target] += 1
-        self._send(lines, taken)
+        self._send(lines, taken, ids)
 
-    def _settle(self, keys: list[str], lines: list[Numbered], taken: list[list[str]]) -> int:
-        """A line whose keys have two homes: once everything routed before it is committed,
-        it goes to the home of its line id (the worker that knows whether the id was
-        taken up), or else of its first key that has one; its keys then move there."""
-        self._send(lines, taken)
+    def _settle(
+        self, keys: list[str], lines: list[Numbered], taken: list[list[str]], ids: list[list[str]]
+    ) -> int:
+        """A line whose keys (or keys and id) have two homes: once everything routed
+        before it is committed, it goes to the home of its first key that has one; its
+        keys then move there."""
+        self._send(lines, taken, ids)
         self._drain()
-        return next(self.home[k] for k in keys if self.home.get(k, HERE) != HERE)
+        return next((self.home[k] for k in keys if k in self.home), NOWHERE)
 
-    def _send(self, lines: list[Numbered], taken: list[list[str]]) -> None:
+    def _send(self, lines: list[Numbered], taken: list[list[str]], ids: list[list[str]]) -> None:
         """Queue what is routed so far as one share per worker, and send what is ready."""
         for index, numbered in enumerate(lines):
             if numbered:
-                share = Share(next(self.numbers), self.workers[index], numbered, taken[index])
+                share = Share(
+                    next(self.numbers),
+                    self.workers[index],
+                    numbered,
+                    taken[index],
+                    ids[index],
+                    (index, self.round),
+                )
                 self.outstanding[share.number] = share
                 self.workers[index].queue.append(share)
-                lines[index], taken[index] = [], []
+                lines[index], taken[index], ids[index] = [], [], []
+        self.round += 1
         self._send_ready()
 
     def _send_ready(self) -> None:
@@ -258,6 +283,10 @@ class ParallelPoster:
         summary, taken = payload
         worker.posting = None
         del self.outstanding[share.number]
+        pending = self.pending
+        for line_id in share.ids:
+            if pending.get(line_id) == share.routed:
+                del pending[line_id]
         self.seen |= taken
         self._count(summary)
 

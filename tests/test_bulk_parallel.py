@@ -2,7 +2,8 @@
 
 The file is a generated one with lines appended that only come out right in file order:
 one record named by its id and then by its archival code (arranged in an earlier window),
-a line id taken up by a refused line and used again two windows later (skipped),
+a line id taken up by a refused line and used again two windows later (skipped), a
+posted line's id used again on another record soon after and windows later (skipped),
 two records arranged with the same code (R3: the first wins), a line id used first by a
 malformed line and then by a good one, and an actor change (clearance) between a refused
 and an allowed attempt of the same reader (R6). Both runs are the real process on fresh
@@ -12,6 +13,7 @@ stores; everything they print and write must be the same.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import pytest
 
 from ledger.grouping import keys_of, line_keys
+from ledger.parallel import ParallelPoster, Worker
 from tests.cli import BACKENDS, fingerprint, fresh_store, generate, jsonl, run, setup_office
 
 JOBS, CHUNK = "3", "7"  # windows of 21 lines
@@ -54,10 +57,14 @@ def tricky_lines(path: Path) -> list[dict[str, Any]]:
         {"command": "consult", "id": "t-10", "record": secret, **use},  # allowed now
         {"command": "relocate", "id": "t-11", "record": "DUP-0001", "location": "C9-02-1-1",
          **by},
+        # t-1's id again, on another record, soon after t-1 (posted): skipped
+        {"command": "relocate", "id": "t-1", "record": new_b, "location": "C7-01-1-1", **by},
         *({"command": "relocate", "id": f"t-{n}", "record": new_a,
            "location": f"C9-{n:02d}-1-1", **by} for n in range(12, 40)),
         # t-7's key was taken up (refused R3, not recorded) two windows ago: skipped
         {"command": "relocate", "id": "t-7", "record": new_a, "location": "C8-01-1-1", **by},
+        # t-1's id once more, windows later (its key is in the store): skipped
+        {"command": "relocate", "id": "t-1", "record": new_b, "location": "C7-02-1-1", **by},
     ]  # fmt: skip
 
 
@@ -138,7 +145,7 @@ def test_posting_with_workers_equals_posting_in_order(backend: str, tmp_path: Pa
     assert "is already at C9-01-1-1" in problems  # t-2 ran after t-1
     assert "is already at E1-01-1-1" in problems  # w-c ran after w-b
     assert "location 'no place' must be" in problems  # t-8's first line is one bad line
-    assert in_order[1]["skipped"] == 1  # t-8's second line was posted, t-7's skipped
+    assert in_order[1]["skipped"] == 3  # t-8's second line was posted; t-7's, t-1's skipped
     assert in_order[3].stderr.count("is already at F") == 15, in_order[3]
     assert workers == in_order
 
@@ -158,10 +165,31 @@ def test_lines_naming_one_record_in_different_ways_share_a_key() -> None:
         {"command": "shelve", "code": "CODE-2"},  # names no record; not an arrangement
     ]
     keys = [keys_of(line_keys(json.dumps(t).encode())) for t in texts]
-    assert keys[0] == (["ia", f"r{record}"], None)
-    assert keys[1] == (["ib", "cCODE-1"], "CODE-1")  # the store may know the code's record
-    assert keys[3][0][1] == keys[7][0][1] == f"r{record}"
-    assert keys[2][0][1] == keys[4][0][1] == keys[5][0][1] == f"r{other}"
-    assert keys[5][0][2] == keys[6][0][1] == f"c{odd}"
+    assert keys[0] == ([f"r{record}"], None)
+    assert keys[1] == (["cCODE-1"], "CODE-1")  # the store may know the code's record
+    assert keys[3][0] == keys[7][0] == [f"r{record}"]
+    assert keys[2][0] == keys[4][0] == [f"r{other}"]
+    assert keys[5][0] == [f"r{other}", f"c{odd}"]
+    assert keys[6] == ([f"c{odd}"], odd)
     assert keys[8] == ([], None)
     assert keys_of(line_keys(b"[1, 2]")) == ([], None)
+
+
+def test_a_repeated_line_id_follows_its_first_line_while_that_is_being_posted() -> None:
+    """Routing alone (no worker processes): a line whose id an unanswered line has goes to
+    that line's worker, though it names a new record; by load it would go elsewhere."""
+    ends = [multiprocessing.Pipe() for _ in range(2)]
+    poster = ParallelPoster(lambda: None, "g.arch", jobs=2, chunk_size=10)
+    poster.workers = [Worker(None, mine) for mine, _ in ends]
+    a, b, c = (str(uuid.UUID(int=n)) for n in (1, 2, 3))
+    texts = [
+        {"id": "x", "command": "receive", "record": a},
+        {"id": "x2", "command": "relocate", "record": a},
+        {"id": "y", "command": "receive", "record": b},
+        {"id": "x", "command": "receive", "record": c},  # x's first line is not answered
+        {"id": "z", "command": "receive", "record": str(uuid.UUID(int=4))},
+    ]
+    poster._route([(n, json.dumps(t).encode()) for n, t in enumerate(texts, 1)])
+    sent = [theirs.recv() for _, theirs in ends]
+    assert [[n for n, _ in lines] for lines, _ in sent] == [[1, 2, 4], [3, 5]]
+    assert poster.pending == {"x": (0, 0), "x2": (0, 0), "y": (1, 0), "z": (1, 0)}
