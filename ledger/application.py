@@ -146,18 +146,11 @@ class Ledger(Application):  # type: ignore[type-arg]
             raise NotFound(f"record {ref!r} not found")
         return found
 
-    def record_events(self, ref: str) -> list[Any]:
-        return self.record_history(ref)[0]
-
     def record_history(self, ref: str) -> tuple[list[Any], dict[int, str]]:
         """A record's events, and the database role that wrote each (version -> role;
         PostgreSQL only, empty on SQLite), read together."""
         record_id = Batch(self).resolve(ref)
-        history = getattr(self.recorder, "history", None)
-        if history is not None:
-            stored, roles = history(record_id)
-        else:
-            stored, roles = self.recorder.select_events(record_id), {}
+        stored, roles = self.recorder.history(record_id)  # type: ignore[attr-defined]
         events: list[Any] = [self.mapper.to_domain_event(s) for s in stored]
         if not events or events[0].TOPIC != "ledger/Record/Received":
             raise NotFound(f"record {ref!r} not found")

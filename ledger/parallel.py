@@ -1,7 +1,7 @@
 """Bulk posting on several processes: a file's lines sent by what they touch.
 
 Lines are read in windows of ``jobs x chunk size``. Each line goes to the worker that is
-home to its keys (ledger.grouping: the record it names, by id or by archival code, the
+home to its keys (ledger.routing: the record it names, by id or by archival code, the
 code it claims), a line with new keys only to the least loaded worker; what a window
 sends a worker is one share, posted as one chunk (ledger.bulk: one transaction, line ids
 in the same transaction), in file order. Homes last for the run, so lines that share
@@ -33,7 +33,7 @@ from typing import Any
 
 from aggregates.errors import Conflict, sendable
 from ledger.bulk import BulkPoster, Problem, Summary, chunks, few_collections
-from ledger.grouping import LineKeys, Numbered, keys_of, line_keys
+from ledger.routing import LineKeys, Numbered, keys_of, line_keys
 
 AHEAD = 2  # shares queued per worker behind the one it posts (windows read ahead)
 ANSWER_WAIT = 60  # seconds to wait for a share's answer once the post has failed
@@ -60,6 +60,15 @@ class Share:
     @property
     def first(self) -> int:
         return self.lines[0][0]
+
+
+@dataclass
+class Draft:
+    """What routing has given one worker since the last send: the next share."""
+
+    lines: Numbered = field(default_factory=list)
+    taken: list[str] = field(default_factory=list)
+    ids: list[str] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -175,14 +184,12 @@ class ParallelPoster:
         """Send each line of the window to the home of its keys (see the module's doc)."""
         home, pending, seen = self.home, self.pending, self.seen
         workers = range(len(self.workers))
-        lines: list[Numbered] = [[] for _ in workers]
-        taken: list[list[str]] = [[] for _ in workers]
-        ids: list[list[str]] = [[] for _ in workers]
+        drafts = [Draft() for _ in workers]
         load = [w.load for w in self.workers]
         for line in window:
             data = line_keys(line[1])
             if changes_actors(data):
-                self._send(lines, taken, ids)
+                self._send(drafts)
                 self._drain()
                 self._post_here([line])
                 continue
@@ -196,7 +203,7 @@ class ParallelPoster:
                 at = home.get(key, NOWHERE)
                 if at != NOWHERE and at != target:
                     if target != NOWHERE:
-                        target = self._settle(keys, lines, taken, ids)
+                        target = self._settle(keys, drafts)
                         break
                     target = at
             line_id = data.id if data is not None and isinstance(data.id, str) else None
@@ -205,45 +212,39 @@ class ParallelPoster:
                 if target == NOWHERE:
                     target = at
                 elif at != target:
-                    target = self._settle(keys, lines, taken, ids)
+                    target = self._settle(keys, drafts)
             if target == NOWHERE:
                 target = min(workers, key=load.__getitem__)
             for key in keys:
                 home[key] = target
+            draft = drafts[target]
             if line_id is not None:
                 if line_id in seen:
-                    taken[target].append(line_id)  # taken up elsewhere, with no stored key
+                    draft.taken.append(line_id)  # taken up elsewhere, with no stored key
                 pending[line_id] = (target, self.round)
-                ids[target].append(line_id)
-            lines[target].append(line)
+                draft.ids.append(line_id)
+            draft.lines.append(line)
             load[target] += 1
-        self._send(lines, taken, ids)
+        self._send(drafts)
 
-    def _settle(
-        self, keys: list[str], lines: list[Numbered], taken: list[list[str]], ids: list[list[str]]
-    ) -> int:
+    def _settle(self, keys: list[str], drafts: list[Draft]) -> int:
         """A line whose keys (or keys and id) have two homes: once everything routed
         before it is committed, it goes to the home of its first key that has one; its
         keys then move there."""
-        self._send(lines, taken, ids)
+        self._send(drafts)
         self._drain()
         return next((self.home[k] for k in keys if k in self.home), NOWHERE)
 
-    def _send(self, lines: list[Numbered], taken: list[list[str]], ids: list[list[str]]) -> None:
+    def _send(self, drafts: list[Draft]) -> None:
         """Queue what is routed so far as one share per worker, and send what is ready."""
-        for index, numbered in enumerate(lines):
-            if numbered:
-                share = Share(
-                    next(self.numbers),
-                    self.workers[index],
-                    numbered,
-                    taken[index],
-                    ids[index],
-                    (index, self.round),
-                )
+        for index, draft in enumerate(drafts):
+            if draft.lines:
+                worker = self.workers[index]
+                number, routed = next(self.numbers), (index, self.round)
+                share = Share(number, worker, draft.lines, draft.taken, draft.ids, routed)
                 self.outstanding[share.number] = share
-                self.workers[index].queue.append(share)
-                lines[index], taken[index], ids[index] = [], [], []
+                worker.queue.append(share)
+                drafts[index] = Draft()
         self.round += 1
         self._send_ready()
 

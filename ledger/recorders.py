@@ -65,6 +65,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         )
         return None
 
+    def history(self, originator_id: UUID) -> tuple[Sequence[StoredEvent], dict[int, str]]:
+        """An aggregate's stored events, and the database role that wrote each: none on
+        SQLite (see PostgresLedgerRecorder.history)."""
+        return self.select_events(originator_id), {}
+
     def posted_ids(self, ids: Sequence[str]) -> set[str]:
         found: set[str] = set()
         with self.datastore.transaction(commit=False) as c:

@@ -106,7 +106,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             )
             return {row["id"] for row in curs.fetchall()}
 
-    def history(self, originator_id: UUID) -> tuple[list[StoredEvent], dict[int, str]]:
+    def history(self, originator_id: UUID) -> tuple[Sequence[StoredEvent], dict[int, str]]:
         """An aggregate's stored events and the database role that wrote each (version ->
         role), in one query: a custody chain shows both."""
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

@@ -28,12 +28,20 @@ class PageWrite:
         self.tracking = tracking
 
     def __call__(self) -> None:
-        with self.writes[0][0].transaction() as curs:
-            self.write_into(curs)
+        commit([self])
 
     def write_into(self, curs: Any) -> None:
         for view, changes, expected in self.writes:
             view.write_into(curs, changes, self.tracking, expected)
+
+
+def commit(pages: list[PageWrite]) -> None:
+    """Write the pages in one transaction (of their first view's database)."""
+    writes = [page for page in pages if page.writes]
+    if writes:
+        with writes[0].writes[0][0].transaction() as curs:
+            for page in writes:
+                page.write_into(curs)
 
 
 class Inline:
@@ -71,11 +79,7 @@ class Batched:
 
     def drain(self) -> None:
         pending, self.pending = self.pending, []
-        writes = [page for page in pending if page.writes]
-        if writes:
-            with writes[0].writes[0][0].transaction() as curs:
-                for page in writes:
-                    page.write_into(curs)
+        commit(pending)
 
     def __enter__(self) -> Batched:
         return self

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from ledger.grouping import keys_of, line_keys
 from ledger.parallel import ParallelPoster, Worker
+from ledger.routing import keys_of, line_keys
 from tests.cli import BACKENDS, fingerprint, fresh_store, generate, jsonl, run, setup_office
 
 JOBS, CHUNK = "3", "7"  # windows of 21 lines

@@ -860,7 +860,7 @@ def test_r12_destroyed_record_refuses_in_the_ledger(ledger: Ledger) -> None:
     assert ledger.record(record).status == "destroyed"
     consult = rq.Consult(record=record, reader="bor", purpose="p")
     app_refuses(ledger, consult, "arch", "R12", "was destroyed", recorded=False)
-    history = ledger.record_events(record)
+    history = ledger.record_history(record)[0]
     assert [e.NAME for e in history][-2:] == ["appraised", "destroyed"]
 
 
@@ -872,12 +872,12 @@ def test_r13_a_correction_references_an_existing_event(ledger: Ledger) -> None:
     request = rq.Correct(record=record, version=2, reason="typo", set={"title": "Annual report"})
     app_refuses(ledger, request, "arch", "R13", "has no version 2 (1-1)", recorded=False)
     ledger.execute(request.model_copy(update={"version": 1}), "arch")
-    corrected = ledger.record_events(record)[-1]
+    corrected = ledger.record_history(record)[0][-1]
     assert isinstance(corrected, Corrected)
     assert (corrected.corrects_version, corrected.changes) == (1, {"title": "Annual report"})
     assert ledger.record(record).title == "Annual report"
     # The corrected event itself is unchanged.
-    assert ledger.record_events(record)[0].title == "Anual report"
+    assert ledger.record_history(record)[0][0].title == "Anual report"
     with pytest.raises(InvalidInput, match="only title, department, year, pages"):
         ledger.execute(request.model_copy(update={"version": 1, "set": {"status": "x"}}), "arch")
 
@@ -961,7 +961,7 @@ def test_r14_never_before_the_records_previous_stored_event(ledger: Ledger) -> N
     app_refuses(ledger, request, "arch", "R14", "is before the previous event", recorded=False)
     assert ledger.record(record).code is None
     ledger.execute(request.model_copy(update={"occurred_at": at + timedelta(days=2)}), "arch")
-    arranged_event = ledger.record_events(record)[-1]
+    arranged_event = ledger.record_history(record)[0][-1]
     assert arranged_event.occurred_at == at + timedelta(days=2)
     assert arranged_event.actor == "arch"
     assert arranged_event.timestamp > arranged_event.occurred_at
