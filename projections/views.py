@@ -12,11 +12,9 @@ build into it, and ``swap()`` renames it over the live tables in one transaction
 
 from __future__ import annotations
 
-import secrets
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import replace
 from operator import itemgetter
 from typing import Any, cast
 
@@ -129,12 +127,8 @@ class View(TrackingRecorder, ABC):
                     curs.execute(f"ALTER TABLE {self.qualified(new)} RENAME TO {live}")
                     self._renamed(curs, live, new)
                 for table in view.spec.tables:
-                    self._index_live(curs, table)
-
-    def _index_live(self, curs: Any, table: Table) -> None:
-        """Give a live table the secondary indexes it lacks."""
-        for ddl in _index_ddl(table, self.qualified(table.name)):
-            curs.execute(ddl)
+                    for ddl in _index_ddl(table, self.qualified(table.name)):
+                        curs.execute(ddl)
 
     def _renamed(self, curs: Any, live: str, new: str) -> None:
         """After a table took its live name."""
@@ -217,35 +211,10 @@ class SQLiteView(SQLiteTrackingRecorder, View):
             f"CREATE TABLE IF NOT EXISTS {self.tracking_name} (application_name TEXT, "
             "notification_id INTEGER, PRIMARY KEY (application_name)) WITHOUT ROWID"
         ]
-        return statements + [_ddl(t, self.name(t), "sqlite") for t in self.spec.tables]
-
-    def _create_table(self, c: Any) -> None:
-        super()._create_table(c)
+        statements += [_ddl(t, self.name(t), "sqlite") for t in self.spec.tables]
         if not self.suffix:
-            for table in self.spec.tables:
-                self._index_live(c, table)
-
-    def index_scratch(self) -> None:
-        """Index the scratch tables in the process that built them (parts side by side),
-        not in the swap. SQLite cannot rename an index, so these keep a name of their own
-        (the table's, a random tag) when the table takes its live name."""
-        tag = secrets.token_hex(4)
-        with self.transaction() as curs:
-            for table in self.spec.tables:
-                for ddl in _index_ddl(table, self.name(table), f"{self.name(table)}_{tag}"):
-                    curs.execute(ddl)
-
-    def _index_live(self, curs: Any, table: Table) -> None:
-        """Make the secondary indexes whose columns no index of the table covers yet:
-        after a rebuild's swap, its scratch indexes serve under their own names."""
-        curs.execute(f"PRAGMA index_list({table.name})")
-        indexed = set()
-        for index in [row[1] for row in curs.fetchall()]:
-            curs.execute(f"PRAGMA index_info({index})")
-            indexed.add(tuple(row[2] for row in curs.fetchall()))
-        missing = [cols for cols in table.indexes if tuple(cols) not in indexed]
-        for ddl in _index_ddl(replace(table, indexes=tuple(missing)), table.name):
-            curs.execute(ddl)
+            statements += [ddl for t in self.spec.tables for ddl in _index_ddl(t, t.name)]
+        return statements
 
     @contextmanager
     def transaction(self) -> Iterator[Any]:

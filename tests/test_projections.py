@@ -156,27 +156,3 @@ def test_sqlite_views_do_not_zero_freed_pages(tmp_path: Path) -> None:
             assert curs.fetchone()[0] == 0
     finally:
         ledger.close()
-
-
-def test_sqlite_rebuilds_keep_one_index_per_secondary_index(tmp_path: Path) -> None:
-    """Scratch tables are indexed where they are built and keep those indexes' names
-    after the swap; reopening the live views adds none twice, however many rebuilds."""
-    ledger = open_ledger(f"sqlite:///{tmp_path / 'ledger.db'}", must_exist=False)
-    try:
-        new_office(ledger)
-        post_in_process(ledger, numbered(LIFE, "life"))
-        for _ in range(3):
-            rebuild(ledger)
-            open_projections(ledger, ALL)
-        for projection in open_projections(ledger, ALL):
-            view = projection.view
-            for table in view.spec.tables:
-                names = [r["name"] for r in view.select(f"PRAGMA index_list({table.name})")]
-                indexed = sorted(
-                    tuple(r["name"] for r in view.select(f"PRAGMA index_info({name})"))
-                    for name in names
-                    if not name.startswith("sqlite_autoindex")
-                )
-                assert indexed == sorted(table.indexes), table.name
-    finally:
-        ledger.close()
