@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import statistics
 import subprocess
 import sys
@@ -54,6 +55,8 @@ class Row:
     met: bool | None = None
     note: str = ""
     samples: list[float] = field(default_factory=list)
+    cpu: float | None = None  # CPU seconds of the ledger's processes (median run)
+    wall: float | None = None  # and the seconds that run took
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,6 +70,19 @@ def at_least(ratio: float, goal: float) -> tuple[str, bool]:
     return f">= {goal}x", ratio >= goal
 
 
+def children_cpu() -> float:
+    """CPU seconds (user and system) of every child process waited for so far: the
+    ledger and its workers or helpers, not the database server."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def median_run(walls: list[float], cpus: list[float]) -> tuple[float, float]:
+    """(CPU, wall) seconds of the run whose time is the median."""
+    middle = sorted(range(len(walls)), key=walls.__getitem__)[(len(walls) - 1) // 2]
+    return cpus[middle], walls[middle]
+
+
 # -- bulk posting ------------------------------------------------------------
 
 
@@ -75,13 +91,17 @@ def measure_post(backend: Backend, cfg: Config) -> list[Row]:
     --jobs 1 (one process), each into fresh stores, against one raw-insert baseline."""
     assert cfg.post_file is not None
     rates: dict[str, list[float]] = {"default": [], "1": []}
+    runs: dict[str, tuple[list[float], list[float]]] = {"default": ([], []), "1": ([], [])}
     lines, events, jobs, url = 0, 0, 1, ""
     for run in range(cfg.runs):
         for mode, rate_list in rates.items():
             url = backend.create("ledger_bench_post")
             extra = [] if mode == "default" else ["--jobs", mode]
             settle()
+            cpu = children_cpu()
             elapsed, summary = post_file(url, cfg.post_file, extra=extra)
+            runs[mode][0].append(elapsed)
+            runs[mode][1].append(children_cpu() - cpu)
             events = summary["events"]
             lines = summary["posted"] + summary["refused"]
             if mode == "default":
@@ -106,6 +126,7 @@ def measure_post(backend: Backend, cfg: Config) -> list[Row]:
     for mode, label in (("default", f"default options: {processes}"), ("1", "--jobs 1")):
         rate = median(rates[mode])
         target, met = at_least(rate / base_rate, 0.3)
+        cpu, wall = median_run(*runs[mode])
         found.append(
             Row(
                 f"bulk post {lines:,} lines ({events:,} events), {label}",
@@ -118,6 +139,8 @@ def measure_post(backend: Backend, cfg: Config) -> list[Row]:
                 target,
                 met,
                 samples=rates[mode],
+                cpu=cpu,
+                wall=wall,
             )
         )
     found.append(
@@ -141,10 +164,11 @@ def settle() -> None:
     os.sync()
 
 
-def run_measured(db: str, *args: str) -> tuple[float, float, bytes]:
+def run_measured(db: str, *args: str) -> tuple[float, float, float, bytes]:
     """Run the ledger; (seconds, peak resident MB of it and its helper processes together,
-    stderr). The sum is sampled every 20 ms (pages the processes share count once each);
-    the kernel's own peak of the largest process is taken too, the larger of both wins."""
+    their CPU seconds, stderr). The sum is sampled every 20 ms (pages the processes share
+    count once each); the kernel's own peak of the largest process is taken too, the
+    larger of both wins."""
     settle()
     started = time.perf_counter()
     peak_sum = 0
@@ -164,7 +188,8 @@ def run_measured(db: str, *args: str) -> tuple[float, float, bytes]:
     elapsed = time.perf_counter() - started
     if proc.returncode not in (0,):
         raise RuntimeError(f"ledger {' '.join(args)} exited {proc.returncode}: {err[-300:]!r}")
-    return elapsed, max(peak_sum / 1024, usage.ru_maxrss / 1024), err
+    cpu = usage.ru_utime + usage.ru_stime  # its helpers' too: it waits for them
+    return elapsed, max(peak_sum / 1024, usage.ru_maxrss / 1024), cpu, err
 
 
 def tree_rss(pid: int) -> int:
@@ -200,11 +225,13 @@ def _whole_log(
     require_command(url, *args[: 2 if args[0] == "projections" else 1])
     count = backend.event_count(url)
     times: dict[str, list[float]] = {label: [] for label, _ in variants}
+    cpus: dict[str, list[float]] = {label: [] for label, _ in variants}
     peaks = []
     for _ in range(cfg.runs):
         for label, extra in variants:
-            elapsed, peak, _ = run_measured(url, *args, *extra)
+            elapsed, peak, cpu, _ = run_measured(url, *args, *extra)
             times[label].append(elapsed)
+            cpus[label].append(cpu)
             peaks.append(peak)
     base = []
     for _ in range(cfg.runs):
@@ -216,9 +243,10 @@ def _whole_log(
     for label, _ in variants:
         rate = count / median(times[label])
         target, met = at_least(rate / base_rate, 0.4)
+        cpu, wall = median_run(times[label], cpus[label])
         rows.append(
             Row(f"{what} {count:,} events{label}", backend.name, rate, "events/s", base_rate,
-                read, rate / base_rate, target, met, samples=times[label])
+                read, rate / base_rate, target, met, samples=times[label], cpu=cpu, wall=wall)
         )  # fmt: skip
     peak = max(peaks)
     rows.append(

@@ -43,6 +43,9 @@ def check_rows(rows: list[dict[str, object]], backend: str) -> None:
     assert lines >= 12 * 7 + 5, post  # 12 records of 7 commands, 5 actors, refused attempts
     assert isinstance(post["value"], float) and post["value"] > 0, post
     assert isinstance(post["baseline"], float) and post["baseline"] > 0, post
+    # The CPU of the ledger's processes, beside the wall time of the same run.
+    assert isinstance(post["cpu"], float) and post["cpu"] > 0, post
+    assert isinstance(post["wall"], float) and post["wall"] > 0, post
     assert row(rows, "re-post", backend)["value"], "re-posting skipped nothing"
     assert isinstance(row(rows, "custody query p99", backend)["value"], float)
     assert isinstance(row(rows, "`ledger custody` process", backend)["ratio"], float)
