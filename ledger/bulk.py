@@ -144,6 +144,9 @@ class BulkPoster:
         # memory, so a file of millions of lines does not hold millions of ids.
         self.seen: set[str] = set()
         self.taken: set[str] = set()  # the same, since a caller last emptied it
+        # Called with a chunk's problems just before its transaction commits (a posting
+        # worker sends them ahead, in case it dies between its commit and its answer).
+        self.before_commit: Callable[[list[Problem]], None] | None = None
 
     def post(self, lines: Iterable[bytes]) -> Summary:
         with few_collections():
@@ -192,6 +195,8 @@ class _ChunkRun:
             if not self._one(line, done):
                 finished = False
                 break
+        if self.poster.before_commit is not None:
+            self.poster.before_commit(self.counts.problems)
         self.counts.events = self.batch.save()
         self._posted_meanwhile()
         return finished

@@ -77,6 +77,9 @@ class Worker:
     conn: Connection
     queue: deque[Share] = field(default_factory=deque)  # sent in order
     posting: Share | None = None  # sent, not yet answered
+    # The refused lines of ``posting``, sent just before its commit: if the worker dies
+    # before it answers, the store's keys tell whether they were committed.
+    committing: list[Problem] = field(default_factory=list)
 
     @property
     def load(self) -> int:
@@ -144,18 +147,30 @@ class ParallelPoster:
 
     def _report_held(self) -> None:
         """The post failed (a worker died, say): take the answers of the shares the other
-        workers are still posting (they commit regardless), then report every problem
+        workers are still posting (they commit regardless), and the refused lines of a
+        share that a dead worker committed without answering; then report every problem
         held back, so that no refused or malformed line that a re-run will skip as posted
         goes unreported."""
         for worker in self.workers:
-            if worker.posting is not None and worker.process.is_alive():
-                with contextlib.suppress(Exception):
-                    if worker.conn.poll(ANSWER_WAIT):
-                        self._answered(worker)
+            with contextlib.suppress(Exception):  # a dead worker's pipe ends in EOF
+                while worker.posting is not None and worker.conn.poll(ANSWER_WAIT):
+                    self._answered(worker)
+            if worker.posting is not None:
+                self._committed_unanswered(worker.committing)
         held, self.held = sorted(self.held, key=lambda p: p.line), []
         self.summary.problems.extend(held)
         for problem in held:
             self.on_problem(problem)
+
+    def _committed_unanswered(self, refused: list[Problem]) -> None:
+        """Hold the refused lines a worker sent ahead of a commit it never answered, if
+        the store has their keys: it committed (it found none of them there before)."""
+        if refused:
+            recorder: Any = self._here_poster().ledger.recorder
+            found = recorder.posted_ids([p.id for p in refused if p.id])
+            committed = [p for p in refused if p.id in found]
+            self.summary.refused += len(committed)
+            self.held.extend(committed)
 
     # -- this process -----------------------------------------------------------------
 
@@ -281,8 +296,11 @@ class ParallelPoster:
             raise _worker_stopped() from None
         if kind == "error":
             raise payload
+        if kind == "committing":  # the share's refused lines, ahead of its commit
+            worker.committing = payload
+            return
         summary, taken = payload
-        worker.posting = None
+        worker.posting, worker.committing = None, []
         del self.outstanding[share.number]
         pending = self.pending
         for line_id in share.ids:
@@ -355,6 +373,9 @@ def _work(
         end.close()
     try:
         poster = BulkPoster(open_ledger(), actor, chunk_size=size)
+        poster.before_commit = lambda problems: conn.send(
+            ("committing", [p for p in problems if p.outcome == "refused" and p.id])
+        )
         conn.send(("ready", None))
         with few_collections():
             while (sent := conn.recv()) is not None:

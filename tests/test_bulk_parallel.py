@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from aggregates.errors import Conflict
+from ledger.application import open_ledger
+from ledger.bulk import BulkPoster, Problem
 from ledger.parallel import ParallelPoster, Worker
 from ledger.routing import keys_of, line_keys
 from tests.cli import BACKENDS, fingerprint, fresh_store, generate, jsonl, run, setup_office
@@ -193,3 +198,40 @@ def test_a_repeated_line_id_follows_its_first_line_while_that_is_being_posted() 
     sent = [theirs.recv() for _, theirs in ends]
     assert [[n for n, _ in lines] for lines, _ in sent] == [[1, 2, 4], [3, 5]]
     assert poster.pending == {"x": (0, 0), "x2": (0, 0), "y": (1, 0), "z": (1, 0)}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_worker_dying_between_its_commit_and_its_answer_loses_no_refused_line(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each worker dies right after committing its first share with a refused line,
+    before it answers. The run still reports those lines (a re-run skips them as posted),
+    so across both runs every refused line is reported exactly once."""
+    generated = generate(tmp_path / "gen.jsonl", 40)
+    post_numbered = BulkPoster.post_numbered
+
+    def commit_then_die(self: BulkPoster, numbered: Iterable[list[tuple[int, bytes]]]) -> None:
+        post_numbered(self, numbered)
+        if multiprocessing.parent_process() is not None and self.summary.refused:
+            os._exit(9)  # a worker, its share committed: no answer is sent
+
+    with fresh_store(backend, tmp_path) as url:
+        setup_office(url)
+        reported: list[Problem] = []
+        monkeypatch.setattr(BulkPoster, "post_numbered", commit_then_die)  # forked along
+        poster = ParallelPoster(
+            lambda: open_ledger(url), None, jobs=2, chunk_size=20, on_problem=reported.append
+        )
+        with pytest.raises(Conflict, match="a posting worker stopped"):
+            poster.post(generated.path.read_bytes().splitlines(keepends=True))
+        monkeypatch.undo()
+        assert reported and all(p.message.startswith("refused (R6)") for p in reported)
+
+        rest = run(url, "post", str(generated.path), "--jobs", "2", "--chunk-size", "20")
+        assert rest.code in (0, 3), rest
+        again = [
+            int(line.split(":")[0].removeprefix("line "))
+            for line in rest.stderr.splitlines()
+            if line.startswith("line ")
+        ]
+        assert sorted([p.line for p in reported] + again) == generated.refused
