@@ -131,6 +131,7 @@ class BulkPoster:
         chunk_size: int = 5000,
         stop_on_error: bool = False,
         on_problem: Callable[[Problem], None] = lambda p: None,
+        before_commit: Callable[[list[Problem]], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.actor = actor
@@ -146,7 +147,7 @@ class BulkPoster:
         self.taken: set[str] = set()  # the same, since a caller last emptied it
         # Called with a chunk's problems just before its transaction commits (a posting
         # worker sends them ahead, in case it dies between its commit and its answer).
-        self.before_commit: Callable[[list[Problem]], None] | None = None
+        self.before_commit = before_commit
 
     def post(self, lines: Iterable[bytes]) -> Summary:
         with few_collections():

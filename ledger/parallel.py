@@ -372,9 +372,13 @@ def _work(
     for end in parents_ends:  # forked copies: closed, so the parent's death reads as EOF
         end.close()
     try:
-        poster = BulkPoster(open_ledger(), actor, chunk_size=size)
-        poster.before_commit = lambda problems: conn.send(
-            ("committing", [p for p in problems if p.outcome == "refused" and p.id])
+        poster = BulkPoster(
+            open_ledger(),
+            actor,
+            chunk_size=size,
+            before_commit=lambda problems: conn.send(
+                ("committing", [p for p in problems if p.outcome == "refused" and p.id])
+            ),
         )
         conn.send(("ready", None))
         with few_collections():

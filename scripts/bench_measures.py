@@ -70,6 +70,12 @@ def at_least(ratio: float, goal: float) -> tuple[str, bool]:
     return f">= {goal}x", ratio >= goal
 
 
+def settle() -> None:
+    """Write out what earlier measurements left dirty in the page cache (a rebuild leaves
+    about a gigabyte on SQLite), so that no measurement pays for an earlier one's writes."""
+    os.sync()
+
+
 def children_cpu() -> float:
     """CPU seconds (user and system) of every child process waited for so far: the
     ledger and its workers or helpers, not the database server."""
@@ -156,12 +162,6 @@ def measure_post(backend: Backend, cfg: Config) -> list[Row]:
 
 
 # -- rebuild and verify: whole processes, with their peak memory ---------------
-
-
-def settle() -> None:
-    """Write out what earlier measurements left dirty in the page cache (a rebuild leaves
-    about a gigabyte on SQLite), so that no measurement pays for an earlier one's writes."""
-    os.sync()
 
 
 def run_measured(db: str, *args: str) -> tuple[float, float, float, bytes]:
