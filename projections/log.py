@@ -46,24 +46,38 @@ class EventLog:
     ) -> Iterator[tuple[list[Row], int, int]]:
         """The stored rows with ``after < id <= stop``, ``limit`` at a time: each page with
         the position it covers up to (its last row, or ``stop`` for the last page) and how
-        many events of the log it holds. Decode them with ``decode()``.
+        many events of the log it covers. Decode them with ``decode()``.
 
-        Rows are selected by position only (an index range scan, whatever the table's
-        statistics say: a topic filter in the query can make PostgreSQL scan the whole
-        table for every page); the state of a row of none of ``topics`` is not sent.
+        PostgreSQL: rows are selected by position only (an index range scan, whatever the
+        table's statistics say: a topic filter in the query can make PostgreSQL scan the
+        whole table for every page); the state of a row of none of ``topics`` is not sent.
+        SQLite: only rows of ``topics`` are selected (the rowid range is scanned either way,
+        and rows skipped in the engine cost nothing here); its rowids are the positions, one
+        per event with no gaps (the log is append-only), so a page covers ``end - after``.
         """
         if self.backend == "postgres":
-            column, ph, wanted = "notification_id", "%s", "topic = ANY(%s)"
-            params: list[Any] = [sorted(topics)]
-        else:
-            column, ph, wanted = "rowid", "?", f"topic IN ({','.join('?' * len(topics))})"
-            params = sorted(topics)
+            yield from self._pg_pages(after, stop, limit, topics)
+            return
+        wanted = ",".join("?" * len(topics))
         sql = (
-            f"SELECT {column}, topic, CASE WHEN {wanted} THEN state END FROM {self.table} "
-            f"WHERE {column} > {ph} ORDER BY {column} LIMIT {ph}"
+            f"SELECT rowid, topic, state FROM {self.table} WHERE rowid > ? AND rowid <= ? "
+            f"AND topic IN ({wanted}) ORDER BY rowid LIMIT ?"
         )
         while after < stop:
-            rows = self._rows(sql, (*params, after, limit))
+            rows = self._rows(sql, (after, stop, *sorted(topics), limit))
+            end = rows[-1][0] if len(rows) == limit else stop
+            yield rows, end, end - after
+            after = end
+
+    def _pg_pages(
+        self, after: int, stop: int, limit: int, topics: Collection[str]
+    ) -> Iterator[tuple[list[Row], int, int]]:
+        sql = (
+            f"SELECT notification_id, topic, CASE WHEN topic = ANY(%s) THEN state END "
+            f"FROM {self.table} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
+        )
+        while after < stop:
+            rows = self._rows(sql, (sorted(topics), after, limit))
             covered = rows[-1][0] if len(rows) == limit else stop
             inside = rows if not rows or rows[-1][0] <= stop else [r for r in rows if r[0] <= stop]
             after = min(covered, stop)

@@ -11,8 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from aggregates.errors import Conflict, InvalidInput
+from aggregates.record_events import Lent, Returned
 from commands.main import cli
 from ledger.application import Ledger, open_ledger
+from projections.log import EventLog
 from projections.rebuild import check, exclusive, rebuild
 from projections.runner import Runner, catch_up, open_projections, open_view
 from projections.status import status_rows
@@ -156,3 +158,26 @@ def test_sqlite_views_do_not_zero_freed_pages(tmp_path: Path) -> None:
             assert curs.fetchone()[0] == 0
     finally:
         ledger.close()
+
+
+def test_log_pages_cover_every_position_once_and_only_the_topics_asked(ledger: Ledger) -> None:
+    log = EventLog(ledger)
+    head = log.head()
+    topics = dict(stored_topics(log))
+    wanted = {Lent.TOPIC, Returned.TOPIC}
+    for after, limit in ((0, 2), (3, 1), (0, 1000)):
+        pages = list(log.pages(after, head, limit, wanted))
+        ends = [end for _, end, _ in pages]
+        assert ends == sorted(set(ends)) and ends[-1] == head  # forward, to the head
+        assert sum(covered for _, _, covered in pages) == head - after
+        got = [row[0] for rows_, _, _ in pages for row in rows_ if row[2] is not None]
+        assert got == [p for p, t in sorted(topics.items()) if p > after and t in wanted]
+        assert all(row[0] <= end for rows_, end, _ in pages for row in rows_)
+        if log.backend == "sqlite":  # the others are left in the engine
+            assert all(row[1] in wanted for rows_, _, _ in pages for row in rows_)
+
+
+def stored_topics(log: EventLog) -> list[tuple[int, str]]:
+    """(position, topic) of every stored event, straight from the table."""
+    column = "notification_id" if log.backend == "postgres" else "rowid"
+    return [(r[0], r[1]) for r in log._rows(f"SELECT {column}, topic FROM {log.table}", ())]
