@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench_floor import view_writes
 from bench_stores import (
     LEDGER,
     ROOT,
@@ -263,11 +264,26 @@ def _whole_log(
 
 
 def measure_rebuild(backend: Backend, cfg: Config, url: str) -> list[Row]:
-    """By default (helper processes, one per core), and all in one process (--jobs 1)."""
+    """By default (helper processes, one per core), and all in one process (--jobs 1);
+    then the floor: the rebuilt views' rows written again by the driver alone."""
     variants = ((", default options", []), (", --jobs 1", ["--jobs", "1"]))
-    return _whole_log(
+    rows = _whole_log(
         backend, cfg, url, "rebuild", ["projections", "rebuild"], baseline_read_decode, variants
     )
+    count, base_rate = backend.event_count(url), rows[0].baseline or 0.0
+    floors = []
+    for _ in range(cfg.runs):
+        settle()
+        floors.append(view_writes(backend, url, count))
+    rate = count / median(floors)
+    how = "executemany" if backend.name == "sqlite" else "COPY, one connection"
+    rows.insert(
+        len(variants),
+        Row(f"rebuild floor: its views' rows and indexes written alone ({how})", backend.name,
+            rate, "events/s", base_rate, "read + JSON-decode, rows/s", rate / base_rate,
+            "(ceiling)", samples=floors),
+    )  # fmt: skip
+    return rows
 
 
 def measure_verify(backend: Backend, cfg: Config, url: str) -> list[Row]:
