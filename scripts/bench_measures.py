@@ -41,6 +41,7 @@ class Config:
     workdir: Path
     reuse: bool = False
     post_file: Path | None = None
+    store_file: Path | None = None  # JSON Lines of the big store (default: generated)
 
 
 @dataclass

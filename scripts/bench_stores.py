@@ -259,17 +259,23 @@ def post_file(
     return elapsed, json.loads(done.stdout)
 
 
-def big_store(backend: Backend, events: int, reuse: bool) -> str:
-    """A store of about ``events`` events, built by `ledger post` (kept for reuse)."""
+def big_store(backend: Backend, events: int, reuse: bool, source: Path | None = None) -> str:
+    """A store of about ``events`` events (or of the lines of ``source``), built by
+    `ledger post` (kept for reuse)."""
     store = f"ledger_bench_{events}"
+    what = f"{source.name}:{source.stat().st_size}" if source else "generated"
     marker = backend.workdir / f"{store}{backend.tag}.{backend.name}.done"
-    if reuse and marker.exists() and backend.exists(store):
+    # Markers older than --store-file name no source: their stores were generated.
+    made_from = None
+    if marker.exists():
+        made_from = json.loads(marker.read_text()).get("source", "generated")
+    if reuse and made_from == what and backend.exists(store):
         return backend.url(store)
     records = max(1, events // EVENTS_PER_RECORD)
-    path = generate(backend.workdir / f"big_{records}.jsonl", records, run="b")
+    path = source or generate(backend.workdir / f"big_{records}.jsonl", records, run="b")
     url = backend.create(store)
-    print(f"  building {backend.name} store of ~{events:,} events ...", file=sys.stderr)
+    print(f"  building {backend.name} store from {path} ...", file=sys.stderr)
     elapsed, summary = post_file(url, path, chunk_size=20_000)
     print(f"  built: {summary['events']:,} events in {elapsed:.0f} s", file=sys.stderr)
-    marker.write_text(json.dumps(summary))
+    marker.write_text(json.dumps({**summary, "source": what}))
     return url

@@ -16,13 +16,16 @@ from tests.pg import require_pg
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_bench(tmp_path: Path, backend: str, pg_url: str | None = None) -> list[dict[str, object]]:
+def run_bench(
+    tmp_path: Path, backend: str, pg_url: str | None = None, extra: tuple[str, ...] = ()
+) -> list[dict[str, object]]:
     out = tmp_path / "bench.json"
     argv = [sys.executable, str(ROOT / "scripts" / "bench"), "--records", "12", "--events",
             "300", "--runs", "1", "--backend", backend, "--workdir", str(tmp_path / "work"),
             "--json", str(out), "--tag", f"_t{secrets.token_hex(4)}"]  # fmt: skip
     if pg_url:
         argv += ["--pg-url", pg_url]
+    argv += extra
     env = {k: v for k, v in os.environ.items() if k != "BENCH_DEBUG"}
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -68,3 +71,23 @@ def test_bench_smoke_sqlite(tmp_path: Path) -> None:
 @pytest.mark.postgres
 def test_bench_smoke_postgres(tmp_path: Path) -> None:
     check_rows(run_bench(tmp_path, "postgres", require_pg()), "postgres")
+
+
+@pytest.mark.slow
+def test_bench_takes_your_own_files(tmp_path: Path) -> None:
+    """--post-file and --store-file replace the generated workloads."""
+    files = {}
+    for name, records in (("post", 9), ("store", 100)):
+        files[name] = tmp_path / f"{name}.jsonl"
+        with open(files[name], "wb") as out:
+            argv = [sys.executable, str(ROOT / "scripts" / "generate"), "--records",
+                    str(records), "--run", name[0]]  # fmt: skip
+            subprocess.run(argv, stdout=out, check=True)
+    extra = ("--post-file", str(files["post"]), "--store-file", str(files["store"]))
+    rows = run_bench(tmp_path, "sqlite", extra=extra)
+    post = row(rows, "bulk post", "sqlite")
+    lines = int(str(post["measure"]).split()[2].replace(",", ""))
+    assert lines == len(files["post"].read_bytes().splitlines()), post  # each posted or refused
+    rebuilt = row(rows, "rebuild", "sqlite")
+    events = int(str(rebuilt["measure"]).split()[1].replace(",", ""))
+    assert events > 100 * 7, rebuilt  # the store file's 100 records, not --events 300
