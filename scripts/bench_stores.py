@@ -147,6 +147,18 @@ class Backend:
                 for row in rows:
                     yield row[1:]
 
+    def posted_keys(self, url: str) -> list[tuple[str, str]]:
+        """(line id, outcome) of every posted-line key of the store."""
+        if self.name == "sqlite":
+            conn = sqlite3.connect(url[len("sqlite:///") :])
+            keys = conn.execute("SELECT id, outcome FROM ledger_posted").fetchall()
+            conn.close()
+            return [(str(k), str(o)) for k, o in keys]
+        import psycopg
+
+        with psycopg.connect(url) as conn:
+            return [(k, o) for k, o in conn.execute("SELECT id, outcome FROM ledger_posted")]
+
     def event_count(self, url: str) -> int:
         table = "stored_events" if self.name == "sqlite" else "ledger_events"
         if self.name == "sqlite":
@@ -182,11 +194,25 @@ class Backend:
 # -- baselines: what the database and the driver do without the ledger -------
 
 
-def baseline_insert(backend: Backend, rows: list[tuple[Any, ...]], url: str) -> float:
-    """Seconds to write ``rows`` into a table like the event table, one transaction:
-    executemany on SQLite (a file of its own), binary COPY on PostgreSQL (a table of
-    its own in the database at ``url``)."""
+def baseline_insert(
+    backend: Backend,
+    rows: list[tuple[Any, ...]],
+    url: str,
+    keys: list[tuple[str, str]] | None = None,
+    transactions: int = 1,
+) -> float:
+    """Seconds to write ``rows`` into a table like the event table: executemany on SQLite
+    (a file of its own, the ledger's journal and sync settings), binary COPY on PostgreSQL
+    (a table of its own in the database at ``url``). The baseline is one transaction; with
+    ``keys`` (posted-line ids and outcomes, into a table like the ledger's) and several
+    ``transactions``, each a share of both, it is the write floor of a bulk post."""
     store = "bench_baseline"
+    keys = keys or []
+    shares = [
+        (rows[len(rows) * i // transactions : len(rows) * (i + 1) // transactions],
+         keys[len(keys) * i // transactions : len(keys) * (i + 1) // transactions])
+        for i in range(transactions)
+    ]  # fmt: skip
     if backend.name == "sqlite":
         backend.drop(store)
         conn = sqlite3.connect(backend.url(store)[len("sqlite:///") :], isolation_level=None)
@@ -195,10 +221,15 @@ def baseline_insert(backend: Backend, rows: list[tuple[Any, ...]], url: str) -> 
             "CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, "
             "topic TEXT, state BLOB, PRIMARY KEY (originator_id, originator_version))"
         )
+        conn.execute("CREATE TABLE posted (id TEXT PRIMARY KEY, outcome TEXT, posted_at TEXT)")
+        at = "2026-01-01T00:00:00.000Z"
         started = time.perf_counter()
-        conn.execute("BEGIN")
-        conn.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", rows)
-        conn.execute("COMMIT")
+        for events, posted in shares:
+            conn.execute("BEGIN")
+            if posted:
+                conn.executemany("INSERT INTO posted VALUES (?, ?, ?)", [(*k, at) for k in posted])
+            conn.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", events)
+            conn.execute("COMMIT")
         elapsed = time.perf_counter() - started
         conn.close()
         backend.drop(store)
@@ -206,21 +237,32 @@ def baseline_insert(backend: Backend, rows: list[tuple[Any, ...]], url: str) -> 
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS {store}")
+        conn.execute(f"DROP TABLE IF EXISTS {store}, {store}_posted")
         conn.execute(
             f"CREATE TABLE {store} (originator_id uuid, originator_version bigint, "
             "topic text, state bytea, notification_id bigserial UNIQUE, "
             "PRIMARY KEY (originator_id, originator_version))"
         )
+        conn.execute(
+            f"CREATE TABLE {store}_posted (id text PRIMARY KEY, outcome text NOT NULL, "
+            "posted_at timestamptz NOT NULL DEFAULT now())"
+        )
         started = time.perf_counter()
-        with conn.transaction(), conn.cursor() as curs:
-            copy_sql = f"COPY {store} (originator_id, originator_version, topic, state) FROM STDIN"
-            with curs.copy(copy_sql + " (FORMAT BINARY)") as copy:
-                copy.set_types(["uuid", "int8", "text", "bytea"])
-                for row in rows:
-                    copy.write_row(row)
+        for events, posted in shares:
+            with conn.transaction(), conn.cursor() as curs:
+                if posted:
+                    copy_sql = f"COPY {store}_posted (id, outcome) FROM STDIN (FORMAT BINARY)"
+                    with curs.copy(copy_sql) as copy:
+                        copy.set_types(["text", "text"])
+                        for key in posted:
+                            copy.write_row(key)
+                copy_sql = f"COPY {store} (originator_id, originator_version, topic, state) "
+                with curs.copy(copy_sql + "FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(["uuid", "int8", "text", "bytea"])
+                    for row in events:
+                        copy.write_row(row)
         elapsed = time.perf_counter() - started
-        conn.execute(f"DROP TABLE {store}")
+        conn.execute(f"DROP TABLE {store}, {store}_posted")
     return elapsed
 
 
