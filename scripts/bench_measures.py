@@ -99,11 +99,16 @@ def median_run(walls: list[float], cpus: list[float]) -> tuple[float, float]:
 
 def measure_post(backend: Backend, cfg: Config) -> list[Row]:
     """`ledger post` as it runs by default (worker processes, one per core) and with
-    --jobs 1 (one process), each into fresh stores, against one raw-insert baseline."""
+    --jobs 1 (one process), each into fresh stores, against the raw insert of the same
+    rows (the baseline) and the floor (the same rows and their line keys in the post's
+    transactions), one of each after every run."""
     assert cfg.post_file is not None
     rates: dict[str, list[float]] = {"default": [], "1": []}
     runs: dict[str, tuple[list[float], list[float]]] = {"default": ([], []), "1": ([], [])}
     lines, events, jobs, url = 0, 0, 1, ""
+    base: list[float] = []
+    floor: list[float] = []
+    transactions = 0
     for run in range(cfg.runs):
         for mode, rate_list in rates.items():
             url = backend.create("ledger_bench_post")
@@ -121,17 +126,16 @@ def measure_post(backend: Backend, cfg: Config) -> list[Row]:
             print(
                 f"  post run {run + 1} ({mode}): {events / elapsed:,.0f} events/s", file=sys.stderr
             )
-    again, summary = post_file(url, cfg.post_file)
-    if summary["posted"] or summary["events"]:
-        raise RuntimeError(f"re-posting the same file posted again: {summary}")
-    rows, keys = backend.stored_rows(url), backend.posted_keys(url)
-    transactions = math.ceil(lines / POST_CHUNK)
-    base, floor = [], []
-    for _ in range(cfg.runs):
-        settle()
+        if run == 0:  # the rows of the baselines, read once from a store just posted
+            rows, keys = backend.stored_rows(url), backend.posted_keys(url)
+            transactions = math.ceil(lines / POST_CHUNK)
+        settle()  # each run beside a baseline run: the machine drifts
         base.append(len(rows) / baseline_insert(backend, rows, url))
         settle()
         floor.append(len(rows) / baseline_insert(backend, rows, url, keys, transactions))
+    again, summary = post_file(url, cfg.post_file)
+    if summary["posted"] or summary["events"]:
+        raise RuntimeError(f"re-posting the same file posted again: {summary}")
     backend.drop("ledger_bench_post")
     base_rate = median(base)
     raw = "COPY" if backend.name == "postgres" else "executemany"
@@ -157,10 +161,12 @@ def measure_post(backend: Backend, cfg: Config) -> list[Row]:
                 wall=wall,
             )
         )
+    plural = "s" if transactions != 1 else ""
     found.append(
         Row(f"bulk post floor: its events and line keys written alone, in {transactions} "
-            f"transactions ({raw})", backend.name, median(floor), "events/s", base_rate,
-            f"raw {raw}, rows/s", median(floor) / base_rate, "(ceiling)", samples=floor)
+            f"transaction{plural} ({raw})", backend.name, median(floor), "events/s",
+            base_rate, f"raw {raw}, rows/s", median(floor) / base_rate, "(ceiling)",
+            samples=floor)
     )  # fmt: skip
     found.append(
         Row(
@@ -240,14 +246,13 @@ def _whole_log(
     times: dict[str, list[float]] = {label: [] for label, _ in variants}
     cpus: dict[str, list[float]] = {label: [] for label, _ in variants}
     peaks = []
-    for _ in range(cfg.runs):
+    base = []
+    for _ in range(cfg.runs):  # each run beside a baseline run: the machine drifts
         for label, extra in variants:
             elapsed, peak, cpu, _ = run_measured(url, *args, *extra)
             times[label].append(elapsed)
             cpus[label].append(cpu)
             peaks.append(peak)
-    base = []
-    for _ in range(cfg.runs):
         settle()
         base.append(baseline(backend, url)[0])
     base_rate = count / median(base)
