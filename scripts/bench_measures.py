@@ -186,11 +186,13 @@ def measure_post(backend: Backend, cfg: Config) -> list[Row]:
 def run_measured(db: str, *args: str) -> tuple[float, float, float, bytes]:
     """Run the ledger; (seconds, peak resident MB of it and its helper processes together,
     their CPU seconds, stderr). The sum is sampled every 20 ms (pages the processes share
-    count once each); the kernel's own peak of the largest process is taken too, the
-    larger of both wins."""
+    count once each); the largest peak the kernel kept for any one of them (VmHWM) is taken
+    too, the larger of both wins. Not the rusage of the child: its maximum resident size
+    starts from this process's own, as the child is forked from it before it runs the
+    ledger (a child of a 900 MB process reads 900 MB however small it stays)."""
     settle()
     started = time.perf_counter()
-    peak_sum = 0
+    peak_sum = peak_one = 0
     with open(os.devnull, "wb") as null, tempfile.TemporaryFile() as err_file:
         proc = subprocess.Popen(
             [LEDGER, "--db", db, *args], stdout=null, stderr=err_file, env=child_env()
@@ -199,7 +201,8 @@ def run_measured(db: str, *args: str) -> tuple[float, float, float, bytes]:
             waited, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if waited:
                 break
-            peak_sum = max(peak_sum, tree_rss(proc.pid))
+            resident, highest = tree_memory(proc.pid)
+            peak_sum, peak_one = max(peak_sum, resident), max(peak_one, highest)
             time.sleep(0.02)
         proc.returncode = os.waitstatus_to_exitcode(status)
         err_file.seek(0)
@@ -208,20 +211,26 @@ def run_measured(db: str, *args: str) -> tuple[float, float, float, bytes]:
     if proc.returncode not in (0,):
         raise RuntimeError(f"ledger {' '.join(args)} exited {proc.returncode}: {err[-300:]!r}")
     cpu = usage.ru_utime + usage.ru_stime  # its helpers' too: it waits for them
-    return elapsed, max(peak_sum / 1024, usage.ru_maxrss / 1024), cpu, err
+    return elapsed, max(peak_sum, peak_one) / 1024, cpu, err
 
 
-def tree_rss(pid: int) -> int:
-    """Resident KB of a process and its children, now (0 once it is gone)."""
-    total = 0
+def tree_memory(pid: int) -> tuple[int, int]:
+    """(resident KB of a process and its children now, the largest peak resident KB of
+    any of them so far); zeros once they are gone."""
+    resident = highest = 0
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
+                resident = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                highest = int(line.split()[1])
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except (OSError, ValueError):
-        return total
-    return total + sum(tree_rss(int(child)) for child in children)
+        return resident, highest
+    for child in children:
+        more, peak = tree_memory(int(child))
+        resident, highest = resident + more, max(highest, peak)
+    return resident, highest
 
 
 def require_command(db: str, *words: str) -> None:
