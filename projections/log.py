@@ -58,13 +58,13 @@ class EventLog:
         if self.backend == "postgres":
             yield from self._pg_pages(after, stop, limit, topics)
             return
-        wanted = ",".join("?" * len(topics))
+        wanted = sorted(topics)
         sql = (
             f"SELECT rowid, topic, state FROM {self.table} WHERE rowid > ? AND rowid <= ? "
-            f"AND topic IN ({wanted}) ORDER BY rowid LIMIT ?"
+            f"AND topic IN ({','.join('?' * len(wanted))}) ORDER BY rowid LIMIT ?"
         )
         while after < stop:
-            rows = self._rows(sql, (after, stop, *sorted(topics), limit))
+            rows = self._rows(sql, (after, stop, *wanted, limit))
             end = rows[-1][0] if len(rows) == limit else stop
             yield rows, end, end - after
             after = end
@@ -76,8 +76,9 @@ class EventLog:
             f"SELECT notification_id, topic, CASE WHEN topic = ANY(%s) THEN state END "
             f"FROM {self.table} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
         )
+        wanted = sorted(topics)
         while after < stop:
-            rows = self._rows(sql, (sorted(topics), after, limit))
+            rows = self._rows(sql, (wanted, after, limit))
             covered = rows[-1][0] if len(rows) == limit else stop
             inside = rows if not rows or rows[-1][0] <= stop else [r for r in rows if r[0] <= stop]
             after = min(covered, stop)

@@ -39,45 +39,48 @@ def _commits(events: int) -> int:
 def view_writes(backend: Backend, url: str, events: int) -> float:
     """Seconds to write the rows of every view of the store at ``url`` again, with their
     keys and secondary indexes (the rows are read first, untimed)."""
-    tables = _tables()
+    if backend.name == "sqlite":
+        return _sqlite_view_writes(url[len("sqlite:///") :], _tables(), _commits(events))
+    return _pg_view_writes(url, _tables())
+
+
+def _sqlite_view_writes(path: str, tables: list[Any], commits: int) -> float:
     from projections.views import _ddl, _index_ddl
 
-    if backend.name == "sqlite":
-        conn = sqlite3.connect(url[len("sqlite:///") :], isolation_level=None)
-        rows = {t.name: conn.execute(f"SELECT * FROM {t.name}").fetchall() for t in tables}
-        _drop(conn, tables)
-        for pragma in ("synchronous=NORMAL", "secure_delete=OFF", "cache_size=-32768"):
-            conn.execute(f"PRAGMA {pragma}")
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        conn.execute("PRAGMA wal_autocheckpoint=262144")
-        commits = _commits(events)
-        started = time.perf_counter()
-        for t in tables:
-            conn.execute(_ddl(t, t.name + FLOOR_SUFFIX, "sqlite"))
-        for part in range(commits):
-            conn.execute("BEGIN")
-            for t in tables:
-                these = rows[t.name]
-                low, high = len(these) * part // commits, len(these) * (part + 1) // commits
-                marks = ",".join("?" * len(t.columns))
-                sql = f"INSERT INTO {t.name}{FLOOR_SUFFIX} VALUES ({marks})"
-                conn.executemany(sql, these[low:high])
-            conn.execute("COMMIT")
-        conn.execute("PRAGMA wal_autocheckpoint=1000")
+    conn = sqlite3.connect(path, isolation_level=None)
+    rows = {t.name: conn.execute(f"SELECT * FROM {t.name}").fetchall() for t in tables}
+    _drop(conn, tables)
+    for pragma in ("synchronous=NORMAL", "secure_delete=OFF", "cache_size=-32768"):
+        conn.execute(f"PRAGMA {pragma}")  # as the views write
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.execute("PRAGMA wal_autocheckpoint=262144")  # as scratch builds: checkpoint at the end
+    started = time.perf_counter()
+    for t in tables:
+        conn.execute(_ddl(t, t.name + FLOOR_SUFFIX, "sqlite"))
+    for part in range(commits):
         conn.execute("BEGIN")
         for t in tables:
-            for ddl in _index_ddl(t, t.name + FLOOR_SUFFIX, t.name + FLOOR_SUFFIX):
-                conn.execute(ddl)
+            these = rows[t.name]
+            low, high = len(these) * part // commits, len(these) * (part + 1) // commits
+            sql = f"INSERT INTO {t.name}{FLOOR_SUFFIX} VALUES ({','.join('?' * len(t.columns))})"
+            conn.executemany(sql, these[low:high])
         conn.execute("COMMIT")
-        elapsed = time.perf_counter() - started
-        _drop(conn, tables)
-        conn.close()
-        return elapsed
-    return _pg_view_writes(url, tables, _ddl, _index_ddl)
+    conn.execute("PRAGMA wal_autocheckpoint=1000")
+    conn.execute("BEGIN")
+    for t in tables:
+        for ddl in _index_ddl(t, t.name + FLOOR_SUFFIX, t.name + FLOOR_SUFFIX):
+            conn.execute(ddl)
+    conn.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    _drop(conn, tables)
+    conn.close()
+    return elapsed
 
 
-def _pg_view_writes(url: str, tables: list[Any], ddl: Any, index_ddl: Any) -> float:
+def _pg_view_writes(url: str, tables: list[Any]) -> float:
     import psycopg
+
+    from projections.views import _ddl, _index_ddl
 
     with psycopg.connect(url, autocommit=True) as conn:
         rows = {t.name: conn.execute(f"SELECT * FROM {t.name}").fetchall() for t in tables}
@@ -87,11 +90,11 @@ def _pg_view_writes(url: str, tables: list[Any], ddl: Any, index_ddl: Any) -> fl
             curs.execute("SET LOCAL synchronous_commit = off")  # as the views write
             for t in tables:
                 name = t.name + FLOOR_SUFFIX
-                curs.execute(ddl(t, name, "postgres"))
+                curs.execute(_ddl(t, name, "postgres"))
                 with curs.copy(f"COPY {name} ({', '.join(t.names)}) FROM STDIN") as copy:
                     for row in rows[t.name]:
                         copy.write_row(row)
-                for index in index_ddl(t, name, name):
+                for index in _index_ddl(t, name, name):
                     curs.execute(index)
         elapsed = time.perf_counter() - started
         _drop(conn, tables)
