@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -213,15 +214,43 @@ class Batch:
             seen.setdefault(id(aggregate), aggregate)
         return [a for a in seen.values() if a.pending_events]
 
-    def save(self) -> int:
-        """Write every pending event and the posted-line keys in one transaction.
+    def seed(self, changed: list[Any]) -> None:
+        """Start from the aggregates an earlier batch changed and has not committed yet
+        (their state in the store lags behind them); see ledger.bulk."""
+        for aggregate in changed:
+            if isinstance(aggregate, Record):
+                self.records[aggregate.id] = aggregate
+            elif isinstance(aggregate, CodeClaim):
+                self.claims[aggregate.code] = aggregate
+            elif isinstance(aggregate, Actor):
+                self.actors[aggregate.actor_id] = aggregate
+
+    def collect(self) -> tuple[list[Any], list[Any]]:
+        """(the aggregates with new events, those events), the events taken off them."""
+        changed = self.pending()
+        return changed, [event for a in changed for event in a.collect_events()]
+
+    def write(self, events: list[Any]) -> Callable[[], None]:
+        """Insert ``events`` and the posted-line keys in one transaction; return what
+        commits it (bulk posting commits on a thread of its own, see ledger.bulk).
 
         The events go straight to the event store: ``Application.save`` would only add
         per-object protocol checks, snapshots (not used) and local notifications (our
         recorders return no notification ids), which cost more than the write itself
         in bulk posting.
         """
-        events = [event for a in self.pending() for event in a.collect_events()]
-        if events or self.posted:
-            self.app.events.put(events, posted=self.posted)
+        if not (events or self.posted):
+            return nothing_to_commit
+        recorder: Any = self.app.recorder
+        rows = self.app.mapper.to_rows(events, recorder.stored_id)  # type: ignore[attr-defined]
+        return recorder.insert_uncommitted(rows, self.posted)  # type: ignore[no-any-return]
+
+    def save(self) -> int:
+        """Write every pending event and the posted-line keys in one transaction."""
+        events = self.collect()[1]
+        self.write(events)()
         return len(events)
+
+
+def nothing_to_commit() -> None:
+    """Nothing to commit."""

@@ -9,8 +9,9 @@ collides with it, the chunk is re-run carefully, every line checked again.
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from aggregates.errors import Conflict, LedgerError, RuleViolation
 from ledger.application import Ledger
-from ledger.batch import RECORDED_RULES, Batch
+from ledger.batch import RECORDED_RULES, Batch, nothing_to_commit
 from ledger.handlers import handle
 from ledger.requests import AnyRequest, first_problem
 
@@ -123,6 +124,17 @@ def few_collections() -> Iterator[None]:
 
 
 class BulkPoster:
+    """Posts chunks of lines, one transaction each.
+
+    While a chunk's transaction is written and committed (on a thread of its own: the
+    database driver lets go of the interpreter while the database works), the next
+    chunk is parsed and checked on top of it: its batch starts from the aggregates the
+    chunk being written changed, and treats that chunk's line ids as taken. Only then
+    does it wait for that commit and start its own. If the commit collided (a
+    concurrent writer), that chunk is posted again carefully and the next one checked
+    again from the store; nothing checked on top of a failed write is ever written.
+    """
+
     def __init__(
         self,
         ledger: Ledger,
@@ -132,6 +144,7 @@ class BulkPoster:
         stop_on_error: bool = False,
         on_problem: Callable[[Problem], None] = lambda p: None,
         before_commit: Callable[[list[Problem]], None] | None = None,
+        on_settled: Callable[[Summary, set[str]], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.actor = actor
@@ -144,10 +157,13 @@ class BulkPoster:
         # skipped, as the store's keys make it skip the rest. Only these are kept in
         # memory, so a file of millions of lines does not hold millions of ids.
         self.seen: set[str] = set()
-        self.taken: set[str] = set()  # the same, since a caller last emptied it
         # Called with a chunk's problems just before its transaction commits (a posting
         # worker sends them ahead, in case it dies between its commit and its answer).
         self.before_commit = before_commit
+        # Called with each committed chunk's counts and the ids it took up without a key
+        # (a posting worker answers with them), instead of adding them to the summary.
+        self.on_settled = on_settled
+        self.writing: _ChunkRun | None = None  # the chunk whose transaction is under way
 
     def post(self, lines: Iterable[bytes]) -> Summary:
         with few_collections():
@@ -155,22 +171,81 @@ class BulkPoster:
         return self.summary
 
     def post_numbered(self, numbered_chunks: Iterable[list[tuple[int, bytes]]]) -> None:
-        """Post chunks of (line number, text), one transaction each."""
-        for chunk in numbered_chunks:
-            parsed = [parse(n, text, self.actor) for n, text in chunk]
-            if not self._post_chunk(parsed):
-                break
+        """Post chunks of (line number, text), one transaction each, all committed on
+        return."""
+        try:
+            for chunk in numbered_chunks:
+                if not self.submit(chunk):
+                    break
+        except BaseException:
+            self.abandon()
+            raise
+        self.settle()
 
-    def _post_chunk(self, lines: list[Line]) -> bool:
-        careful = False
+    def submit(self, chunk: list[tuple[int, bytes]]) -> bool:
+        """Check a chunk's lines and start writing them (the chunk before is committed
+        by then); False if a line stopped the run (--stop-on-error)."""
+        lines = [parse(n, text, self.actor) for n, text in chunk]
+        if self.stop_on_error:
+            self.settle()
+            return self._post_now(lines, careful=False)
+        run = _ChunkRun(self, lines, careful=False, after=self.writing)
+        run.check()
+        if not self.settle():  # the chunk before was posted again: check on the store
+            run = _ChunkRun(self, lines, careful=False)
+            run.check()
+        try:
+            run.start()
+        except IntegrityError:  # a concurrent writer, or a collision the fast path skipped
+            return self._post_now(lines, careful=True)
+        self.writing = run
+        return True
+
+    def settle(self) -> bool:
+        """Wait for the chunk being written and count it in; False if its commit
+        collided and it was posted again carefully (the caller checks its next chunk
+        again)."""
+        run, self.writing = self.writing, None
+        if run is None:
+            return True
+        try:
+            run.join()
+        except IntegrityError:
+            self._post_now(run.lines, careful=True)
+            return False
+        self.settled(run)
+        return True
+
+    def settled(self, run: _ChunkRun) -> None:
+        """A chunk is committed: report its problems, count it in."""
+        unrecorded = run.seen - {key for key, _ in run.batch.posted}
+        self.seen |= unrecorded
+        for problem in run.counts.problems:
+            self.on_problem(problem)
+        if self.on_settled is not None:
+            self.on_settled(run.counts, unrecorded)
+        else:
+            self.summary.add(run.counts)
+
+    def abandon(self) -> None:
+        """The run fails: let the transaction under way end (committed or not); what it
+        committed stays, and a re-run skips it."""
+        run, self.writing = self.writing, None
+        if run is not None:
+            with suppress(BaseException):
+                run.join()
+
+    def _post_now(self, lines: list[Line], *, careful: bool) -> bool:
+        """Post a chunk in this thread, again more carefully after each collision."""
         for _ in range(RETRIES):
-            outcome = _ChunkRun(self, lines, careful=careful)
+            run = _ChunkRun(self, lines, careful=careful)
             try:
-                finished = outcome.run()
+                finished = run.check()
+                run.write()
             except IntegrityError:
                 careful = True  # a concurrent writer, or a collision the fast path skipped
                 continue
-            outcome.commit_counts()
+            self.settled(run)
             return finished
         raise Conflict(
             "concurrent writers kept colliding with this file; run it again "
@@ -179,28 +254,75 @@ class BulkPoster:
 
 
 class _ChunkRun:
-    """One attempt at a chunk: counts are kept apart until the save succeeds."""
+    """One attempt at a chunk: counts are kept apart until its commit succeeds."""
 
-    def __init__(self, poster: BulkPoster, lines: list[Line], *, careful: bool) -> None:
+    def __init__(
+        self,
+        poster: BulkPoster,
+        lines: list[Line],
+        *,
+        careful: bool,
+        after: _ChunkRun | None = None,
+    ) -> None:
         self.poster = poster
         self.lines = lines
         self.batch = Batch(poster.ledger, careful=careful)
         self.counts = Summary()
         self.seen: set[str] = set()
+        self.after = after  # the chunk being written while this one is checked
+        if after is not None:
+            self.batch.seed(after.changed)
+        self.changed: list[Any] = []  # aggregates with events in this chunk's transaction
+        self._commit: Callable[[], None] = nothing_to_commit
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
-    def run(self) -> bool:
+    def check(self) -> bool:
+        """Check every line against the rules and the state before it; False if one
+        stopped the chunk (--stop-on-error)."""
         keys = [line.key for line in self.lines if line.key]
         done = self.poster.ledger.recorder.posted_ids(keys) if keys else set()  # type: ignore[attr-defined]
-        finished = True
-        for line in self.lines:
-            if not self._one(line, done):
-                finished = False
-                break
+        if self.after is not None:
+            done |= self.after.seen  # taken up by the chunk still being committed
+        self.after = None  # its aggregates are in the batch now; nothing else is kept
+        return all(self._one(line, done) for line in self.lines)
+
+    def write(self) -> None:
+        """Write the chunk's events and line keys in one transaction, in this thread."""
+        self._commit = self._insert()
+        self._commit_and_check()
+
+    def start(self) -> None:
+        """Insert the chunk's events and line keys here (a collision raises here), and
+        commit on a thread of its own; ``join`` waits for the commit."""
+        self._commit = self._insert()
+        self._thread = threading.Thread(target=self._commit_caught)
+        self._thread.start()
+
+    def join(self) -> None:
+        """Wait for the commit; raise what it raised."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            raise self._error
+
+    def _insert(self) -> Callable[[], None]:
         if self.poster.before_commit is not None:
             self.poster.before_commit(self.counts.problems)
-        self.counts.events = self.batch.save()
+        self.changed, events = self.batch.collect()
+        self.counts.events = len(events)
+        return self.batch.write(events)
+
+    def _commit_and_check(self) -> None:
+        self._commit()
         self._posted_meanwhile()
-        return finished
+
+    def _commit_caught(self) -> None:
+        try:
+            self._commit_and_check()
+        except BaseException as error:  # raised again by join, in the posting thread
+            self._error = error
 
     def _posted_meanwhile(self) -> None:
         """A line refused or malformed here because a concurrent run of the same file
@@ -250,11 +372,3 @@ class _ChunkRun:
         else:
             self.counts.invalid += 1
         return not self.poster.stop_on_error
-
-    def commit_counts(self) -> None:
-        self.poster.summary.add(self.counts)
-        unrecorded = self.seen - {key for key, _ in self.batch.posted}
-        self.poster.seen |= unrecorded
-        self.poster.taken |= unrecorded
-        for problem in self.counts.problems:
-            self.poster.on_problem(problem)

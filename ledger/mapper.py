@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import Mapper, StoredEvent
@@ -20,19 +22,45 @@ def upcast(cls: type[LedgerEvent], fields: dict[str, Any], stored_version: int) 
 
 
 class LedgerMapper(Mapper):  # type: ignore[type-arg]
-    def to_stored_event(self, domain_event: Any) -> StoredEvent:
-        event: LedgerEvent = domain_event
+    def stored_state(self, event: LedgerEvent) -> bytes:
+        """The bytes stored for an event: its envelope, compressed and encrypted if so
+        configured."""
         state = envelope(event.body(), event.event_hash)
         if self.compressor:
             state = self.compressor.compress(state)
         if self.cipher:
             state = self.cipher.encrypt(state)
+        return state
+
+    def to_stored_event(self, domain_event: Any) -> StoredEvent:
+        event: LedgerEvent = domain_event
         return StoredEvent(
             originator_id=event.originator_id,
             originator_version=event.originator_version,
             topic=event.TOPIC,
-            state=state,
+            state=self.stored_state(event),
         )
+
+    def to_rows(
+        self, events: list[LedgerEvent], stored_id: Callable[[UUID], Any]
+    ) -> list[tuple[Any, int, str, bytes]]:
+        """The event table's rows (id as the recorder stores it, version, topic, state)
+        of many events: bulk posting's write path, without a StoredEvent for each."""
+        if self.compressor or self.cipher:
+            state = self.stored_state
+            return [
+                (stored_id(e.originator_id), e.originator_version, e.TOPIC, state(e))
+                for e in events
+            ]
+        return [
+            (
+                stored_id(e.originator_id),
+                e.originator_version,
+                e.TOPIC,
+                envelope(e.body(), e.event_hash),
+            )
+            for e in events
+        ]
 
     def decode_state(self, state: bytes) -> tuple[bytes, str]:
         """Stored bytes -> (canonical body, recorded hash)."""

@@ -35,7 +35,10 @@ from aggregates.errors import Conflict, sendable
 from ledger.bulk import BulkPoster, Problem, Summary, chunks, few_collections
 from ledger.routing import LineKeys, Numbered, keys_of, line_keys
 
-AHEAD = 2  # shares queued per worker behind the one it posts (windows read ahead)
+AHEAD = 2  # shares queued per worker behind those sent to it (windows read ahead)
+# Shares sent to a worker before it answers: it checks the next while the one before
+# commits (ledger.bulk), so it needs the next at hand.
+IN_FLIGHT = 2
 ANSWER_WAIT = 60  # seconds to wait for a share's answer once the post has failed
 NOWHERE = -1  # no worker is home to a key yet
 
@@ -75,16 +78,15 @@ class Draft:
 class Worker:
     process: Any
     conn: Connection
-    queue: deque[Share] = field(default_factory=deque)  # sent in order
-    posting: Share | None = None  # sent, not yet answered
-    # The refused lines of ``posting``, sent just before its commit: if the worker dies
-    # before it answers, the store's keys tell whether they were committed.
+    queue: deque[Share] = field(default_factory=deque)  # to send, in order
+    sent: deque[Share] = field(default_factory=deque)  # sent, not yet answered, in order
+    # The refused lines of the first share sent, sent just before its commit: if the
+    # worker dies before it answers, the store's keys tell whether they were committed.
     committing: list[Problem] = field(default_factory=list)
 
     @property
     def load(self) -> int:
-        queued = sum(len(s.lines) for s in self.queue)
-        return queued + (len(self.posting.lines) if self.posting else 0)
+        return sum(len(s.lines) for s in self.queue) + sum(len(s.lines) for s in self.sent)
 
 
 class ParallelPoster:
@@ -153,9 +155,9 @@ class ParallelPoster:
         goes unreported."""
         for worker in self.workers:
             with contextlib.suppress(Exception):  # a dead worker's pipe ends in EOF
-                while worker.posting is not None and worker.conn.poll(ANSWER_WAIT):
+                while worker.sent and worker.conn.poll(ANSWER_WAIT):
                     self._answered(worker)
-            if worker.posting is not None:
+            if worker.sent:
                 self._committed_unanswered(worker.committing)
         held, self.held = sorted(self.held, key=lambda p: p.line), []
         self.summary.problems.extend(held)
@@ -265,17 +267,17 @@ class ParallelPoster:
 
     def _send_ready(self) -> None:
         for worker in self.workers:
-            if worker.posting is None and worker.queue:
+            while len(worker.sent) < IN_FLIGHT and worker.queue:
                 share = worker.queue.popleft()
                 try:
                     worker.conn.send((share.lines, share.taken))
                 except OSError:
                     raise _worker_stopped() from None
-                worker.posting = share
+                worker.sent.append(share)
 
     def _pump(self) -> None:
         """Wait for at least one answer, take every answer in, send what is ready."""
-        busy = {w.conn: w for w in self.workers if w.posting is not None}
+        busy = {w.conn: w for w in self.workers if w.sent}
         if not busy:
             raise RuntimeError("nothing is being posted")  # a scheduling mistake
         for conn in wait(list(busy)):
@@ -288,8 +290,7 @@ class ParallelPoster:
             self._pump()
 
     def _answered(self, worker: Worker) -> None:
-        share = worker.posting
-        assert share is not None
+        share = worker.sent[0]
         try:
             kind, payload = worker.conn.recv()
         except (EOFError, OSError):  # closed, or reset by a worker that was killed
@@ -300,7 +301,8 @@ class ParallelPoster:
             worker.committing = payload
             return
         summary, taken = payload
-        worker.posting, worker.committing = None, []
+        worker.sent.popleft()
+        worker.committing = []
         del self.outstanding[share.number]
         pending = self.pending
         for line_id in share.ids:
@@ -379,15 +381,20 @@ def _work(
             before_commit=lambda problems: conn.send(
                 ("committing", [p for p in problems if p.outcome == "refused" and p.id])
             ),
+            on_settled=lambda summary, taken: conn.send(("done", (summary, taken))),
         )
         conn.send(("ready", None))
         with few_collections():
-            while (sent := conn.recv()) is not None:
-                share, taken = sent
-                poster.seen.update(taken)  # taken up by lines posted elsewhere
-                poster.summary, poster.taken = Summary(), set()
-                poster.post_numbered([share])
-                conn.send(("done", (poster.summary, poster.taken)))
+            try:
+                while (sent := conn.recv()) is not None:
+                    share, taken = sent
+                    poster.seen.update(taken)  # taken up by lines posted elsewhere
+                    poster.submit(share)  # commits (and answers for) the share before
+                    if not conn.poll():  # no next share at hand: commit this one, answer
+                        poster.settle()
+            except BaseException:
+                poster.abandon()
+                raise
     except (EOFError, BrokenPipeError):  # the parent is gone: what was committed stays
         return
     except BaseException as error:  # every other failure goes back as the answer

@@ -10,7 +10,9 @@ SQLite ledger never imports psycopg (a third of a short command's start-up).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -20,6 +22,32 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 APPEND_ONLY_MESSAGE = "ledger tables are append-only"
 POSTED_TABLE = "ledger_posted"
+
+
+def insert_then_commit(
+    transaction: AbstractContextManager[Any], insert: Callable[[Any], None]
+) -> Callable[[], None]:
+    """Run ``insert(cursor)`` in a transaction now; return what commits it.
+
+    Bulk posting commits on a thread of its own while it checks its next lines: the
+    database driver lets go of the interpreter while the database syncs. The transaction
+    (and the database's write lock) stays open until then; a failed insert rolls back
+    and raises here, as the library's ``insert_events`` would.
+    """
+    cursor = transaction.__enter__()
+    try:
+        insert(cursor)
+    except BaseException:
+        if not transaction.__exit__(*sys.exc_info()):
+            raise
+
+    def commit() -> None:
+        transaction.__exit__(None, None, None)
+
+    return commit
+
+
+Row = tuple[Any, int, str, bytes]  # an event table row: id, version, topic, state
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
@@ -39,10 +67,40 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 )
         return statements
 
+    @staticmethod
+    def stored_id(originator_id: UUID) -> str:
+        """An originator id as this table stores it."""
+        return originator_id.hex
+
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        posted = kwargs.get("posted")
+        rows = [
+            (
+                s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
+                s.originator_version,
+                s.topic,
+                s.state,
+            )
+            for s in stored_events
+        ]
+        self._insert_rows(c, rows, kwargs.get("posted"))
+        return None
+
+    def insert_uncommitted(
+        self, rows: list[Row], posted: list[tuple[str, str]]
+    ) -> Callable[[], None]:
+        """The bulk write: event rows (``stored_id``, version, topic, state) and
+        posted-line keys, inserted now, committed by the returned call (see
+        insert_then_commit)."""
+        return insert_then_commit(
+            self.datastore.transaction(commit=True),
+            lambda c: self._insert_rows(c, rows, posted),
+        )
+
+    def _insert_rows(
+        self, c: SQLiteCursor, rows: list[Row], posted: list[tuple[str, str]] | None
+    ) -> None:
         if posted:
             # One time for the transaction, in the column default's format: evaluating the
             # default for every row cost a sixth of a bulk post's inserts.
@@ -51,19 +109,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 f"INSERT INTO {POSTED_TABLE} (id, outcome, posted_at) VALUES (?, ?, ?)",
                 [(key, outcome, at) for key, outcome in posted],
             )
-        c.executemany(
-            self.insert_events_statement,
-            [
-                (
-                    s.originator_id.hex if isinstance(s.originator_id, UUID) else s.originator_id,
-                    s.originator_version,
-                    s.topic,
-                    s.state,
-                )
-                for s in stored_events
-            ],
-        )
-        return None
+        c.executemany(self.insert_events_statement, rows)
 
     def history(self, originator_id: UUID) -> tuple[Sequence[StoredEvent], dict[int, str]]:
         """An aggregate's stored events, and the database role that wrote each: none on

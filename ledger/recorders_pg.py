@@ -3,7 +3,7 @@ the posted-lines table and the database role of each writer (see ledger.recorder
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -11,7 +11,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
-from ledger.recorders import APPEND_ONLY_MESSAGE, POSTED_TABLE
+from ledger.recorders import APPEND_ONLY_MESSAGE, POSTED_TABLE, Row, insert_then_commit
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
@@ -81,22 +81,38 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        """One transaction: take the table lock (notification ids commit in order), notify
-        followers, then COPY the posted-line keys and the events in binary."""
-        with self.datastore.transaction(commit=True) as curs:
-            self._lock_table(curs)
-            self._notify_channel(curs)
-            posted = kwargs.get("posted")
-            if posted:
-                with curs.copy(self.copy_posted) as copy:
-                    copy.set_types(["text", "text"])
-                    for row in posted:
-                        copy.write_row(row)
-            with curs.copy(self.copy_events) as copy:
-                copy.set_types(["uuid", "int8", "text", "bytea"])
-                for s in stored_events:
-                    copy.write_row((s.originator_id, s.originator_version, s.topic, s.state))
+        rows = [(s.originator_id, s.originator_version, s.topic, s.state) for s in stored_events]
+        self.insert_uncommitted(rows, kwargs.get("posted") or [])()
         return None
+
+    @staticmethod
+    def stored_id(originator_id: UUID) -> UUID:
+        """An originator id as this table stores it."""
+        return originator_id
+
+    def insert_uncommitted(
+        self, rows: list[Row], posted: list[tuple[str, str]]
+    ) -> Callable[[], None]:
+        """One transaction: take the table lock (notification ids commit in order),
+        notify followers, COPY the posted-line keys and the event rows in binary; commit
+        on the returned call (see ledger.recorders.insert_then_commit)."""
+        return insert_then_commit(
+            self.datastore.transaction(commit=True),
+            lambda curs: self._copy_rows(curs, rows, posted),
+        )
+
+    def _copy_rows(self, curs: Any, rows: list[Row], posted: list[tuple[str, str]]) -> None:
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        if posted:
+            with curs.copy(self.copy_posted) as copy:
+                copy.set_types(["text", "text"])
+                for key in posted:
+                    copy.write_row(key)
+        with curs.copy(self.copy_events) as copy:
+            copy.set_types(["uuid", "int8", "text", "bytea"])
+            for row in rows:
+                copy.write_row(row)
 
     def posted_ids(self, ids: Sequence[str]) -> set[str]:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:

@@ -16,7 +16,6 @@ import json
 import multiprocessing
 import os
 import uuid
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -208,17 +207,17 @@ def test_a_worker_dying_between_its_commit_and_its_answer_loses_no_refused_line(
     before it answers. The run still reports those lines (a re-run skips them as posted),
     so across both runs every refused line is reported exactly once."""
     generated = generate(tmp_path / "gen.jsonl", 40)
-    post_numbered = BulkPoster.post_numbered
+    settled = BulkPoster.settled
 
-    def commit_then_die(self: BulkPoster, numbered: Iterable[list[tuple[int, bytes]]]) -> None:
-        post_numbered(self, numbered)
-        if multiprocessing.parent_process() is not None and self.summary.refused:
+    def commit_then_die(self: BulkPoster, run: Any) -> None:
+        if multiprocessing.parent_process() is not None and run.counts.refused:
             os._exit(9)  # a worker, its share committed: no answer is sent
+        settled(self, run)
 
     with fresh_store(backend, tmp_path) as url:
         setup_office(url)
         reported: list[Problem] = []
-        monkeypatch.setattr(BulkPoster, "post_numbered", commit_then_die)  # forked along
+        monkeypatch.setattr(BulkPoster, "settled", commit_then_die)  # forked along
         poster = ParallelPoster(
             lambda: open_ledger(url), None, jobs=2, chunk_size=20, on_problem=reported.append
         )
