@@ -53,14 +53,20 @@ class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
         still refused. With LEDGER_CHECK_EVENTS=1 (the test suite sets it) every trusted
         event is also validated and must equal, body included, the validated one.
         """
-        names, required, defaults = _shape(cls)
-        if not (required <= fields.keys() <= names):
+        return cls.trusted_from(fields)
+
+    @classmethod
+    def trusted_from(cls, fields: dict[str, Any]) -> Self:
+        """``trusted`` for fields already in a dictionary (which it does not keep)."""
+        names, _, defaults = _shape(cls)
+        values = {**defaults, **fields}
+        if values.keys() != names:  # a field unknown, or one without a default missing
+            required = _shape(cls)[1]
             raise TypeError(
                 f"{cls.__name__}: missing {sorted(required - fields.keys())}, "
                 f"unknown {sorted(fields.keys() - names)}"
             )
         event = cls.__new__(cls)
-        values = {**defaults, **fields}
         _SET(event, "__dict__", values)
         _SET(event, "__pydantic_fields_set__", set(fields))
         _SET(event, "__pydantic_extra__", None)
@@ -184,20 +190,19 @@ class ChainedAggregate(BaseAggregate[UUID]):
     def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
         """Check R14's times, link the event to the chain, apply and hold it."""
         occurred_at = kwargs["occurred_at"]
-        check_not_in_future(occurred_at)
+        if occurred_at > _LATEST_NOW[0]:
+            check_not_in_future(occurred_at)
         if occurred_at < self.last_occurred_at:
             raise RuleViolation(
                 "R14",
                 f"occurred-at {occurred_at.isoformat()} is before the previous event "
                 f"({self.last_occurred_at.isoformat()})",
             )
-        new_event = event_class.trusted(
-            originator_id=self.id,
-            originator_version=self.version + 1,
-            timestamp=event_class.create_timestamp(),
-            prev_hash=self.chain_head,
-            **kwargs,
-        )
+        kwargs["originator_id"] = self.id
+        kwargs["originator_version"] = self.version + 1
+        kwargs["timestamp"] = event_class.create_timestamp()
+        kwargs["prev_hash"] = self.chain_head
+        new_event = event_class.trusted_from(kwargs)
         new_event.mutate(self)
         self.pending_events.append(new_event)
 

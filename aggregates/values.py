@@ -23,7 +23,7 @@ class Secrecy(StrEnum):
 
     @property
     def rank(self) -> int:
-        return _SECRECY_ORDER.index(self)
+        return _SECRECY_RANK[self]
 
     def covers(self, other: Secrecy) -> bool:
         """A clearance covers a record when it is at least the record's level."""
@@ -35,7 +35,7 @@ class Secrecy(StrEnum):
         return self.rank >= Secrecy.CONFIDENTIAL.rank
 
 
-_SECRECY_ORDER = list(Secrecy)
+_SECRECY_RANK = {level: rank for rank, level in enumerate(Secrecy)}
 
 
 class Carrier(StrEnum):

@@ -26,6 +26,19 @@ from ledger.handlers import handle
 from ledger.requests import AnyRequest, first_problem
 
 LINE = TypeAdapter(AnyRequest)
+
+_HANDLERS: dict[type[Any], Callable[..., Any]] = {}
+
+
+def handler(request: Any) -> Callable[..., Any]:
+    """``handle``'s implementation for a request (singledispatch's own look-up, a
+    weak-keyed dictionary, costs more per line than the rest of the dispatch)."""
+    found = _HANDLERS.get(type(request))
+    if found is None:
+        found = _HANDLERS[type(request)] = handle.dispatch(type(request))
+    return found
+
+
 RETRIES = 5
 
 
@@ -218,7 +231,7 @@ class BulkPoster:
 
     def settled(self, run: _ChunkRun) -> None:
         """A chunk is committed: report its problems, count it in."""
-        unrecorded = run.seen - {key for key, _ in run.batch.posted}
+        unrecorded = run.unrecorded
         self.seen |= unrecorded
         for problem in run.counts.problems:
             self.on_problem(problem)
@@ -268,7 +281,9 @@ class _ChunkRun:
         self.lines = lines
         self.batch = Batch(poster.ledger, careful=careful)
         self.counts = Summary()
-        self.seen: set[str] = set()
+        self.seen: set[str] = set()  # the ids of lines taken up (not skipped)
+        self.kept_refusals: set[str] = set()  # ... refused, the refusal kept with its id
+        self.unrecorded: set[str] = set()  # ... that failed with no id kept in the store
         self.after = after  # the chunk being written while this one is checked
         if after is not None:
             self.batch.seed(after.changed)
@@ -330,8 +345,7 @@ class _ChunkRun:
         its key, committed before this run read that state, says so."""
         if self.poster.stop_on_error:  # it stopped there: the report stays, nothing is lost
             return
-        recorded = {key for key, _ in self.batch.posted}
-        keys = [p.id for p in self.counts.problems if p.id and p.id not in recorded]
+        keys = [p.id for p in self.counts.problems if p.id and not self._kept_here(p.id)]
         if not keys:
             return
         done = self.poster.ledger.recorder.posted_ids(keys)  # type: ignore[attr-defined]
@@ -343,6 +357,12 @@ class _ChunkRun:
                 self.counts.invalid -= 1
             self.counts.skipped += 1
 
+    def _kept_here(self, key: str) -> bool:
+        """Whether this chunk writes ``key`` (its line posted, or its refusal kept)."""
+        if key in self.kept_refusals:
+            return True
+        return key in self.seen and key not in self.unrecorded
+
     def _one(self, line: Line, done: set[str]) -> bool:
         counts = self.counts
         if line.problem is not None:
@@ -353,12 +373,16 @@ class _ChunkRun:
             return True
         self.seen.add(line.key)
         try:
-            handle(line.request, self.batch, line.actor)
+            handler(line.request)(line.request, self.batch, line.actor)
         except RuleViolation as error:
             if error.rule in RECORDED_RULES:
                 self.batch.posted.append((line.key, "refused"))
+                self.kept_refusals.add(line.key)
+            else:
+                self.unrecorded.add(line.key)
             return self._problem(line, "refused", error.line())
         except LedgerError as error:  # invalid input, not found
+            self.unrecorded.add(line.key)
             return self._problem(line, "invalid", error.line())
         self.batch.posted.append((line.key, "posted"))
         counts.posted += 1
