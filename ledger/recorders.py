@@ -11,8 +11,8 @@ SQLite ledger never imports psycopg (a third of a short command's start-up).
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -21,6 +21,7 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 APPEND_ONLY_MESSAGE = "ledger tables are append-only"
+BULK_CACHE_KIB = -65536  # SQLite cache_size of bulk writes: 64 MiB at most (negative: KiB)
 POSTED_TABLE = "ledger_posted"
 
 
@@ -94,9 +95,18 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         posted-line keys, inserted now, committed by the returned call (see
         insert_then_commit)."""
         return insert_then_commit(
-            self.datastore.transaction(commit=True),
-            lambda c: self._insert_rows(c, rows, posted),
+            self._bulk_transaction(), lambda c: self._insert_rows(c, rows, posted)
         )
+
+    @contextmanager
+    def _bulk_transaction(self) -> Iterator[SQLiteCursor]:
+        """A write transaction with a page cache that holds the event table's key index:
+        with SQLite's default (2 MB) a bulk post read back and wrote again most index
+        pages it had evicted (an index over random ids is touched all over)."""
+        with self.datastore.get_connection(commit=True) as conn:
+            conn.cursor().execute(f"PRAGMA cache_size={BULK_CACHE_KIB}")
+            with conn.transaction(commit=True) as curs:
+                yield curs
 
     def _insert_rows(
         self, c: SQLiteCursor, rows: list[Row], posted: list[tuple[str, str]] | None

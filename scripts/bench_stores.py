@@ -23,6 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
+from ledger.recorders import BULK_CACHE_KIB
+
 ROOT = Path(__file__).resolve().parent.parent
 LEDGER = str(Path(sys.executable).with_name("ledger"))
 GENERATE = str(ROOT / "scripts" / "generate")
@@ -202,10 +204,11 @@ def baseline_insert(
     transactions: int = 1,
 ) -> float:
     """Seconds to write ``rows`` into a table like the event table: executemany on SQLite
-    (a file of its own, the ledger's journal and sync settings), binary COPY on PostgreSQL
-    (a table of its own in the database at ``url``). The baseline is one transaction; with
-    ``keys`` (posted-line ids and outcomes, into a table like the ledger's) and several
-    ``transactions``, each a share of both, it is the write floor of a bulk post."""
+    (a file of its own, with the journal, sync and cache settings of the ledger's bulk
+    writes), binary COPY on PostgreSQL (a table of its own in the database at ``url``).
+    The baseline is one transaction; with ``keys`` (posted-line ids and outcomes, into a
+    table like the ledger's) and several ``transactions``, each a share of both, it is the
+    write floor of a bulk post."""
     store = "bench_baseline"
     keys = keys or []
     shares = [
@@ -217,6 +220,7 @@ def baseline_insert(
         backend.drop(store)
         conn = sqlite3.connect(backend.url(store)[len("sqlite:///") :], isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA cache_size={BULK_CACHE_KIB}")  # the ledger's bulk writes' own
         conn.execute(
             "CREATE TABLE stored_events (originator_id TEXT, originator_version INTEGER, "
             "topic TEXT, state BLOB, PRIMARY KEY (originator_id, originator_version))"
