@@ -11,7 +11,7 @@ from __future__ import annotations
 import gc
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -139,13 +139,14 @@ def few_collections() -> Iterator[None]:
 class BulkPoster:
     """Posts chunks of lines, one transaction each.
 
-    While a chunk's transaction is written and committed (on a thread of its own: the
-    database driver lets go of the interpreter while the database works), the next
-    chunk is parsed and checked on top of it: its batch starts from the aggregates the
-    chunk being written changed, and treats that chunk's line ids as taken. Only then
-    does it wait for that commit and start its own. If the commit collided (a
-    concurrent writer), that chunk is posted again carefully and the next one checked
-    again from the store; nothing checked on top of a failed write is ever written.
+    A chunk's rows are inserted in this thread, where a collision with a concurrent
+    writer raises (the chunk is then posted again carefully, every line checked against
+    the store). Its commit runs on a thread of its own (the database driver lets go of
+    the interpreter while the database syncs) while the next chunk is parsed and
+    checked on top of it: that batch starts from the aggregates the committing chunk
+    changed, and treats its line ids as taken. Only then does it wait for that commit
+    and insert its own rows. If a commit fails, the run fails with it; nothing checked
+    on top of it is written, and a re-run posts what is left.
     """
 
     def __init__(
@@ -204,9 +205,7 @@ class BulkPoster:
             return self._post_now(lines, careful=False)
         run = _ChunkRun(self, lines, careful=False, after=self.writing)
         run.check()
-        if not self.settle():  # the chunk before was posted again: check on the store
-            run = _ChunkRun(self, lines, careful=False)
-            run.check()
+        self.settle()
         try:
             run.start()
         except IntegrityError:  # a concurrent writer, or a collision the fast path skipped
@@ -214,20 +213,14 @@ class BulkPoster:
         self.writing = run
         return True
 
-    def settle(self) -> bool:
-        """Wait for the chunk being written and count it in; False if its commit
-        collided and it was posted again carefully (the caller checks its next chunk
-        again)."""
+    def settle(self) -> None:
+        """Wait for the chunk being written to commit, and count it in. (Collisions
+        raise when its rows are inserted, before; a commit that fails ends the run, and
+        nothing checked on top of it is written.)"""
         run, self.writing = self.writing, None
-        if run is None:
-            return True
-        try:
+        if run is not None:
             run.join()
-        except IntegrityError:
-            self._post_now(run.lines, careful=True)
-            return False
-        self.settled(run)
-        return True
+            self.settled(run)
 
     def settled(self, run: _ChunkRun) -> None:
         """A chunk is committed: report its problems, count it in."""
@@ -241,12 +234,16 @@ class BulkPoster:
             self.summary.add(run.counts)
 
     def abandon(self) -> None:
-        """The run fails: let the transaction under way end (committed or not); what it
-        committed stays, and a re-run skips it."""
+        """The run fails: let the transaction under way end. If it committed, its lines
+        are counted and reported (a re-run skips them as posted); if not, a re-run posts
+        them."""
         run, self.writing = self.writing, None
         if run is not None:
-            with suppress(BaseException):
+            try:
                 run.join()
+            except BaseException:
+                return
+            self.settled(run)
 
     def _post_now(self, lines: list[Line], *, careful: bool) -> bool:
         """Post a chunk in this thread, again more carefully after each collision."""

@@ -1,0 +1,105 @@
+"""Bulk posting checks each chunk while the chunk before it commits (ledger.bulk).
+
+A chunk is checked on top of the aggregates the committing chunk changed and with its
+line ids taken, so posting a file in many chunks gives what one chunk gives; and a run
+that fails while a chunk commits still counts and reports that chunk, so a re-run, which
+skips it, loses no report.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from itertools import count
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.application import open_ledger
+from ledger.bulk import BulkPoster, Problem, _ChunkRun
+from tests.cli import BACKENDS, fingerprint, fresh_store, generate, jsonl, run, setup_office
+from tests.test_bulk_parallel import across_windows, tricky_lines
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_many_chunks_give_the_outcome_of_one_chunk(backend: str, tmp_path: Path) -> None:
+    """Chunks of 3 lines: records, archival codes, repeated and malformed line ids and an
+    actor change all straddle chunks, each checked while the chunk before commits."""
+    generated = generate(tmp_path / "gen.jsonl", 12)
+    text = generated.path.read_text() + jsonl(tricky_lines(generated.path))
+    receipt = next(json.loads(t) for t in text.splitlines() if '"receive"' in t)
+    text += jsonl(across_windows(len(text.splitlines()), receipt))
+    text += jsonl(straddling(len(text.splitlines()), receipt))
+    path = tmp_path / "file.jsonl"
+    path.write_text(text)
+    outcomes = []
+    for chunk in ("3", "100000"):
+        (tmp_path / chunk).mkdir()
+        with fresh_store(backend, tmp_path / chunk) as url:
+            setup_office(url)
+            done = run(url, "post", str(path), "--jobs", "1", "--chunk-size", chunk, "--json")
+            outcomes.append((done.code, json.loads(done.stdout), done.stderr, fingerprint(url)))
+    many, one = outcomes
+    assert one[0] == 2 and "refused (R6)" in one[2] and "refused (R3)" in one[2], one
+    assert "refused (R4)" in one[2] and "is already at S1-01-1-1" not in one[2], one
+    assert many == one
+
+
+def straddling(lines_before: int, receipt: dict[str, Any]) -> list[dict[str, Any]]:
+    """A line refused under a rule whose refusals are not kept (R4) ends a chunk of 3; a
+    good line with its id begins the next, checked while the first commits: skipped, as
+    in one chunk (the id is taken, though the store has no key for it)."""
+    record = str(uuid.uuid4())
+    by = {"actor": "g.arch"}
+    fill = (2 - (lines_before + 1) % 3) % 3  # the refused line is the last of its chunk
+    moves = [
+        {
+            "command": "relocate",
+            "id": f"s-fill-{n}",
+            "record": record,
+            "location": "S9-01-1-1",
+            **by,
+        }
+        for n in range(fill)
+    ]  # refused (R4) too: the record is not shelved
+    refused = {"command": "shelve", "id": "s-1", "record": record, "location": "S1-01-1-1", **by}
+    return [
+        {**receipt, "id": "s-0", "record": record},
+        *moves,
+        refused,
+        {**refused, "command": "relocate"},  # s-1 again: skipped, else "already at S1..."
+    ]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_run_failing_while_a_chunk_commits_keeps_and_reports_that_chunk(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    generated = generate(tmp_path / "gen.jsonl", 30)
+    size = generated.refused[0] + 3  # the first chunk holds a refused line
+    first = [n for n in generated.refused if n <= size]
+    checks = count()
+    check = _ChunkRun.check
+
+    def fail_on_the_second_chunk(self: _ChunkRun) -> bool:
+        if next(checks) == 1:  # checked while the first chunk commits
+            raise RuntimeError("the machine stops here")
+        return check(self)
+
+    with fresh_store(backend, tmp_path) as url:
+        setup_office(url)
+        reported: list[Problem] = []
+        monkeypatch.setattr(_ChunkRun, "check", fail_on_the_second_chunk)
+        poster = BulkPoster(open_ledger(url), None, chunk_size=size, on_problem=reported.append)
+        with pytest.raises(RuntimeError, match="the machine stops here"):
+            poster.post(generated.path.read_bytes().splitlines(keepends=True))
+        monkeypatch.undo()
+        assert [p.line for p in reported] == first
+        assert poster.summary.posted + poster.summary.refused == size
+
+        rest = run(url, "post", str(generated.path), "--jobs", "1")
+        assert rest.code == 3, rest
+        assert f"skipped {size}," in rest.stdout, rest
+        again = [int(line.split(":")[0].removeprefix("line ")) for line in rest.stderr.splitlines()]
+        assert sorted([p.line for p in reported] + again) == generated.refused
