@@ -154,6 +154,10 @@ class Batch:
 
     def add(self, aggregate: ChainedAggregate) -> None:
         self.new.append(aggregate)
+        self._know(aggregate)
+
+    def _know(self, aggregate: Any) -> None:
+        """Cache an aggregate this batch made or was handed, by what names it."""
         if isinstance(aggregate, Record):
             self.records[aggregate.id] = aggregate
         elif isinstance(aggregate, CodeClaim):
@@ -218,12 +222,7 @@ class Batch:
         """Start from the aggregates an earlier batch changed and has not committed yet
         (their state in the store lags behind them); see ledger.bulk."""
         for aggregate in changed:
-            if isinstance(aggregate, Record):
-                self.records[aggregate.id] = aggregate
-            elif isinstance(aggregate, CodeClaim):
-                self.claims[aggregate.code] = aggregate
-            elif isinstance(aggregate, Actor):
-                self.actors[aggregate.actor_id] = aggregate
+            self._know(aggregate)
 
     def collect(self) -> tuple[list[Any], list[Any]]:
         """(the aggregates with new events, those events), the events taken off them."""
