@@ -2,8 +2,9 @@
 
 Every line names an idempotency key (``id``). Keys are written in the same transaction
 as the line's events, so after a crash or a kill a re-run skips what was posted and
-posts the rest. A chunk of lines is one batch (one transaction); if a concurrent writer
-collides with it, the chunk is re-run carefully, every line checked again.
+posts the rest. A chunk of lines is one batch (one transaction), committed while the
+next chunk is checked (see BulkPoster); if a concurrent writer collides with it, the
+chunk is re-run carefully, every line checked again.
 """
 
 from __future__ import annotations
