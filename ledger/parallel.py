@@ -392,6 +392,7 @@ def _work(
                     poster.submit(share)  # commits (and answers for) the share before
                     if not conn.poll():  # no next share at hand: commit this one, answer
                         poster.settle()
+                poster.settle()  # told to stop with a share committing: finish it, answer
             except BaseException:
                 poster.abandon()
                 raise
