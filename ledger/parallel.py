@@ -32,7 +32,8 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from aggregates.errors import Conflict, sendable
-from ledger.bulk import BulkPoster, Problem, Summary, chunks, few_collections
+from ledger.bulk import BulkPoster, Problem, Summary
+from ledger.lines import chunks, few_collections
 from ledger.routing import LineKeys, Numbered, keys_of, line_keys
 
 AHEAD = 2  # shares queued per worker behind those sent to it (windows read ahead)
