@@ -58,10 +58,9 @@ class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
     @classmethod
     def trusted_from(cls, fields: dict[str, Any]) -> Self:
         """``trusted`` for fields already in a dictionary (which it does not keep)."""
-        names, _, defaults = _shape(cls)
+        names, required, defaults = _shape(cls)
         values = {**defaults, **fields}
         if values.keys() != names:  # a field unknown, or one without a default missing
-            required = _shape(cls)[1]
             raise TypeError(
                 f"{cls.__name__}: missing {sorted(required - fields.keys())}, "
                 f"unknown {sorted(fields.keys() - names)}"
@@ -190,8 +189,7 @@ class ChainedAggregate(BaseAggregate[UUID]):
     def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
         """Check R14's times, link the event to the chain, apply and hold it."""
         occurred_at = kwargs["occurred_at"]
-        if occurred_at > _LATEST_NOW[0]:
-            check_not_in_future(occurred_at)
+        check_not_in_future(occurred_at)
         if occurred_at < self.last_occurred_at:
             raise RuleViolation(
                 "R14",

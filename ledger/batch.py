@@ -239,7 +239,7 @@ class Batch:
         in bulk posting.
         """
         if not (events or self.posted):
-            return nothing_to_commit
+            return _nothing_to_commit
         recorder: Any = self.app.recorder
         rows = self.app.mapper.to_rows(events, recorder.stored_id)  # type: ignore[attr-defined]
         return recorder.insert_uncommitted(rows, self.posted)  # type: ignore[no-any-return]
@@ -251,5 +251,5 @@ class Batch:
         return len(events)
 
 
-def nothing_to_commit() -> None:
+def _nothing_to_commit() -> None:
     """Nothing to commit."""

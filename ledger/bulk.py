@@ -18,21 +18,9 @@ from eventsourcing.persistence import IntegrityError
 
 from aggregates.errors import Conflict, LedgerError, RuleViolation
 from ledger.application import Ledger
-from ledger.batch import RECORDED_RULES, Batch, nothing_to_commit
+from ledger.batch import RECORDED_RULES, Batch
 from ledger.handlers import handle
 from ledger.lines import Line, chunks, few_collections, parse
-
-_HANDLERS: dict[type[Any], Callable[..., Any]] = {}
-
-
-def handler(request: Any) -> Callable[..., Any]:
-    """``handle``'s implementation for a request (singledispatch's own look-up, a
-    weak-keyed dictionary, costs more per line than the rest of the dispatch)."""
-    found = _HANDLERS.get(type(request))
-    if found is None:
-        found = _HANDLERS[type(request)] = handle.dispatch(type(request))
-    return found
-
 
 RETRIES = 5
 
@@ -214,11 +202,12 @@ class _ChunkRun:
         self.seen: set[str] = set()  # the ids of lines taken up (not skipped)
         self.kept_refusals: set[str] = set()  # ... refused, the refusal kept with its id
         self.unrecorded: set[str] = set()  # ... that failed with no id kept in the store
-        self.after = after  # the chunk being written while this one is checked
+        # The chunk committing while this one is checked: its aggregates, and its ids.
+        self.taken_before: set[str] = set()
         if after is not None:
             self.batch.seed(after.changed)
+            self.taken_before = after.seen
         self.changed: list[Any] = []  # aggregates with events in this chunk's transaction
-        self._commit: Callable[[], None] = nothing_to_commit
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -227,21 +216,17 @@ class _ChunkRun:
         stopped the chunk (--stop-on-error)."""
         keys = [line.key for line in self.lines if line.key]
         done = self.poster.ledger.recorder.posted_ids(keys) if keys else set()  # type: ignore[attr-defined]
-        if self.after is not None:
-            done |= self.after.seen  # taken up by the chunk still being committed
-        self.after = None  # its aggregates are in the batch now; nothing else is kept
+        done |= self.taken_before
         return all(self._one(line, done) for line in self.lines)
 
     def write(self) -> None:
         """Write the chunk's events and line keys in one transaction, in this thread."""
-        self._commit = self._insert()
-        self._commit_and_check()
+        self._commit_and_check(self._insert())
 
     def start(self) -> None:
         """Insert the chunk's events and line keys here (a collision raises here), and
         commit on a thread of its own; ``join`` waits for the commit."""
-        self._commit = self._insert()
-        self._thread = threading.Thread(target=self._commit_caught)
+        self._thread = threading.Thread(target=self._commit_caught, args=(self._insert(),))
         self._thread.start()
 
     def join(self) -> None:
@@ -259,13 +244,13 @@ class _ChunkRun:
         self.counts.events = len(events)
         return self.batch.write(events)
 
-    def _commit_and_check(self) -> None:
-        self._commit()
+    def _commit_and_check(self, commit: Callable[[], None]) -> None:
+        commit()
         self._posted_meanwhile()
 
-    def _commit_caught(self) -> None:
+    def _commit_caught(self, commit: Callable[[], None]) -> None:
         try:
-            self._commit_and_check()
+            self._commit_and_check(commit)
         except BaseException as error:  # raised again by join, in the posting thread
             self._error = error
 
@@ -303,7 +288,7 @@ class _ChunkRun:
             return True
         self.seen.add(line.key)
         try:
-            handler(line.request)(line.request, self.batch, line.actor)
+            handle(line.request, self.batch, line.actor)
         except RuleViolation as error:
             if error.rule in RECORDED_RULES:
                 self.batch.posted.append((line.key, "refused"))

@@ -22,12 +22,25 @@ def when(request: rq.Request) -> datetime:
     return request.occurred_at or datetime.now(tz=UTC)
 
 
-@singledispatch
 def handle(request: rq.Request, batch: Batch, actor: str | None) -> dict[str, Any]:
+    """Run the command's handler. Handlers are found once per request type: the
+    registry's own look-up (a weak-keyed dictionary) cost more per bulk line than the
+    rest of the dispatch."""
+    found = _BY_TYPE.get(type(request))
+    if found is None:
+        found = _BY_TYPE[type(request)] = _handler.dispatch(type(request))
+    return found(request, batch, actor)
+
+
+@singledispatch
+def _handler(request: rq.Request, batch: Batch, actor: str | None) -> dict[str, Any]:
     raise InvalidInput(f"unknown command {type(request).__name__}")  # pragma: no cover
 
 
-@handle.register
+_BY_TYPE: dict[type[Any], Callable[..., dict[str, Any]]] = {}
+
+
+@_handler.register
 def _(request: rq.Receive, batch: Batch, actor: str | None) -> dict[str, Any]:
     try:
         acting = batch.acting(actor, "receive")
@@ -80,7 +93,7 @@ def _on_record(
     return {"record": record.id, "code": record.code, "version": record.version}
 
 
-@handle.register
+@_handler.register
 def _(request: rq.Arrange, batch: Batch, actor: str | None) -> dict[str, Any]:
     def act(record: Record, acting: Any) -> None:
         batch.check_code_free(request.code, record)
@@ -97,7 +110,7 @@ def _(request: rq.Arrange, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_record("arrange", request, batch, actor, act)
 
 
-@handle.register
+@_handler.register
 def _(request: rq.Shelve, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_record(
         "shelve",
@@ -108,7 +121,7 @@ def _(request: rq.Shelve, batch: Batch, actor: str | None) -> dict[str, Any]:
     )
 
 
-@handle.register
+@_handler.register
 def _(request: rq.Relocate, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_record(
         "relocate",
@@ -132,7 +145,7 @@ def _approver(batch: Batch, approver_id: str | None) -> Any:
     return batch.actor(approver_id) if approver_id else None
 
 
-@handle.register
+@_handler.register
 def _(request: rq.Consult, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_record(
         "consult",
@@ -151,7 +164,7 @@ def _(request: rq.Consult, batch: Batch, actor: str | None) -> dict[str, Any]:
     )
 
 
-@handle.register
+@_handler.register
 def _(request: rq.Copy, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_record(
         "copy",
@@ -171,7 +184,7 @@ def _(request: rq.Copy, batch: Batch, actor: str | None) -> dict[str, Any]:
     )
 
 
-@handle.register
+@_handler.register
 def _(request: rq.Lend, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_record(
         "lend",
@@ -191,7 +204,7 @@ def _(request: rq.Lend, batch: Batch, actor: str | None) -> dict[str, Any]:
     )
 
 
-@handle.register
+@_handler.register
 def _(request: rq.Return, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_record(
         "return",
@@ -208,7 +221,7 @@ def _(request: rq.Return, batch: Batch, actor: str | None) -> dict[str, Any]:
     )
 
 
-@handle.register
+@_handler.register
 def _(request: rq.Repair, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_record(
         "repair",
@@ -219,7 +232,7 @@ def _(request: rq.Repair, batch: Batch, actor: str | None) -> dict[str, Any]:
     )
 
 
-@handle.register
+@_handler.register
 def _(request: rq.ReportLoss, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_record(
         "report-loss",
@@ -232,7 +245,7 @@ def _(request: rq.ReportLoss, batch: Batch, actor: str | None) -> dict[str, Any]
     )
 
 
-@handle.register
+@_handler.register
 def _(request: rq.Appraise, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_record(
         "appraise",
@@ -251,7 +264,7 @@ def _(request: rq.Appraise, batch: Batch, actor: str | None) -> dict[str, Any]:
     )
 
 
-@handle.register
+@_handler.register
 def _(request: rq.Destroy, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_record(
         "destroy",
@@ -269,7 +282,7 @@ def _(request: rq.Destroy, batch: Batch, actor: str | None) -> dict[str, Any]:
     )
 
 
-@handle.register
+@_handler.register
 def _(request: rq.Correct, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_record(
         "correct",
@@ -295,7 +308,7 @@ def _manager(batch: Batch, actor: str | None, action: str) -> Any:
         raise
 
 
-@handle.register
+@_handler.register
 def _(request: rq.AddActor, batch: Batch, actor: str | None) -> dict[str, Any]:
     acting = _manager(batch, actor, request.command)
     if batch._actor(request.actor_id) is not None:
@@ -331,21 +344,21 @@ def _on_actor(
     }
 
 
-@handle.register
+@_handler.register
 def _(request: rq.GrantRoles, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_actor(
         request, batch, actor, lambda t, by, at: t.grant(request.role, by=by, occurred_at=at)
     )
 
 
-@handle.register
+@_handler.register
 def _(request: rq.RevokeRoles, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_actor(
         request, batch, actor, lambda t, by, at: t.revoke(request.role, by=by, occurred_at=at)
     )
 
 
-@handle.register
+@_handler.register
 def _(request: rq.ChangeClearance, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_actor(
         request,
@@ -355,7 +368,7 @@ def _(request: rq.ChangeClearance, batch: Batch, actor: str | None) -> dict[str,
     )
 
 
-@handle.register
+@_handler.register
 def _(request: rq.DeactivateActor, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_actor(
         request, batch, actor, lambda t, by, at: t.deactivate(request.reason, by=by, occurred_at=at)

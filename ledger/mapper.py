@@ -46,20 +46,9 @@ class LedgerMapper(Mapper):  # type: ignore[type-arg]
     ) -> list[tuple[Any, int, str, bytes]]:
         """The event table's rows (id as the recorder stores it, version, topic, state)
         of many events: bulk posting's write path, without a StoredEvent for each."""
-        if self.compressor or self.cipher:
-            state = self.stored_state
-            return [
-                (stored_id(e.originator_id), e.originator_version, e.TOPIC, state(e))
-                for e in events
-            ]
+        state = self.stored_state
         return [
-            (
-                stored_id(e.originator_id),
-                e.originator_version,
-                e.TOPIC,
-                envelope(e.body(), e.event_hash),
-            )
-            for e in events
+            (stored_id(e.originator_id), e.originator_version, e.TOPIC, state(e)) for e in events
         ]
 
     def decode_state(self, state: bytes) -> tuple[bytes, str]:
