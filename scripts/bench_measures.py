@@ -62,6 +62,8 @@ class Row:
     samples: list[float] = field(default_factory=list)
     cpu: float | None = None  # CPU seconds of the ledger's processes (median run)
     wall: float | None = None  # and the seconds that run took
+    # The ratio of each run to the baseline run beside it; ``ratio`` is then their median
+    spread: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,6 +71,18 @@ class Row:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def paired_rates(ledger: list[float], base: list[float]) -> list[float]:
+    """Each run's throughput ratio to the baseline run beside it. The machine's speed
+    drifts over minutes, so a run is compared with its neighbour, not with the median
+    of all runs; the reported ratio is the median of these."""
+    return [x / b for x, b in zip(ledger, base, strict=True)]
+
+
+def paired_times(ledger: list[float], base: list[float]) -> list[float]:
+    """``paired_rates`` for seconds taken over the same work."""
+    return [b / x for x, b in zip(ledger, base, strict=True)]
 
 
 def at_least(ratio: float, goal: float) -> tuple[str, bool]:
@@ -143,7 +157,8 @@ def measure_post(backend: Backend, cfg: Config) -> list[Row]:
     processes = f"{jobs} worker processes" if jobs > 1 else "one process"
     for mode, label in (("default", f"default options: {processes}"), ("1", "--jobs 1")):
         rate = median(rates[mode])
-        target, met = at_least(rate / base_rate, 0.3)
+        ratios = paired_rates(rates[mode], base)
+        target, met = at_least(median(ratios), 0.3)
         cpu, wall = median_run(*runs[mode])
         found.append(
             Row(
@@ -153,20 +168,21 @@ def measure_post(backend: Backend, cfg: Config) -> list[Row]:
                 "events/s",
                 base_rate,
                 f"raw {raw}, rows/s",
-                rate / base_rate,
+                median(ratios),
                 target,
                 met,
                 samples=rates[mode],
                 cpu=cpu,
                 wall=wall,
+                spread=ratios,
             )
         )
     plural = "s" if transactions != 1 else ""
     found.append(
         Row(f"bulk post floor: its events and line keys written alone, in {transactions} "
             f"transaction{plural} ({raw})", backend.name, median(floor), "events/s",
-            base_rate, f"raw {raw}, rows/s", median(floor) / base_rate, "(ceiling)",
-            samples=floor)
+            base_rate, f"raw {raw}, rows/s", median(paired_rates(floor, base)), "(ceiling)",
+            samples=floor, spread=paired_rates(floor, base))
     )  # fmt: skip
     found.append(
         Row(
@@ -269,11 +285,13 @@ def _whole_log(
     rows = []
     for label, _ in variants:
         rate = count / median(times[label])
-        target, met = at_least(rate / base_rate, 0.4)
+        ratios = paired_times(times[label], base)
+        target, met = at_least(median(ratios), 0.4)
         cpu, wall = median_run(times[label], cpus[label])
         rows.append(
             Row(f"{what} {count:,} events{label}", backend.name, rate, "events/s", base_rate,
-                read, rate / base_rate, target, met, samples=times[label], cpu=cpu, wall=wall)
+                read, median(ratios), target, met, samples=times[label], cpu=cpu, wall=wall,
+                spread=ratios)
         )  # fmt: skip
     peak = max(peaks)
     rows.append(

@@ -49,6 +49,9 @@ def check_rows(rows: list[dict[str, object]], backend: str) -> None:
     # The CPU of the ledger's processes, beside the wall time of the same run.
     assert isinstance(post["cpu"], float) and post["cpu"] > 0, post
     assert isinstance(post["wall"], float) and post["wall"] > 0, post
+    # The ratio is the median of each run's ratio to the baseline run beside it.
+    assert post["spread"] == [post["ratio"]], post  # one run
+    assert post["ratio"] == pytest.approx(post["value"] / post["baseline"]), post
     assert row(rows, "re-post", backend)["value"], "re-posting skipped nothing"
     assert isinstance(row(rows, "custody query p99", backend)["value"], float)
     assert isinstance(row(rows, "`ledger custody` process", backend)["ratio"], float)
