@@ -31,9 +31,9 @@ from itertools import chain, count
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from aggregates.errors import Conflict, sendable
 from ledger.bulk import BulkPoster, Problem, Summary
 from ledger.lines import chunks, few_collections
+from ledger.posting_worker import work, worker_stopped
 from ledger.routing import LineKeys, Numbered, keys_of, line_keys
 
 AHEAD = 2  # shares queued per worker behind those sent to it (windows read ahead)
@@ -273,7 +273,7 @@ class ParallelPoster:
                 try:
                     worker.conn.send((share.lines, share.taken))
                 except OSError:
-                    raise _worker_stopped() from None
+                    raise worker_stopped() from None
                 worker.sent.append(share)
 
     def _pump(self) -> None:
@@ -295,7 +295,7 @@ class ParallelPoster:
         try:
             kind, payload = worker.conn.recv()
         except (EOFError, OSError):  # closed, or reset by a worker that was killed
-            raise _worker_stopped() from None
+            raise worker_stopped() from None
         if kind == "error":
             raise payload
         if kind == "committing":  # the share's refused lines, ahead of its commit
@@ -334,7 +334,7 @@ class ParallelPoster:
             mine, theirs = context.Pipe()
             parents_ends = [w.conn for w in self.workers] + [mine]
             process = context.Process(
-                target=_work,
+                target=work,
                 args=(theirs, parents_ends, self.open_ledger, self.actor, self.chunk_size),
                 daemon=True,
             )
@@ -345,7 +345,7 @@ class ParallelPoster:
             try:
                 kind, payload = worker.conn.recv()
             except (EOFError, OSError):
-                raise _worker_stopped() from None
+                raise worker_stopped() from None
             if kind == "error":
                 raise payload
 
@@ -358,47 +358,3 @@ class ParallelPoster:
             if worker.process.is_alive():
                 worker.process.kill()
         self.workers = []
-
-
-def _worker_stopped() -> Conflict:
-    return Conflict("a posting worker stopped; run the file again (posted lines are skipped)")
-
-
-def _work(
-    conn: Connection,
-    parents_ends: list[Connection],
-    open_ledger: Callable[[], Any],
-    actor: str | None,
-    size: int,
-) -> None:
-    """A worker: open the store, then post each share it is sent as one chunk."""
-    for end in parents_ends:  # forked copies: closed, so the parent's death reads as EOF
-        end.close()
-    try:
-        poster = BulkPoster(
-            open_ledger(),
-            actor,
-            chunk_size=size,
-            before_commit=lambda problems: conn.send(
-                ("committing", [p for p in problems if p.outcome == "refused" and p.id])
-            ),
-            on_settled=lambda summary, taken: conn.send(("done", (summary, taken))),
-        )
-        conn.send(("ready", None))
-        with few_collections():
-            try:
-                while (sent := conn.recv()) is not None:
-                    share, taken = sent
-                    poster.seen.update(taken)  # taken up by lines posted elsewhere
-                    poster.submit(share)  # commits (and answers for) the share before
-                    if not conn.poll():  # no next share at hand: commit this one, answer
-                        poster.settle()
-                poster.settle()  # told to stop with a share committing: finish it, answer
-            except BaseException:
-                poster.abandon()
-                raise
-    except (EOFError, BrokenPipeError):  # the parent is gone: what was committed stays
-        return
-    except BaseException as error:  # every other failure goes back as the answer
-        with contextlib.suppress(OSError):
-            conn.send(("error", sendable(error)))
