@@ -231,7 +231,13 @@ class Batch:
 
     def write(self, events: list[Any]) -> Callable[[], None]:
         """Insert ``events`` and the posted-line keys in one transaction; return what
-        commits it (bulk posting commits on a thread of its own, see ledger.bulk).
+        commits it."""
+        return self.insertion(events)()
+
+    def insertion(self, events: list[Any]) -> Callable[[], Callable[[], None]]:
+        """The insert of ``events`` and the posted-line keys, their rows built now: it
+        inserts them in one transaction and returns what commits it. Bulk posting runs
+        it in its own thread or on a thread of its own (see ledger.bulk).
 
         The events go straight to the event store: ``Application.save`` would only add
         per-object protocol checks, snapshots (not used) and local notifications (our
@@ -239,10 +245,11 @@ class Batch:
         in bulk posting.
         """
         if not (events or self.posted):
-            return _nothing_to_commit
+            return _no_insert
         recorder: Any = self.app.recorder
         rows = self.app.mapper.to_rows(events, recorder.stored_id)  # type: ignore[attr-defined]
-        return recorder.insert_uncommitted(rows, self.posted)  # type: ignore[no-any-return]
+        posted = self.posted
+        return lambda: recorder.insert_uncommitted(rows, posted)
 
     def save(self) -> int:
         """Write every pending event and the posted-line keys in one transaction."""
@@ -253,3 +260,8 @@ class Batch:
 
 def _nothing_to_commit() -> None:
     """Nothing to commit."""
+
+
+def _no_insert() -> Callable[[], None]:
+    """Nothing to insert."""
+    return _nothing_to_commit

@@ -60,14 +60,20 @@ class Summary:
 class BulkPoster:
     """Posts chunks of lines, one transaction each.
 
-    A chunk's rows are inserted in this thread, where a collision with a concurrent
-    writer raises (the chunk is then posted again carefully, every line checked against
-    the store). Its commit runs on a thread of its own (the database driver lets go of
-    the interpreter while the database syncs) while the next chunk is parsed and
-    checked on top of it: that batch starts from the aggregates the committing chunk
-    changed, and treats its line ids as taken. Only then does it wait for that commit
-    and insert its own rows. If a commit fails, the run fails with it; nothing checked
-    on top of it is written, and a re-run posts what is left.
+    A chunk's rows are built in this thread. Its commit runs on a thread of its own (the
+    database driver lets go of the interpreter while the database syncs) while the next
+    chunk is parsed and checked on top of it: that batch starts from the aggregates the
+    committing chunk changed, and treats its line ids as taken. Only then does it wait
+    for that commit and write its own rows. On SQLite the rows are inserted in this
+    thread, before the commit starts; on PostgreSQL on the commit thread too, where the
+    wait for the server to take them in passes while the next chunk is checked (the
+    recorders' ``inserts_on_commit_thread`` says why).
+
+    A collision with a concurrent writer has the chunk posted again carefully, every line
+    checked against the store; if it is found on the commit thread, the chunk checked on
+    top of it is checked again, from the store. If a commit fails otherwise, the run
+    fails with it; nothing checked on top of it is written, and a re-run posts what is
+    left.
     """
 
     def __init__(
@@ -126,7 +132,9 @@ class BulkPoster:
             return self._post_now(lines, careful=False)
         run = _ChunkRun(self, lines, careful=False, after=self.writing)
         run.check()
-        self.settle()
+        if not self.settle():  # checked on top of a chunk that was not written: again
+            run = _ChunkRun(self, lines, careful=False)
+            run.check()
         try:
             run.start()
         except IntegrityError:  # a concurrent writer, or a collision the fast path skipped
@@ -134,14 +142,22 @@ class BulkPoster:
         self.writing = run
         return True
 
-    def settle(self) -> None:
-        """Wait for the chunk being written to commit, and count it in. (Collisions
-        raise when its rows are inserted, before; a commit that fails ends the run, and
-        nothing checked on top of it is written.)"""
+    def settle(self) -> bool:
+        """Wait for the chunk being written to commit, and count it in. A collision
+        found on the commit thread (ledger.recorders: inserts_on_commit_thread) has the
+        chunk posted again carefully, here: then False, as what was checked on top of it
+        must be checked again. A commit that fails otherwise ends the run, and nothing
+        checked on top of it is written."""
         run, self.writing = self.writing, None
-        if run is not None:
+        if run is None:
+            return True
+        try:
             run.join()
-            self.settled(run)
+        except IntegrityError:
+            self._post_now(run.lines, careful=True)
+            return False
+        self.settled(run)
+        return True
 
     def settled(self, run: _ChunkRun) -> None:
         """A chunk is committed: report its problems, count it in."""
@@ -221,12 +237,20 @@ class _ChunkRun:
 
     def write(self) -> None:
         """Write the chunk's events and line keys in one transaction, in this thread."""
-        self._commit_and_check(self._insert())
+        self._commit_and_check(self._insertion()())
 
     def start(self) -> None:
-        """Insert the chunk's events and line keys here (a collision raises here), and
-        commit on a thread of its own; ``join`` waits for the commit."""
-        self._thread = threading.Thread(target=self._commit_caught, args=(self._insert(),))
+        """Write the chunk's events and line keys, committed on a thread of its own;
+        ``join`` waits for the commit. The rows are built here; they are inserted here
+        too (a collision raises here), or on that thread where the recorder says so."""
+        insert = self._insertion()
+
+        def insert_and_commit() -> None:
+            insert()()
+
+        on_thread = self.poster.ledger.recorder.inserts_on_commit_thread  # type: ignore[attr-defined]
+        job = insert_and_commit if on_thread else insert()
+        self._thread = threading.Thread(target=self._commit_caught, args=(job,))
         self._thread.start()
 
     def join(self) -> None:
@@ -237,12 +261,14 @@ class _ChunkRun:
         if self._error is not None:
             raise self._error
 
-    def _insert(self) -> Callable[[], None]:
+    def _insertion(self) -> Callable[[], Callable[[], None]]:
+        """The chunk's events, taken off its aggregates here (the next chunk goes on
+        from them), as the insert to run."""
         if self.poster.before_commit is not None:
             self.poster.before_commit(self.counts.problems)
         self.changed, events = self.batch.collect()
         self.counts.events = len(events)
-        return self.batch.write(events)
+        return self.batch.insertion(events)
 
     def _commit_and_check(self, commit: Callable[[], None]) -> None:
         commit()

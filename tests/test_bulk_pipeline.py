@@ -1,9 +1,10 @@
 """Bulk posting checks each chunk while the chunk before it commits (ledger.bulk).
 
 A chunk is checked on top of the aggregates the committing chunk changed and with its
-line ids taken, so posting a file in many chunks gives what one chunk gives; and a run
+line ids taken, so posting a file in many chunks gives what one chunk gives; a run
 that fails while a chunk commits still counts and reports that chunk, so a re-run, which
-skips it, loses no report.
+skips it, loses no report; and a chunk that collides with another writer is posted again
+carefully, with the chunk checked on top of it checked again.
 """
 
 from __future__ import annotations
@@ -103,3 +104,56 @@ def test_a_run_failing_while_a_chunk_commits_keeps_and_reports_that_chunk(
         assert f"skipped {size}," in rest.stdout, rest
         again = [int(line.split(":")[0].removeprefix("line ")) for line in rest.stderr.splitlines()]
         assert sorted([p.line for p in reported] + again) == generated.refused
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_collision_has_the_chunk_posted_again_and_the_next_checked_again(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another writer posts the first chunk's receipt between its check and its insert.
+    The insert collides: on SQLite in the posting thread, on PostgreSQL on the commit
+    thread, after the second chunk was checked on top of the first. The first chunk is
+    posted again carefully (the receipt skipped), the second checked again, and the store
+    holds what posting the file in order after that receipt gives, its chains intact."""
+    generated = generate(tmp_path / "gen.jsonl", 6)
+    lines = generated.path.read_bytes().splitlines(keepends=True)
+    actors = [line for line in lines if b'"actor-add"' in line]
+    rest = [line for line in lines if b'"actor-add"' not in line]
+    assert b'"receive"' in rest[0]
+    (tmp_path / "in-order").mkdir()
+    with fresh_store(backend, tmp_path / "in-order") as url:
+        setup_office(url)
+        BulkPoster(open_ledger(url), None).post(actors)
+        summary = BulkPoster(open_ledger(url), None, chunk_size=4).post(rest)
+        in_order = (summary.posted, summary.refused, fingerprint(url))
+
+    (tmp_path / "collided").mkdir()
+    with fresh_store(backend, tmp_path / "collided") as url:
+        setup_office(url)
+        BulkPoster(open_ledger(url), None).post(actors)
+        poster = BulkPoster(open_ledger(url), None, chunk_size=4)  # splits a lifecycle
+        recorder: Any = poster.ledger.recorder
+        insert, inserts = recorder.insert_uncommitted, count()
+
+        def receipt_first(rows: Any, posted: Any) -> Any:
+            if next(inserts) == 0:
+                BulkPoster(open_ledger(url), None).post(rest[:1])
+            return insert(rows, posted)
+
+        settles: list[bool] = []
+        settle = BulkPoster.settle
+
+        def settle_noted(self: BulkPoster) -> bool:
+            settles.append(settle(self))
+            return settles[-1]
+
+        monkeypatch.setattr(recorder, "insert_uncommitted", receipt_first)
+        monkeypatch.setattr(BulkPoster, "settle", settle_noted)
+        summary = poster.post(rest)
+        monkeypatch.undo()
+        assert summary.skipped == 1, summary  # the receipt, posted by the other writer
+        if backend == "postgres":  # found on the commit thread
+            assert False in settles, settles
+        verified = run(url, "verify")
+        assert verified.code == 0, verified
+        assert (summary.posted + 1, summary.refused, fingerprint(url)) == in_order
