@@ -63,7 +63,10 @@ def check_rows(rows: list[dict[str, object]], backend: str) -> None:
         found = row(rows, name, backend)
         # Either measured, or an explicit n/a naming the missing feature.
         assert found["value"] is not None or "n/a (not available" in str(found["note"]), found
-    assert isinstance(row(rows, "`ledger --help`", "-")["ratio"], float)
+    start_up = row(rows, "`ledger --help`", "-")
+    assert isinstance(start_up["ratio"], float), start_up
+    assert len(start_up["spread"]) >= 5, start_up  # a ratio per pair of runs
+    assert min(start_up["spread"]) <= start_up["ratio"] <= max(start_up["spread"]), start_up
 
 
 @pytest.mark.slow
