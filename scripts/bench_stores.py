@@ -42,9 +42,11 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def ledger(db: str, *args: str, timeout: float = 3600) -> subprocess.CompletedProcess[bytes]:
+def ledger(
+    db: str, *args: str, timeout: float = 3600, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(
-        [LEDGER, "--db", db, *args], capture_output=True, env=child_env(), timeout=timeout
+        [LEDGER, "--db", db, *args], capture_output=True, env=env or child_env(), timeout=timeout
     )
 
 
@@ -99,8 +101,9 @@ class Backend:
             name = sql.Identifier(store)
             admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name))
 
-    def create(self, store: str) -> str:
-        """A fresh, initialised ledger with its first director; returns its URL."""
+    def create(self, store: str, env: dict[str, str] | None = None) -> str:
+        """A fresh, initialised ledger with its first director (``ledger init`` run with
+        ``env``, if given); returns its URL."""
         self.drop(store)
         if self.name == "postgres":
             import psycopg
@@ -110,7 +113,7 @@ class Backend:
                 name = sql.Identifier(store + self.tag)
                 admin.execute(sql.SQL("CREATE DATABASE {}").format(name))
         url = self.url(store)
-        done = ledger(url, "init", "--director", "dir", "--name", "主任")
+        done = ledger(url, "init", "--director", "dir", "--name", "主任", env=env)
         if done.returncode:
             raise RuntimeError(f"ledger init failed: {done.stderr.decode().strip()}")
         return url
