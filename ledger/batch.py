@@ -229,11 +229,6 @@ class Batch:
         changed = self.pending()
         return changed, [event for a in changed for event in a.collect_events()]
 
-    def write(self, events: list[Any]) -> Callable[[], None]:
-        """Insert ``events`` and the posted-line keys in one transaction; return what
-        commits it."""
-        return self.insertion(events)()
-
     def insertion(self, events: list[Any]) -> Callable[[], Callable[[], None]]:
         """The insert of ``events`` and the posted-line keys, their rows built now: it
         inserts them in one transaction and returns what commits it. Bulk posting runs
@@ -254,7 +249,8 @@ class Batch:
     def save(self) -> int:
         """Write every pending event and the posted-line keys in one transaction."""
         events = self.collect()[1]
-        self.write(events)()
+        commit = self.insertion(events)()
+        commit()
         return len(events)
 
 

@@ -216,7 +216,6 @@ class _ChunkRun:
         self.batch = Batch(poster.ledger, careful=careful)
         self.counts = Summary()
         self.seen: set[str] = set()  # the ids of lines taken up (not skipped)
-        self.kept_refusals: set[str] = set()  # ... refused, the refusal kept with its id
         self.unrecorded: set[str] = set()  # ... that failed with no id kept in the store
         # The chunk committing while this one is checked: its aggregates, and its ids.
         self.taken_before: set[str] = set()
@@ -300,8 +299,6 @@ class _ChunkRun:
 
     def _kept_here(self, key: str) -> bool:
         """Whether this chunk writes ``key`` (its line posted, or its refusal kept)."""
-        if key in self.kept_refusals:
-            return True
         return key in self.seen and key not in self.unrecorded
 
     def _one(self, line: Line, done: set[str]) -> bool:
@@ -318,7 +315,6 @@ class _ChunkRun:
         except RuleViolation as error:
             if error.rule in RECORDED_RULES:
                 self.batch.posted.append((line.key, "refused"))
-                self.kept_refusals.add(line.key)
             else:
                 self.unrecorded.add(line.key)
             return self._problem(line, "refused", error.line())

@@ -73,21 +73,13 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def paired_rates(ledger: list[float], base: list[float]) -> list[float]:
-    """Each run's throughput ratio to the baseline run beside it. The machine's speed
-    drifts over minutes, so a run is compared with its neighbour, not with the median
-    of all runs; the reported ratio is the median of these."""
-    return [x / b for x, b in zip(ledger, base, strict=True)]
-
-
-def paired_times(ledger: list[float], base: list[float]) -> list[float]:
-    """``paired_rates`` for seconds taken over the same work."""
-    return [b / x for x, b in zip(ledger, base, strict=True)]
-
-
-def time_ratios(ledger: list[float], base: list[float]) -> list[float]:
-    """Each run's time over the time of the baseline run beside it (lower is better)."""
-    return [x / b for x, b in zip(ledger, base, strict=True)]
+def per_run(above: list[float], below: list[float]) -> list[float]:
+    """Each run's figure over the figure of the run beside it: a ledger run's rate over
+    its baseline run's (or the baseline's seconds over the ledger's, for the same
+    throughput ratio). The machine's speed drifts over minutes, so a run is compared with
+    its neighbour, not with the median of all runs; the reported ratio is the median of
+    these."""
+    return [a / b for a, b in zip(above, below, strict=True)]
 
 
 def at_least(ratio: float, goal: float) -> tuple[str, bool]:
@@ -162,7 +154,7 @@ def measure_post(backend: Backend, cfg: Config) -> list[Row]:
     processes = f"{jobs} worker processes" if jobs > 1 else "one process"
     for mode, label in (("default", f"default options: {processes}"), ("1", "--jobs 1")):
         rate = median(rates[mode])
-        ratios = paired_rates(rates[mode], base)
+        ratios = per_run(rates[mode], base)
         target, met = at_least(median(ratios), 0.3)
         cpu, wall = median_run(*runs[mode])
         found.append(
@@ -183,11 +175,12 @@ def measure_post(backend: Backend, cfg: Config) -> list[Row]:
             )
         )
     plural = "s" if transactions != 1 else ""
+    floor_ratios = per_run(floor, base)
     found.append(
         Row(f"bulk post floor: its events and line keys written alone, in {transactions} "
             f"transaction{plural} ({raw})", backend.name, median(floor), "events/s",
-            base_rate, f"raw {raw}, rows/s", median(paired_rates(floor, base)), "(ceiling)",
-            samples=floor, spread=paired_rates(floor, base))
+            base_rate, f"raw {raw}, rows/s", median(floor_ratios), "(ceiling)",
+            samples=floor, spread=floor_ratios)
     )  # fmt: skip
     found.append(
         Row(
@@ -290,7 +283,7 @@ def _whole_log(
     rows = []
     for label, _ in variants:
         rate = count / median(times[label])
-        ratios = paired_times(times[label], base)
+        ratios = per_run(base, times[label])  # seconds: the baseline's over the ledger's
         target, met = at_least(median(ratios), 0.4)
         cpu, wall = median_run(times[label], cpus[label])
         rows.append(
@@ -373,7 +366,7 @@ def measure_custody(backend: Backend, cfg: Config, url: str) -> list[Row]:
         processes.append(process_seconds([LEDGER, "--db", url, "custody", ref, "--json"]))
         version.append(process_seconds([LEDGER, "--version"]))
     proc, base = median(processes) * 1000, median(version) * 1000
-    ratios = time_ratios(processes, version)
+    ratios = per_run(processes, version)
     return [
         Row(f"custody query p50, {count:,} events", backend.name, p50, "ms",
             note=f"in-process, {len(times)} records"),
@@ -404,8 +397,9 @@ def measure_startup(cfg: Config) -> list[Row]:
         helps.append(process_seconds([LEDGER, "--help"]))
         clicks.append(process_seconds([sys.executable, "-c", "import click"]))
     ms, base = median(helps) * 1000, median(clicks) * 1000
-    ratio = median(time_ratios(helps, clicks))
+    ratios = per_run(helps, clicks)
+    ratio = median(ratios)
     return [
         Row("`ledger --help` start-up", "-", ms, "ms", base, '`python -c "import click"`, ms',
-            ratio, "<= 2x", ratio <= 2, samples=helps, spread=time_ratios(helps, clicks)),
+            ratio, "<= 2x", ratio <= 2, samples=helps, spread=ratios),
     ]  # fmt: skip

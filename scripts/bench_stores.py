@@ -42,6 +42,17 @@ def child_env() -> dict[str, str]:
     return env
 
 
+def server_url(given: str | None) -> str:
+    """The PostgreSQL server where databases may be created: ``given``, else
+    LEDGER_BENCH_PG_URL, LEDGER_TEST_PG_URL, or the local server's default."""
+    return (
+        given
+        or os.environ.get("LEDGER_BENCH_PG_URL")
+        or os.environ.get("LEDGER_TEST_PG_URL")
+        or "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+
+
 def ledger(
     db: str, *args: str, timeout: float = 3600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[bytes]:
@@ -294,14 +305,18 @@ def baseline_read_hash(backend: Backend, url: str) -> tuple[float, int]:
 
 
 def post_file(
-    url: str, path: Path, chunk_size: int | None = None, extra: list[str] | None = None
+    url: str,
+    path: Path,
+    chunk_size: int | None = None,
+    extra: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[float, dict[str, Any]]:
-    """Run `ledger post FILE --json`; (seconds, summary)."""
+    """Run `ledger post FILE --json` (with ``env``, if given); (seconds, summary)."""
     args = ["post", str(path), "--json", *(extra or [])]
     if chunk_size:
         args += ["--chunk-size", str(chunk_size)]
     started = time.perf_counter()
-    done = ledger(url, *args)
+    done = ledger(url, *args, env=env)
     elapsed = time.perf_counter() - started
     if done.returncode not in (0, 3):
         raise RuntimeError(f"ledger post failed ({done.returncode}): {done.stderr[-500:]!r}")
