@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Self, TypeVar
+from typing import Any, ClassVar, NamedTuple, Self, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import (
@@ -64,26 +64,27 @@ class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
 
     @classmethod
     def trusted_from(cls, fields: dict[str, Any]) -> Self:
-        """``trusted`` for fields already in a dictionary (which it does not keep)."""
-        names, required, defaults = _shape(cls)
-        values = {**defaults, **fields}
-        if values.keys() != names:  # a field unknown, or one without a default missing
+        """``trusted`` for fields already in a dictionary of the caller's, which the
+        event may keep as its own (the caller does not use it again)."""
+        shape = _SHAPES.get(cls) or _shape(cls)
+        values = {**shape.defaults, **fields} if shape.defaults else fields
+        if values.keys() != shape.names:  # a field unknown, or one without a default missing
             raise TypeError(
-                f"{cls.__name__}: missing {sorted(required - fields.keys())}, "
-                f"unknown {sorted(fields.keys() - names)}"
+                f"{cls.__name__}: missing {sorted(shape.required - fields.keys())}, "
+                f"unknown {sorted(fields.keys() - shape.names)}"
             )
-        event = cls.__new__(cls)
-        _SET(event, "__dict__", values)
-        _SET(event, "__pydantic_fields_set__", set(fields))
-        _SET(event, "__pydantic_extra__", None)
-        _SET(event, "__pydantic_private__", None)
+        event = _NEW(cls)
+        _SET_DICT(event, values)
+        _SET_FIELDS_SET(event, set(fields))
+        _SET_EXTRA(event, None)
+        _SET_PRIVATE(event, None)
         # Its body and hash now: an aggregate links the next event to this hash at once,
         # and computing them lazily would cost two caught exceptions per event.
-        body = canonical(dict(values, topic=cls.TOPIC, class_version=cls.class_version))
-        _BODY.__set__(event, body)
-        _HASH.__set__(event, digest(body))
+        body = canonical({**values, **shape.envelope_fields})
+        _SET_BODY(event, body)
+        _SET_HASH(event, digest(body))
         if CHECK_EVENTS:
-            _same_as_validated(event, fields)
+            _same_as_validated(event, dict(fields))
         return event
 
     @classmethod
@@ -134,26 +135,43 @@ class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
         """Evolve the aggregate's state; events without state changes keep this."""
 
 
-# The slots' own descriptors: reading them directly skips pydantic's __getattr__.
+# The slots' own descriptors: reading them directly skips pydantic's __getattr__, and
+# setting them directly skips looking each name up on the class.
 _BODY: Any = LedgerEvent.__dict__["_ledger_body"]
 _HASH: Any = LedgerEvent.__dict__["_ledger_hash"]
-_SET = object.__setattr__
+_SET_BODY = _BODY.__set__
+_SET_HASH = _HASH.__set__
+_SET_DICT = BaseModel.__dict__["__dict__"].__set__
+_SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
+_SET_PRIVATE = BaseModel.__dict__["__pydantic_private__"].__set__
+_NEW = object.__new__
 CHECK_EVENTS = os.environ.get("LEDGER_CHECK_EVENTS") == "1"
-_SHAPES: dict[type[Any], tuple[frozenset[str], frozenset[str], dict[str, Any]]] = {}
 
 
-def _shape(cls: type[LedgerEvent]) -> tuple[frozenset[str], frozenset[str], dict[str, Any]]:
-    """(field names, required names, defaults) of an event class, computed once."""
-    shape = _SHAPES.get(cls)
-    if shape is None:
-        fields = cls.model_fields
-        defaults = {
+class _Shape(NamedTuple):
+    names: frozenset[str]
+    required: frozenset[str]
+    defaults: dict[str, Any]
+    envelope_fields: dict[str, Any]  # what the body holds beyond the fields
+
+
+_SHAPES: dict[type[Any], _Shape] = {}
+
+
+def _shape(cls: type[LedgerEvent]) -> _Shape:
+    """An event class's field names, required names and defaults, computed once."""
+    fields = cls.model_fields
+    shape = _SHAPES[cls] = _Shape(
+        frozenset(fields),
+        frozenset(name for name, info in fields.items() if info.is_required()),
+        {
             name: info.get_default(call_default_factory=True)
             for name, info in fields.items()
             if not info.is_required()
-        }
-        required = frozenset(name for name, info in fields.items() if info.is_required())
-        shape = _SHAPES[cls] = (frozenset(fields), required, defaults)
+        },
+        {"topic": cls.TOPIC, "class_version": cls.class_version},
+    )
     return shape
 
 
