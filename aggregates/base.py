@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NamedTuple, Self, TypeVar
 from uuid import UUID
@@ -141,6 +142,9 @@ _BODY: Any = LedgerEvent.__dict__["_ledger_body"]
 _HASH: Any = LedgerEvent.__dict__["_ledger_hash"]
 _SET_BODY = _BODY.__set__
 _SET_HASH = _HASH.__set__
+# An event's body and hash as computed when it was made (AttributeError if never).
+made_body: Callable[[LedgerEvent], bytes] = _BODY.__get__
+made_hash: Callable[[LedgerEvent], str] = _HASH.__get__
 _SET_DICT = BaseModel.__dict__["__dict__"].__set__
 _SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
 _SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
