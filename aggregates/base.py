@@ -68,7 +68,8 @@ class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
         """``trusted`` for fields already in a dictionary of the caller's, which the
         event may keep as its own (the caller does not use it again)."""
         shape = _SHAPES.get(cls) or _shape(cls)
-        values = {**shape.defaults, **fields} if shape.defaults else fields
+        # Every field given (as the aggregates mostly give them): no defaults to merge.
+        values = fields if len(fields) == len(shape.names) else {**shape.defaults, **fields}
         if values.keys() != shape.names:  # a field unknown, or one without a default missing
             raise TypeError(
                 f"{cls.__name__}: missing {sorted(shape.required - fields.keys())}, "
@@ -233,18 +234,16 @@ class ChainedAggregate(BaseAggregate[UUID]):
 
     @classmethod
     def _start(cls, event_class: type[LedgerCreated], *, id: UUID, **kwargs: Any) -> Self:
-        occurred_at = kwargs["occurred_at"]
-        check_not_in_future(occurred_at)
-        created = event_class.trusted(
-            originator_topic=cls.TOPIC,
-            originator_id=id,
-            originator_version=cls.INITIAL_VERSION,
-            timestamp=event_class.create_timestamp(),
-            prev_hash=GENESIS,
-            **kwargs,
-        )
+        if kwargs["occurred_at"] > _LATEST_NOW[0]:
+            check_not_in_future(kwargs["occurred_at"])
+        kwargs["originator_topic"] = cls.TOPIC
+        kwargs["originator_id"] = id
+        kwargs["originator_version"] = cls.INITIAL_VERSION
+        kwargs["timestamp"] = datetime.now(tz=UTC)
+        kwargs["prev_hash"] = GENESIS
+        created = event_class.trusted_from(kwargs)
         aggregate: Self = created.mutate(None)
-        aggregate.pending_events.append(created)
+        aggregate._pending_events.append(created)
         return aggregate
 
     def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
