@@ -32,7 +32,7 @@ class ActorView:
     db_role: str | None
 
     def has(self, *roles: Role) -> bool:
-        return bool(self.roles.intersection(roles))
+        return not self.roles.isdisjoint(roles)
 
 
 class ActorRegistered(LedgerCreated):
