@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import inspect
 import os
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar, NamedTuple, Self, TypeVar
 from uuid import UUID
@@ -143,9 +142,6 @@ _BODY: Any = LedgerEvent.__dict__["_ledger_body"]
 _HASH: Any = LedgerEvent.__dict__["_ledger_hash"]
 _SET_BODY = _BODY.__set__
 _SET_HASH = _HASH.__set__
-# An event's body and hash as computed when it was made (AttributeError if never).
-made_body: Callable[[LedgerEvent], bytes] = _BODY.__get__
-made_hash: Callable[[LedgerEvent], str] = _HASH.__get__
 _SET_DICT = BaseModel.__dict__["__dict__"].__set__
 _SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
 _SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
@@ -234,12 +230,11 @@ class ChainedAggregate(BaseAggregate[UUID]):
 
     @classmethod
     def _start(cls, event_class: type[LedgerCreated], *, id: UUID, **kwargs: Any) -> Self:
-        if kwargs["occurred_at"] > _LATEST_NOW[0]:
-            check_not_in_future(kwargs["occurred_at"])
+        check_not_in_future(kwargs["occurred_at"])
         kwargs["originator_topic"] = cls.TOPIC
         kwargs["originator_id"] = id
         kwargs["originator_version"] = cls.INITIAL_VERSION
-        kwargs["timestamp"] = datetime.now(tz=UTC)
+        kwargs["timestamp"] = event_class.create_timestamp()
         kwargs["prev_hash"] = GENESIS
         created = event_class.trusted_from(kwargs)
         aggregate: Self = created.mutate(None)
@@ -249,8 +244,7 @@ class ChainedAggregate(BaseAggregate[UUID]):
     def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
         """Check R14's times, link the event to the chain, apply and hold it."""
         occurred_at = kwargs["occurred_at"]
-        if occurred_at > _LATEST_NOW[0]:
-            check_not_in_future(occurred_at)
+        check_not_in_future(occurred_at)
         if occurred_at < self.last_occurred_at:
             raise RuleViolation(
                 "R14",
@@ -259,7 +253,7 @@ class ChainedAggregate(BaseAggregate[UUID]):
             )
         kwargs["originator_id"] = self._id
         kwargs["originator_version"] = self._version + 1
-        kwargs["timestamp"] = datetime.now(tz=UTC)
+        kwargs["timestamp"] = event_class.create_timestamp()
         kwargs["prev_hash"] = self.chain_head
         new_event = event_class.trusted_from(kwargs)
         new_event.mutate(self)

@@ -10,7 +10,7 @@ import orjson
 from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import resolve_topic
 
-from aggregates.base import LedgerEvent, made_body, made_hash
+from aggregates.base import LedgerEvent
 from aggregates.chain import envelope, open_envelope
 
 
@@ -46,15 +46,6 @@ class LedgerMapper(Mapper):  # type: ignore[type-arg]
     ) -> list[tuple[Any, int, str, bytes]]:
         """The event table's rows (id as the recorder stores it, version, topic, state)
         of many events: bulk posting's write path, without a StoredEvent for each."""
-        if not (self.compressor or self.cipher):
-            try:  # events made by aggregates carry their body and hash (LedgerEvent.trusted)
-                return [
-                    (stored_id(e.originator_id), e.originator_version, e.TOPIC,
-                     envelope(made_body(e), made_hash(e)))
-                    for e in events
-                ]  # fmt: skip
-            except AttributeError:  # one without: each through stored_state
-                pass
         state = self.stored_state
         return [
             (stored_id(e.originator_id), e.originator_version, e.TOPIC, state(e)) for e in events
