@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import chain, count
 from multiprocessing.connection import Connection, wait
+from queue import SimpleQueue
 from typing import Any
 
 from ledger.bulk import BulkPoster, Problem, Summary
@@ -41,6 +43,7 @@ AHEAD = 2  # shares queued per worker behind those sent to it (windows read ahea
 # commits (ledger.bulk), so it needs the next at hand.
 IN_FLIGHT = 2
 ANSWER_WAIT = 60  # seconds to wait for a share's answer once the post has failed
+STOP_WAIT = 30  # seconds to wait for a worker to take its last share, then to exit
 NOWHERE = -1  # no worker is home to a key yet
 
 
@@ -84,10 +87,46 @@ class Worker:
     # The refused lines of the first share sent, sent just before its commit: if the
     # worker dies before it answers, the store's keys tell whether they were committed.
     committing: list[Problem] = field(default_factory=list)
+    # What to send, sent in order on a thread of its own (see ``send``).
+    outbox: SimpleQueue[Any] = field(default_factory=SimpleQueue)
+    sender: threading.Thread | None = None
 
     @property
     def load(self) -> int:
         return sum(len(s.lines) for s in self.queue) + sum(len(s.lines) for s in self.sent)
+
+    def send(self, message: Any) -> None:
+        """Send on this worker's own thread. A share is far larger than the pipe holds,
+        and a worker reads its next share only once it has checked the one before:
+        sent from the routing's thread, it would hold up routing, answers and the other
+        workers' shares until then."""
+        if self.sender is None:
+            self.sender = threading.Thread(target=self._sending, daemon=True)
+            self.sender.start()
+        self.outbox.put(message)
+
+    def _sending(self) -> None:
+        while True:
+            message = self.outbox.get()
+            try:
+                self.conn.send(message)
+            except OSError:  # the worker died: waiting for its answer reads EOF
+                return
+            if message is None:
+                return
+
+    def join(self) -> None:
+        """Wait for the worker to take what was sent (the last message, None, tells it
+        to stop) and to exit."""
+        if self.sender is not None:
+            self.sender.join(timeout=STOP_WAIT)
+        if self.sender is not None and self.sender.is_alive():
+            self.process.kill()  # not reading: the kill breaks the pipe, ending the send
+            self.sender.join(timeout=STOP_WAIT)
+        self.conn.close()
+        self.process.join(timeout=STOP_WAIT)
+        if self.process.is_alive():
+            self.process.kill()
 
 
 class ParallelPoster:
@@ -270,10 +309,7 @@ class ParallelPoster:
         for worker in self.workers:
             while len(worker.sent) < IN_FLIGHT and worker.queue:
                 share = worker.queue.popleft()
-                try:
-                    worker.conn.send((share.lines, share.taken))
-                except OSError:
-                    raise worker_stopped() from None
+                worker.send((share.lines, share.taken))
                 worker.sent.append(share)
 
     def _pump(self) -> None:
@@ -351,10 +387,7 @@ class ParallelPoster:
 
     def _stop_workers(self) -> None:
         for worker in self.workers:
-            with contextlib.suppress(OSError):
-                worker.conn.send(None)
-            worker.conn.close()
-            worker.process.join(timeout=30)
-            if worker.process.is_alive():
-                worker.process.kill()
+            worker.send(None)  # after what it was sent: it stops once that is posted
+        for worker in self.workers:
+            worker.join()
         self.workers = []
