@@ -105,6 +105,13 @@ class BulkPoster:
         # (a posting worker answers with them), instead of adding them to the summary.
         self.on_settled = on_settled
         self.writing: _ChunkRun | None = None  # the chunk whose transaction is under way
+        # Whether to look a chunk's line ids up in the store before checking it. Once a
+        # chunk's look-up finds none of them, the file is new from there on: later
+        # chunks skip it. A line posted before all the same collides with its posted-line
+        # key in the store (the key table's primary key), or is refused without one
+        # (then _posted_meanwhile finds the key); a collision has the chunk posted again
+        # carefully, looked up, and look-ups resume.
+        self.look_up = True
 
     def post(self, lines: Iterable[bytes]) -> Summary:
         with few_collections():
@@ -130,11 +137,13 @@ class BulkPoster:
         if self.stop_on_error:
             self.settle()
             return self._post_now(lines, careful=False)
-        run = _ChunkRun(self, lines, careful=False, after=self.writing)
+        run = _ChunkRun(self, lines, careful=False, after=self.writing, look_up=self.look_up)
         run.check()
         if not self.settle():  # checked on top of a chunk that was not written: again
             run = _ChunkRun(self, lines, careful=False)
             run.check()
+        if run.found is not None and not run.found:
+            self.look_up = False
         try:
             run.start()
         except IntegrityError:  # a concurrent writer, or a collision the fast path skipped
@@ -184,6 +193,8 @@ class BulkPoster:
 
     def _post_now(self, lines: list[Line], *, careful: bool) -> bool:
         """Post a chunk in this thread, again more carefully after each collision."""
+        if careful:  # after a collision
+            self.look_up = True
         for _ in range(RETRIES):
             run = _ChunkRun(self, lines, careful=careful)
             try:
@@ -210,9 +221,12 @@ class _ChunkRun:
         *,
         careful: bool,
         after: _ChunkRun | None = None,
+        look_up: bool = True,
     ) -> None:
         self.poster = poster
         self.lines = lines
+        self.look_up = look_up  # the lines' ids in the store (see BulkPoster.look_up)
+        self.found: set[str] | None = None  # ... those the look-up found there
         self.batch = Batch(poster.ledger, careful=careful)
         self.counts = Summary()
         self.seen: set[str] = set()  # the ids of lines taken up (not skipped)
@@ -230,8 +244,9 @@ class _ChunkRun:
         """Check every line against the rules and the state before it; False if one
         stopped the chunk (--stop-on-error)."""
         keys = [line.key for line in self.lines if line.key]
-        done = self.poster.ledger.recorder.posted_ids(keys) if keys else set()  # type: ignore[attr-defined]
-        done |= self.taken_before
+        if keys and self.look_up:
+            self.found = self.poster.ledger.recorder.posted_ids(keys)  # type: ignore[attr-defined]
+        done = self.found | self.taken_before if self.found else self.taken_before
         return all(self._one(line, done) for line in self.lines)
 
     def write(self) -> None:

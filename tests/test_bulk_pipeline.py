@@ -157,3 +157,54 @@ def test_a_collision_has_the_chunk_posted_again_and_the_next_checked_again(
         verified = run(url, "verify")
         assert verified.code == 0, verified
         assert (summary.posted + 1, summary.refused, fingerprint(url)) == in_order
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_lines_posted_before_behind_new_ones_give_the_outcome_of_looking_each_chunk_up(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chunk whose line ids the store has none of turns the look-up off for the chunks
+    after it (BulkPoster.look_up). A file posted before, behind new lines, is then found
+    by its posted-line keys: a chunk that writes one collides and is posted again
+    carefully; a chunk that only fails is found after its commit (_posted_meanwhile).
+    Summary, problems and store are those of looking every chunk up."""
+    generated = generate(tmp_path / "gen.jsonl", 12)
+    old = generated.path.read_bytes().splitlines(keepends=True)
+    receipt = next(json.loads(line) for line in old if b'"receive"' in line)
+    new = [
+        json.dumps({**receipt, "id": f"new-{n}", "record": str(uuid.uuid4())}).encode() + b"\n"
+        for n in range(3)
+    ]
+    runs: list[_ChunkRun] = []
+    check = _ChunkRun.check
+
+    def noted(self: _ChunkRun) -> bool:
+        runs.append(self)
+        return check(self)
+
+    outcomes = []
+    for always in (False, True):
+        runs.clear()
+        (tmp_path / str(always)).mkdir()
+        with fresh_store(backend, tmp_path / str(always)) as url:
+            setup_office(url)
+            BulkPoster(open_ledger(url), None).post(old)
+            if always:  # every chunk looked up, as before the look-up could be turned off
+                turned_off = property(lambda self: True, lambda self, value: None)
+                monkeypatch.setattr(BulkPoster, "look_up", turned_off, raising=False)
+            monkeypatch.setattr(_ChunkRun, "check", noted)
+            summary = BulkPoster(open_ledger(url), None, chunk_size=3).post(new + old)
+            monkeypatch.undo()
+            unlooked = [r for r in runs if not r.look_up]
+            careful = [r for r in runs if r.batch.careful]
+            assert run(url, "verify").code == 0
+            problems = sorted((p.line, p.outcome, p.message) for p in summary.problems)
+            counts = (summary.posted, summary.skipped, summary.refused, summary.invalid)
+            outcomes.append((counts, summary.events, problems, fingerprint(url)))
+            if always:
+                assert not unlooked and not careful, (unlooked, careful)
+            else:  # chunks went unlooked, and the lines posted before collided
+                assert unlooked and careful, (unlooked, careful)
+    optimistic, looked_up = outcomes
+    assert optimistic[0][0] == 3 and optimistic[0][1] > 0, optimistic[0]
+    assert optimistic == looked_up
