@@ -120,9 +120,9 @@ class Worker:
         to stop) and to exit."""
         if self.sender is not None:
             self.sender.join(timeout=STOP_WAIT)
-        if self.sender is not None and self.sender.is_alive():
-            self.process.kill()  # not reading: the kill breaks the pipe, ending the send
-            self.sender.join(timeout=STOP_WAIT)
+            if self.sender.is_alive():  # not reading: the kill breaks the pipe, ending the send
+                self.process.kill()
+                self.sender.join(timeout=STOP_WAIT)
         self.conn.close()
         self.process.join(timeout=STOP_WAIT)
         if self.process.is_alive():

@@ -190,8 +190,8 @@ def test_lines_posted_before_behind_new_ones_give_the_outcome_of_looking_each_ch
             setup_office(url)
             BulkPoster(open_ledger(url), None).post(old)
             if always:  # every chunk looked up, as before the look-up could be turned off
-                turned_off = property(lambda self: True, lambda self, value: None)
-                monkeypatch.setattr(BulkPoster, "look_up", turned_off, raising=False)
+                stays_on = property(lambda self: True, lambda self, value: None)
+                monkeypatch.setattr(BulkPoster, "look_up", stays_on, raising=False)
             monkeypatch.setattr(_ChunkRun, "check", noted)
             summary = BulkPoster(open_ledger(url), None, chunk_size=3).post(new + old)
             monkeypatch.undo()
