@@ -30,6 +30,10 @@ def run_bench(
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| measurement" in done.stdout
+    # The machine line names the interpreter that ran it (the bench runs in .venv's).
+    venv_python = ROOT / ".venv" / "bin" / "python"
+    runs_in = (venv_python if venv_python.exists() else Path(sys.executable)).resolve()
+    assert f"at {runs_in} (" in done.stdout, done.stdout[:500]
     rows: list[dict[str, object]] = json.loads(out.read_text())
     return rows
 
