@@ -83,7 +83,7 @@ class BulkPoster:
         *,
         chunk_size: int = 5000,
         stop_on_error: bool = False,
-        on_problem: Callable[[Problem], None] = lambda p: None,
+        on_problem: Callable[[Problem], None] | None = None,
         before_commit: Callable[[list[Problem]], None] | None = None,
         on_settled: Callable[[Summary, set[str]], None] | None = None,
     ) -> None:
@@ -91,6 +91,9 @@ class BulkPoster:
         self.actor = actor
         self.chunk_size = chunk_size
         self.stop_on_error = stop_on_error
+        # Each problem goes to ``on_problem`` once its chunk is committed; without one,
+        # it is kept in the summary (with one, it is not kept: a file's refused lines
+        # would fill the memory of a long run).
         self.on_problem = on_problem
         self.summary = Summary()
         # Line ids this run took up that no posted-line key in the store records (refused
@@ -172,8 +175,10 @@ class BulkPoster:
         """A chunk is committed: report its problems, count it in."""
         unrecorded = run.unrecorded
         self.seen |= unrecorded
-        for problem in run.counts.problems:
-            self.on_problem(problem)
+        if self.on_problem is not None:
+            for problem in run.counts.problems:
+                self.on_problem(problem)
+            run.counts.problems = []
         if self.on_settled is not None:
             self.on_settled(run.counts, unrecorded)
         else:

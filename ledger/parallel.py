@@ -4,10 +4,13 @@ Lines are read in windows of ``jobs x chunk size``. Each line goes to the worker
 home to its keys (ledger.routing: the record it names, by id or by archival code, the
 code it claims), a line with new keys only to the least loaded worker; what a window
 sends a worker is one share, posted as one chunk (ledger.bulk: one transaction, line ids
-in the same transaction), in file order. Homes last for the run, so lines that share
-anything a rule reads are posted by one worker in file order. A line whose id an earlier
-line still being posted has goes to that line's worker, after it; a line whose id an
-earlier, committed line took up without a key in the store (ledger.bulk: BulkPoster.seen)
+in the same transaction), in file order. So lines that share anything a rule reads are
+posted by one worker in file order. A key's home is forgotten once the store holds all
+its lines and its worker has answered a later share (see ``_forget``): the homes kept are
+those of the lines in flight, however long the file. A code keeps with it the records its
+lines named, so that a record named by code and by id keeps one home. A line whose id an
+earlier line still being posted has goes to that line's worker, after it; a line whose id
+an earlier, committed line took up without a key in the store (ledger.bulk: BulkPoster.seen)
 is sent with that id, so the worker skips it, as one process would. A line whose keys have
 two homes (a code claimed for a second record, say) is sent once everything sent before
 it is committed, and its keys move to one home. There is no barrier between windows
@@ -62,6 +65,7 @@ class Share:
     lines: Numbered
     taken: list[str]
     ids: list[str]  # the lines' ids
+    keys: list[str]  # the lines' keys (ledger.routing)
     routed: tuple[int, int]  # (worker index, routing round) of its lines' ids in ``pending``
 
     @property
@@ -76,6 +80,7 @@ class Draft:
     lines: Numbered = field(default_factory=list)
     taken: list[str] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -90,6 +95,9 @@ class Worker:
     # What to send, sent in order on a thread of its own (see ``send``).
     outbox: SimpleQueue[Any] = field(default_factory=SimpleQueue)
     sender: threading.Thread | None = None
+    # The keys of the last share it answered, and that share's mark (see ``home``).
+    answered_keys: list[str] = field(default_factory=list)
+    answered_mark: int = NOWHERE
 
     @property
     def load(self) -> int:
@@ -139,16 +147,22 @@ class ParallelPoster:
         *,
         jobs: int,
         chunk_size: int = 5000,
-        on_problem: Callable[[Problem], None] = lambda p: None,
+        on_problem: Callable[[Problem], None] | None = None,
     ) -> None:
         self.open_ledger = open_ledger
         self.actor = actor
         self.jobs = jobs
         self.chunk_size = chunk_size
-        self.on_problem = on_problem
+        self.on_problem = on_problem  # as BulkPoster's: without one, kept in the summary
         self.summary = Summary()
         self.workers: list[Worker] = []
-        self.home: dict[str, int] = {}  # key -> index of the worker home to it
+        # Key -> the mark of the last share it went to: round x jobs + worker index (the
+        # worker is home to it). Kept while that share's lines are in flight (``_forget``).
+        self.home: dict[str, int] = {}
+        # Code key -> the record keys of the lines that named the code with a record (an
+        # arrangement; a line naming a record by a code the store knows): a line naming
+        # the code goes where they are, and keeps their homes as long as the code's.
+        self.links: dict[str, list[str]] = {}
         # Line id -> (worker index, routing round) of the last line with it that is not
         # answered yet: a line with the same id follows it to that worker.
         self.pending: dict[str, tuple[int, int]] = {}
@@ -200,9 +214,7 @@ class ParallelPoster:
             if worker.sent:
                 self._committed_unanswered(worker.committing)
         held, self.held = sorted(self.held, key=lambda p: p.line), []
-        self.summary.problems.extend(held)
-        for problem in held:
-            self.on_problem(problem)
+        self._report(held)
 
     def _committed_unanswered(self, refused: list[Problem]) -> None:
         """Hold the refused lines a worker sent ahead of a commit it never answered, if
@@ -239,7 +251,8 @@ class ParallelPoster:
 
     def _route(self, window: Numbered) -> None:
         """Send each line of the window to the home of its keys (see the module's doc)."""
-        home, pending, seen = self.home, self.pending, self.seen
+        home, links, pending, seen = self.home, self.links, self.pending, self.seen
+        jobs = self.jobs
         workers = range(len(self.workers))
         drafts = [Draft() for _ in workers]
         load = [w.load for w in self.workers]
@@ -251,18 +264,23 @@ class ParallelPoster:
                 self._post_here([line])
                 continue
             keys, named = keys_of(data)
-            if named is not None and "c" + named not in home:
-                holder = self._holder(named)
+            code = None
+            if named is not None:
+                code = "c" + named
+                holder = self._holder(named) if code not in home else None
                 if holder is not None:
                     keys.append(holder)
+            linking = len(keys) > 1  # an arrangement, or a code the store knows
+            if code is not None and code in links:
+                keys += links[code]
             target = NOWHERE
             for key in keys:
-                at = home.get(key, NOWHERE)
-                if at != NOWHERE and at != target:
+                mark = home.get(key)
+                if mark is not None and mark % jobs != target:
                     if target != NOWHERE:
                         target = self._settle(keys, drafts)
                         break
-                    target = at
+                    target = mark % jobs
             line_id = data.id if data is not None and isinstance(data.id, str) else None
             if line_id is not None and line_id in pending:
                 at = pending[line_id][0]
@@ -272,9 +290,13 @@ class ParallelPoster:
                     target = self._settle(keys, drafts)
             if target == NOWHERE:
                 target = min(workers, key=load.__getitem__)
+            mark = self.round * jobs + target
             for key in keys:
-                home[key] = target
+                home[key] = mark
+            if linking or (code is not None and code not in links and len(keys) > 1):
+                self._link(keys)  # (the second: its links forgotten while _settle waited)
             draft = drafts[target]
+            draft.keys += keys
             if line_id is not None:
                 if line_id in seen:
                     draft.taken.append(line_id)  # taken up elsewhere, with no stored key
@@ -284,13 +306,24 @@ class ParallelPoster:
             load[target] += 1
         self._send(drafts)
 
+    def _link(self, keys: list[str]) -> None:
+        """Keep the record keys of a line with a code key among the code's links."""
+        records = [k for k in keys if k[0] == "r"]
+        for key in keys:
+            if key[0] == "c":
+                linked = self.links.get(key)
+                if linked is None:
+                    self.links[key] = list(records)
+                else:
+                    linked += [r for r in records if r not in linked]
+
     def _settle(self, keys: list[str], drafts: list[Draft]) -> int:
         """A line whose keys (or keys and id) have two homes: once everything routed
         before it is committed, it goes to the home of its first key that has one; its
         keys then move there."""
         self._send(drafts)
         self._drain()
-        return next((self.home[k] for k in keys if k in self.home), NOWHERE)
+        return next((self.home[k] % self.jobs for k in keys if k in self.home), NOWHERE)
 
     def _send(self, drafts: list[Draft]) -> None:
         """Queue what is routed so far as one share per worker, and send what is ready."""
@@ -298,7 +331,9 @@ class ParallelPoster:
             if draft.lines:
                 worker = self.workers[index]
                 number, routed = next(self.numbers), (index, self.round)
-                share = Share(number, worker, draft.lines, draft.taken, draft.ids, routed)
+                share = Share(
+                    number, worker, draft.lines, draft.taken, draft.ids, draft.keys, routed
+                )
                 self.outstanding[share.number] = share
                 worker.queue.append(share)
                 drafts[index] = Draft()
@@ -341,12 +376,29 @@ class ParallelPoster:
         worker.sent.popleft()
         worker.committing = []
         del self.outstanding[share.number]
+        self._forget(worker, share)
         pending = self.pending
         for line_id in share.ids:
             if pending.get(line_id) == share.routed:
                 del pending[line_id]
         self.seen |= taken
         self._count(summary)
+
+    def _forget(self, worker: Worker, share: Share) -> None:
+        """The worker answered ``share``: forget the homes of the keys whose last lines
+        were in the share it answered before. The store holds those lines, and the worker
+        checked ``share`` (which has none of them) on top of that one: from the next share
+        on, no worker starts from a copy of their records that the store may have moved
+        past (ledger.bulk seeds a chunk with what the chunk before changed), so a later
+        line with such a key may go to any worker, as a new one would."""
+        keys, mark = worker.answered_keys, worker.answered_mark
+        worker.answered_keys = share.keys
+        worker.answered_mark = share.routed[1] * self.jobs + share.routed[0]
+        home, links = self.home, self.links
+        for key in keys:
+            if home.get(key) == mark:
+                del home[key]
+                links.pop(key, None)
 
     def _count(self, part: Summary) -> None:
         """Count a part in; its problems are reported once every earlier line is posted."""
@@ -358,8 +410,13 @@ class ParallelPoster:
         if ready:
             self.held = [p for p in self.held if first_open is not None and p.line >= first_open]
             ready.sort(key=lambda p: p.line)
-            self.summary.problems.extend(ready)
-            for problem in ready:
+            self._report(ready)
+
+    def _report(self, problems: list[Problem]) -> None:
+        if self.on_problem is None:
+            self.summary.problems.extend(problems)
+        else:
+            for problem in problems:
                 self.on_problem(problem)
 
     # -- the workers ------------------------------------------------------------------

@@ -3,11 +3,12 @@
 A line's keys are the record it names ("r" and the record's id, however the id is
 spelt; or "c" and an archival code, plus "r" and the id of the record that holds the code
 in the store) and the code an arrangement claims ("c"). Each key has a home: the worker
-that posted the first line with it. A line goes to the home of its keys, so lines that
+that was sent the first line with it. A line goes to the home of its keys, so lines that
 share anything a rule reads go to one worker, in file order; a line with new keys only
-goes to the least loaded worker. Homes stay for the whole run (a record moves only when a
-line joins two homes, after both have committed: see ledger.parallel, which also keeps a
-repeated line id after its first line).
+goes to the least loaded worker. A home lasts while lines with the key are in flight (a
+record moves when a line joins two homes, after both have committed; a key's home is
+forgotten once its lines are committed and its worker has moved past them: see
+ledger.parallel, which also keeps a repeated line id after its first line).
 """
 
 from __future__ import annotations

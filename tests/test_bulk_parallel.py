@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import random
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,8 +24,8 @@ import pytest
 
 from aggregates.errors import Conflict
 from ledger.application import open_ledger
-from ledger.bulk import BulkPoster, Problem
-from ledger.parallel import ParallelPoster, Worker
+from ledger.bulk import BulkPoster, Problem, Summary
+from ledger.parallel import AHEAD, IN_FLIGHT, ParallelPoster, Worker
 from ledger.routing import keys_of, line_keys
 from tests.cli import BACKENDS, fingerprint, fresh_store, generate, jsonl, run, setup_office
 
@@ -154,6 +155,88 @@ def test_posting_with_workers_equals_posting_in_order(backend: str, tmp_path: Pa
     assert workers == in_order
 
 
+def scattered(path: Path, seed: int) -> str:
+    """The generated records' lines merged in a random order, each record's own lines
+    still in order; after its arrangement, a record is named by its archival code or by
+    its id at random. Its lines then lie many windows apart: a record's home is forgotten
+    between them and found again, by id or by code."""
+    lines = [json.loads(text) for text in path.read_text().splitlines()]
+    rng = random.Random(seed)
+    queues: dict[str, list[dict[str, Any]]] = {}
+    ids: dict[str, str] = {}  # archival code -> record id (the file names records by both)
+    for line in lines:
+        if "record" in line:
+            if line["command"] == "arrange":
+                ids[line["code"]] = line["record"]
+            queues.setdefault(ids.get(line["record"], line["record"]), []).append(line)
+    codes: dict[str, str] = {}
+    merged = [line for line in lines if "record" not in line]  # the actors first
+    while queues:
+        record = rng.choice(sorted(queues))
+        line = queues[record].pop(0)
+        if not queues[record]:
+            del queues[record]
+        if line["command"] == "arrange":
+            codes[record] = line["code"]
+        elif record in codes:
+            line = {**line, "record": rng.choice([record, codes[record]])}
+        merged.append(line)
+    return jsonl(merged)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_records_whose_lines_lie_windows_apart_come_out_as_in_order(
+    seed: int, tmp_path: Path
+) -> None:
+    generated = generate(tmp_path / "gen.jsonl", 40)
+    path = tmp_path / "scattered.jsonl"
+    path.write_text(scattered(generated.path, seed))
+    outcomes = []
+    for jobs, folder in (("1", "in-order"), (JOBS, "workers")):
+        (tmp_path / folder).mkdir()
+        with fresh_store("sqlite", tmp_path / folder) as url:
+            setup_office(url)
+            done = run(url, "post", str(path), "--jobs", jobs, "--chunk-size", CHUNK, "--json")
+            summary = json.loads(done.stdout)
+            assert summary.pop("jobs") == int(jobs), done
+            outcomes.append((done.code, summary, done.stderr, fingerprint(url)))
+    in_order, workers = outcomes
+    assert in_order[1]["refused"] == len(generated.refused), in_order
+    assert in_order[1]["posted"] == generated.posted, in_order
+    assert workers == in_order
+
+
+def test_the_homes_kept_are_those_of_the_lines_in_flight(tmp_path: Path) -> None:
+    """A long file: the homes kept at any time are a few shares' worth (the lines in
+    flight), not one per record of the file; the problems, once reported, are not kept."""
+    generated = generate(tmp_path / "gen.jsonl", 300)
+    jobs, chunk = 2, 10
+    kept: list[int] = []
+    reported: list[Problem] = []
+    with fresh_store("sqlite", tmp_path) as url:
+        setup_office(url)
+        poster = ParallelPoster(
+            lambda: open_ledger(url), None, jobs=jobs, chunk_size=chunk, on_problem=reported.append
+        )
+        route = poster._route
+
+        def route_and_count(window: Any) -> None:
+            route(window)
+            kept.append(len(poster.home))
+
+        poster._route = route_and_count  # type: ignore[method-assign]
+        summary = poster.post(generated.path.read_bytes().splitlines(keepends=True))
+    assert summary.posted == generated.posted
+    assert [p.line for p in reported] == generated.refused and not summary.problems
+    # Two keys a line at most (a record and a code), for the shares queued, sent and last
+    # answered per worker, and the window being routed.
+    in_flight = 2 * chunk * (jobs * (AHEAD + IN_FLIGHT + 1) + jobs)
+    every = 2 * len(generated.records)  # each record's id and code
+    assert len(kept) > 50
+    assert max(kept) <= in_flight < every / 2, (max(kept), in_flight, every)
+    assert not poster.links.keys() - poster.home.keys()
+
+
 def test_lines_naming_one_record_in_different_ways_share_a_key() -> None:
     record, other = uuid.uuid4(), uuid.uuid4()
     odd = "abcdefgh-ijkl-mnop-qrst-uvwxyzabcdef"
@@ -234,3 +317,31 @@ def test_a_worker_dying_between_its_commit_and_its_answer_loses_no_refused_line(
             if line.startswith("line ")
         ]
         assert sorted([p.line for p in reported] + again) == generated.refused
+
+
+def test_a_home_is_forgotten_once_its_worker_has_answered_a_later_share() -> None:
+    """Routing alone: a worker checks a share on top of the one before it (ledger.bulk),
+    so a key of that one keeps its home until the worker has answered the next."""
+    ends = [multiprocessing.Pipe() for _ in range(2)]
+    poster = ParallelPoster(lambda: None, "g.arch", jobs=2, chunk_size=10)
+    poster.workers = [Worker(None, mine) for mine, _ in ends]
+    a, b, c = (str(uuid.UUID(int=n)) for n in (1, 2, 3))
+
+    def route(*records: str) -> None:
+        texts = [{"id": f"l-{r}", "command": "shelve", "record": r} for r in records]
+        poster._route([(n, json.dumps(t).encode()) for n, t in enumerate(texts, 1)])
+
+    def answer(index: int) -> None:
+        ends[index][1].recv()
+        ends[index][1].send(("done", (Summary(), set())))
+        poster._answered(poster.workers[index])
+
+    route(a, b)  # a to worker 0, b to worker 1
+    route(c)  # to worker 0 (as loaded as worker 1)
+    answer(0)  # a's share: committed, but worker 0 checks c's on top of it
+    assert {f"r{a}", f"r{b}", f"r{c}"} <= poster.home.keys()
+    answer(0)  # c's share
+    assert f"r{a}" not in poster.home
+    assert {f"r{b}", f"r{c}"} <= poster.home.keys()
+    route(a)  # a new line for a goes where it is least loaded, as a new record would
+    assert poster.home[f"r{a}"] % 2 == 0

@@ -98,6 +98,7 @@ def test_a_run_failing_while_a_chunk_commits_keeps_and_reports_that_chunk(
         monkeypatch.undo()
         assert [p.line for p in reported] == first
         assert poster.summary.posted + poster.summary.refused == size
+        assert not poster.summary.problems  # reported, not kept as well
 
         rest = run(url, "post", str(generated.path), "--jobs", "1")
         assert rest.code == 3, rest
