@@ -22,7 +22,7 @@ from ledger.machine import cores
     type=click.IntRange(min=1),
     default=lambda: min(4, cores()),
     show_default="the number of cores, at most 4",
-    help="Worker processes for files longer than jobs x chunk size; 1 posts in this process.",
+    help="Worker processes for files of jobs x chunk size lines or more; 1 posts here.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_obj

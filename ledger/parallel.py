@@ -179,6 +179,7 @@ class ParallelPoster:
         windows = chunks(lines, self.jobs * self.chunk_size)
         first = next(windows, None)
         if first is None:
+            self._here_poster()  # nothing to post, but the store must be there (exit 4)
             return self.summary
         if len(first) < self.jobs * self.chunk_size:  # one window: not worth the processes
             with few_collections():

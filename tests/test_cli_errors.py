@@ -211,9 +211,16 @@ def test_bad_json_line_is_reported_and_the_rest_posts(world: str) -> None:
     assert event_count(world) == before + 1
 
 
-def test_no_database(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [("show", "X"), ("post", "-", "--jobs", "1"), ("post", "-", "--jobs", "2")],
+    ids=["show", "post", "post-jobs"],
+)
+def test_no_database(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """Even an empty bulk file finds the store missing (a post with workers opens it
+    only when it has lines to route)."""
     missing = tmp_path / "missing.db"
-    done = run(f"sqlite:///{missing}", "show", "X")
+    done = run(f"sqlite:///{missing}", *args, input="")
     assert done.code == 4, done
     assert "run `ledger init`" in one_line(done.stderr), done
     assert done.stderr.startswith("error: ")

@@ -81,11 +81,15 @@ def test_readme_names_every_command() -> None:
 
 
 def readme_command_lines() -> list[list[str]]:
-    """The arguments of every `ledger ...` line in the README's shell code blocks."""
+    """The arguments of every `ledger ...` line in the README's shell code blocks (and of
+    ``NAME=$(ledger ...)``)."""
     found = []
     for block in re.findall(r"```(?:sh|bash|shell|console)\n(.*?)```", README.read_text(), re.S):
         for line in block.replace("\\\n", " ").splitlines():
             line = line.strip().removeprefix("$ ")
+            captured = re.match(r"\w+=\$\((ledger [^)]*)\)(.*)", line)  # NAME=$(ledger ...)
+            if captured:
+                line = captured[1] + captured[2]
             if line.startswith("ledger "):
                 found.append(shlex.split(line, comments=True)[1:])
     return found
@@ -105,6 +109,14 @@ def parse(args: list[str]) -> None:
     found: click.Command = cli
     parent = root
     while isinstance(found, click.Group):
+        takes_value = {
+            name
+            for p in found.params
+            if isinstance(p, click.Option) and not p.is_flag
+            for name in p.opts
+        }
+        while args and args[0] in takes_value:  # the group's own options, e.g. --actor ID
+            args = args[2:]
         assert args and not args[0].startswith("-"), f"no command in `{shown}`"
         name, *args = args
         sub = found.get_command(parent, name)
