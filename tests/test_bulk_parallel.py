@@ -184,9 +184,12 @@ def scattered(path: Path, seed: int) -> str:
     return jsonl(merged)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(
+    ("backend", "seed"),
+    [("sqlite", 1), ("sqlite", 2), pytest.param("postgres", 3, marks=pytest.mark.postgres)],
+)
 def test_records_whose_lines_lie_windows_apart_come_out_as_in_order(
-    seed: int, tmp_path: Path
+    backend: str, seed: int, tmp_path: Path
 ) -> None:
     generated = generate(tmp_path / "gen.jsonl", 40)
     path = tmp_path / "scattered.jsonl"
