@@ -24,6 +24,7 @@ from aggregates.refusal import Refusal
 from ledger.batch import Batch
 from ledger.config import Store, store_from_url
 from ledger.mapper import LedgerMapper
+from ledger.repository import LedgerRepository
 
 if TYPE_CHECKING:  # the request models load with the first command run, not for reading
     from ledger import requests as rq
@@ -46,6 +47,11 @@ class Ledger(Application):  # type: ignore[type-arg]
 
     def construct_transcoder(self) -> Transcoder:
         return _NoTranscoder()
+
+    def construct_repository(self) -> LedgerRepository:
+        """The library's repository with the library's defaults (no aggregate cache), its
+        events replayed by ``ledger.repository.replay``."""
+        return LedgerRepository(event_store=self.events, snapshot_store=self.snapshots)
 
     @property
     def db_role(self) -> str | None:
