@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
@@ -21,6 +22,7 @@ from ledger.application import Ledger
 from ledger.batch import RECORDED_RULES, Batch
 from ledger.handlers import handle
 from ledger.lines import Line, chunks, few_collections, parse
+from ledger.requests import Arrange, Receive, RecordRequest
 
 RETRIES = 5
 
@@ -216,6 +218,24 @@ class BulkPoster:
         )
 
 
+def named_and_made(lines: list[Line], done: set[str]) -> tuple[list[str], set[Any]]:
+    """What a chunk's lines name and what they make: the batch loads the stored records
+    among the first, all at once, when it first needs one from the store (a migration's
+    chunks, whose lines name records their own earlier lines made, never do)."""
+    new: set[Any] = set()
+    named: list[str] = []
+    for line in lines:
+        request = line.request
+        if isinstance(request, Receive):
+            new.add(request.record)
+            new.add(str(request.record))  # as lines mostly spell it: no parsing
+        elif isinstance(request, RecordRequest) and line.key not in done:
+            named.append(request.record)
+            if isinstance(request, Arrange):
+                new.add(request.code)
+    return named, new
+
+
 class _ChunkRun:
     """One attempt at a chunk: counts are kept apart until its commit succeeds."""
 
@@ -252,7 +272,13 @@ class _ChunkRun:
         if keys and self.look_up:
             self.found = self.poster.ledger.recorder.posted_ids(keys)  # type: ignore[attr-defined]
         done = self.found | self.taken_before if self.found else self.taken_before
-        return all(self._one(line, done) for line in self.lines)
+        # Not a closure over this run: that would tie the batch to it in a cycle, left
+        # for the cyclic collector (3 % more instructions in a post).
+        self.batch.upcoming = partial(named_and_made, self.lines, done)
+        try:
+            return all(self._one(line, done) for line in self.lines)
+        finally:
+            self.batch.upcoming = None
 
     def write(self) -> None:
         """Write the chunk's events and line keys in one transaction, in this thread."""

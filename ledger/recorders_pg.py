@@ -35,6 +35,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "SELECT originator_id, originator_version, topic, state, db_role FROM {0}.{1} "
             "WHERE originator_id = %s ORDER BY originator_version"
         ).format(schema, events)
+        self.select_events_of = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {0}.{1} "
+            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        ).format(schema, events)
         self.copy_events = SQL(
             "COPY {0}.{1} (originator_id, originator_version, topic, state) "
             "FROM STDIN (FORMAT BINARY)"
@@ -126,6 +130,18 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 (list(ids),),
             )
             return {row["id"] for row in curs.fetchall()}
+
+    def events_of(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
+        """The stored events of many aggregates in one query; by aggregate, in version
+        order (see SQLiteLedgerRecorder.events_of)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.select_events_of, (list(originator_ids),))
+            return [
+                StoredEvent(
+                    r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"])
+                )
+                for r in curs.fetchall()
+            ]
 
     def history(self, originator_id: UUID) -> tuple[Sequence[StoredEvent], dict[int, str]]:
         """An aggregate's stored events and the database role that wrote each (version ->
