@@ -161,7 +161,7 @@ class Batch:
         (ids and codes the lines make). What this batch holds already (made here, or
         handed on by the chunk before) stays as it is; what is not stored is looked up
         again when a line names it, as without this."""
-        codes: dict[str, UUID] = {}
+        codes: list[str] = []
         record_ids: set[UUID] = set()
         for ref in set(refs):
             if ref in new:
@@ -175,17 +175,22 @@ class Batch:
                 if parsed not in new:
                     record_ids.add(parsed)
             else:
-                codes[ref] = code_uuid(ref)
-        claims = self._load_many(list(codes.values()))
-        for code, claim_id in codes.items():
-            claim = claims.get(claim_id)
-            self.claims[code] = claim if isinstance(claim, CodeClaim) else None
-            if isinstance(claim, CodeClaim):
+                codes.append(ref)
+        claims = self.claims_of(codes)
+        for code in codes:
+            claim = self.claims[code] = claims.get(code)
+            if claim is not None:
                 record_ids.add(claim.record_id)
         wanted = [i for i in record_ids if i not in self.records]
         for record_id, record in self._load_many(wanted).items():
             if isinstance(record, Record):
                 self.records[record_id] = record
+
+    def claims_of(self, codes: list[str]) -> dict[str, CodeClaim]:
+        """The stored claims of ``codes``, read at once (codes with none are left out)."""
+        ids = {code_uuid(code): code for code in codes}
+        found = self._load_many(list(ids))
+        return {ids[i]: claim for i, claim in found.items() if isinstance(claim, CodeClaim)}
 
     def _load_many(self, aggregate_ids: list[UUID]) -> dict[UUID, Any]:
         if not aggregate_ids:

@@ -241,12 +241,27 @@ class ParallelPoster:
         self._count(poster.summary)
 
     def _holder(self, code: str) -> str | None:
-        """The "r" key of the record that holds ``code`` in the store (a code this run
-        has not met: one arranged by this run has a home already)."""
+        """The "r" key of the record that holds ``code`` in the store (a code with no
+        home: none of this run's lines in flight names it)."""
         from ledger.batch import Batch
 
         claim = Batch(self._here_poster().ledger).claim(code)
         return "r" + str(claim.record_id) if claim is not None else None
+
+    def _holders(self, lines: Numbered) -> dict[str, str]:
+        """The "r" keys of the records that hold, in the store, the codes that ``lines``
+        name and that have no home, read at once. Only a code found is taken from here
+        (claims never change); one not found then may have been claimed since by a line
+        of this run, and is looked up again."""
+        from ledger.batch import Batch
+
+        home, codes = self.home, set()
+        for _, text in lines:
+            named = keys_of(line_keys(text))[1]
+            if named is not None and "c" + named not in home:
+                codes.add(named)
+        claims = Batch(self._here_poster().ledger).claims_of(list(codes))
+        return {code: "r" + str(claim.record_id) for code, claim in claims.items()}
 
     # -- routing ------------------------------------------------------------------------
 
@@ -257,7 +272,8 @@ class ParallelPoster:
         workers = range(len(self.workers))
         drafts = [Draft() for _ in workers]
         load = [w.load for w in self.workers]
-        for line in window:
+        holders: dict[str, str] | None = None  # read at the window's first code with no home
+        for index, line in enumerate(window):
             data = line_keys(line[1])
             if changes_actors(data):
                 self._send(drafts)
@@ -268,7 +284,11 @@ class ParallelPoster:
             code = None
             if named is not None:
                 code = "c" + named
-                holder = self._holder(named) if code not in home else None
+                holder = None
+                if code not in home:
+                    if holders is None:
+                        holders = self._holders(window[index:])
+                    holder = holders.get(named) or self._holder(named)
                 if holder is not None:
                     keys.append(holder)
             linking = len(keys) > 1  # an arrangement, or a code the store knows

@@ -348,3 +348,34 @@ def test_a_home_is_forgotten_once_its_worker_has_answered_a_later_share() -> Non
     assert {f"r{b}", f"r{c}"} <= poster.home.keys()
     route(a)  # a new line for a goes where it is least loaded, as a new record would
     assert poster.home[f"r{a}"] % 2 == 0
+
+
+def test_codes_of_stored_records_are_looked_up_once_a_window(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file naming records of an earlier run by archival code, each code twice and far
+    apart: the reading process reads the holders of a window's codes in one query, not one
+    query a line (a code's home is forgotten between its lines)."""
+    generated = generate(tmp_path / "gen.jsonl", 30)
+    lines = [json.loads(t) for t in generated.path.read_text().splitlines()]
+    codes = [line["code"] for line in lines if line["command"] == "arrange"]
+    again = [
+        {"command": "relocate", "id": f"c-{round}-{n}", "record": code,
+         "location": f"H{round}-{n:02d}-1-1", "actor": "g.arch"}
+        for round in (1, 2) for n, code in enumerate(codes)
+    ]  # fmt: skip
+    one_by_one: list[str] = []
+    holder = ParallelPoster._holder
+
+    def counted(self: ParallelPoster, code: str) -> str | None:
+        one_by_one.append(code)
+        return holder(self, code)
+
+    with fresh_store("sqlite", tmp_path) as url:
+        setup_office(url)
+        assert run(url, "post", str(generated.path), "--jobs", "1").code == 3  # R6
+        monkeypatch.setattr(ParallelPoster, "_holder", counted)
+        poster = ParallelPoster(lambda: open_ledger(url), None, jobs=2, chunk_size=5)
+        summary = poster.post([json.dumps(line).encode() + b"\n" for line in again])
+    assert (summary.posted, summary.refused, summary.invalid) == (60, 0, 0), summary
+    assert one_by_one == []
