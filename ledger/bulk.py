@@ -227,8 +227,9 @@ def named_and_made(lines: list[Line], done: set[str]) -> tuple[list[str], set[An
     for line in lines:
         request = line.request
         if isinstance(request, Receive):
-            new.add(request.record)
-            new.add(str(request.record))  # as lines mostly spell it: no parsing
+            if request.record is not None:  # (without one, the receipt makes a new id)
+                new.add(request.record)
+                new.add(str(request.record))  # as lines mostly spell it: no parsing
         elif isinstance(request, RecordRequest) and line.key not in done:
             named.append(request.record)
             if isinstance(request, Arrange):
