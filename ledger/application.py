@@ -54,6 +54,10 @@ class Ledger(Application):  # type: ignore[type-arg]
         return LedgerRepository(event_store=self.events, snapshot_store=self.snapshots)
 
     @property
+    def repository(self) -> LedgerRepository:
+        return self._repository  # type: ignore[return-value]  # made by the method above
+
+    @property
     def db_role(self) -> str | None:
         """The database role of this session (PostgreSQL), for actors bound to a role."""
         if self._db_role is False:

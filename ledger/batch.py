@@ -17,7 +17,6 @@ from aggregates.record import Record
 from aggregates.refusal import Refusal
 from aggregates.rules import check_may_post
 from aggregates.values import ACTOR_ID
-from ledger.repository import replay
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
@@ -135,11 +134,10 @@ class Batch:
         parsed = self.ids.get(ref)  # an id this batch has parsed
         if parsed is not None:
             return parsed
-        try:
-            parsed = self.ids[ref] = UUID(ref)
+        parsed = _parse_id(ref)
+        if parsed is not None:
+            self.ids[ref] = parsed
             return parsed
-        except ValueError:
-            pass
         if ref not in self.claims:
             self._read_upcoming()
         claim = self.claim(ref)
@@ -182,24 +180,15 @@ class Batch:
             if claim is not None:
                 record_ids.add(claim.record_id)
         wanted = [i for i in record_ids if i not in self.records]
-        for record_id, record in self._load_many(wanted).items():
+        for record_id, record in self.app.repository.get_many(wanted).items():
             if isinstance(record, Record):
                 self.records[record_id] = record
 
     def claims_of(self, codes: list[str]) -> dict[str, CodeClaim]:
         """The stored claims of ``codes``, read at once (codes with none are left out)."""
         ids = {code_uuid(code): code for code in codes}
-        found = self._load_many(list(ids))
+        found = self.app.repository.get_many(list(ids))
         return {ids[i]: claim for i, claim in found.items() if isinstance(claim, CodeClaim)}
-
-    def _load_many(self, aggregate_ids: list[UUID]) -> dict[UUID, Any]:
-        if not aggregate_ids:
-            return {}
-        events: dict[UUID, list[Any]] = {}
-        to_domain_event = self.app.mapper.to_domain_event
-        for stored in self.app.recorder.events_of(aggregate_ids):  # type: ignore[attr-defined]
-            events.setdefault(stored.originator_id, []).append(to_domain_event(stored))
-        return {aggregate_id: replay(None, found) for aggregate_id, found in events.items()}
 
     def claim(self, code: str) -> CodeClaim | None:
         if code not in self.claims:

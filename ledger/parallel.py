@@ -252,7 +252,8 @@ class ParallelPoster:
         """The "r" keys of the records that hold, in the store, the codes that ``lines``
         name and that have no home, read at once. Only a code found is taken from here
         (claims never change); one not found then may have been claimed since by a line
-        of this run, and is looked up again."""
+        of this run, and is looked up again. The lines' keys are read again here: only a
+        window with such a code pays for it (a migration's windows have none)."""
         from ledger.batch import Batch
 
         home, codes = self.home, set()
