@@ -197,7 +197,7 @@ def test_records_whose_lines_lie_windows_apart_come_out_as_in_order(
     outcomes = []
     for jobs, folder in (("1", "in-order"), (JOBS, "workers")):
         (tmp_path / folder).mkdir()
-        with fresh_store("sqlite", tmp_path / folder) as url:
+        with fresh_store(backend, tmp_path / folder) as url:
             setup_office(url)
             done = run(url, "post", str(path), "--jobs", jobs, "--chunk-size", CHUNK, "--json")
             summary = json.loads(done.stdout)
