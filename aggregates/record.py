@@ -124,15 +124,7 @@ class Record(ChainedAggregate):
         code: str,
         unit: Unit = Unit.ITEM,
     ) -> None:
-        rules.check_may_post(actor, "arrange")
-        rules.check_not_destroyed(self)
-        if self.status != "received":
-            raise RuleViolation(
-                "R3",
-                f"record {self.label} is already arranged (code {self.code}); "
-                "use correct to answer a mistake",
-            )
-        rules.check_volume_pages(unit, self.pages)
+        self.check_arrange(actor, unit)
         self.trigger_event(
             Arranged,
             actor=actor.id,
@@ -142,6 +134,20 @@ class Record(ChainedAggregate):
             code=code,
             unit=unit,
         )
+
+    def check_arrange(self, actor: ActorView, unit: Unit = Unit.ITEM) -> None:
+        """What refuses an arrangement on the record's own state (the ledger checks these
+        before the code's uniqueness, which it may have to read from the store, so that
+        the refusal does not depend on what is at hand)."""
+        rules.check_may_post(actor, "arrange")
+        rules.check_not_destroyed(self)
+        if self.status != "received":
+            raise RuleViolation(
+                "R3",
+                f"record {self.label} is already arranged (code {self.code}); "
+                "use correct to answer a mistake",
+            )
+        rules.check_volume_pages(unit, self.pages)
 
     def shelve(self, *, actor: ActorView, occurred_at: datetime, location: str) -> None:
         rules.check_may_post(actor, "shelve")

@@ -257,6 +257,9 @@ class _ChunkRun:
         self.counts = Summary()
         self.seen: set[str] = set()  # the ids of lines taken up (not skipped)
         self.unrecorded: set[str] = set()  # ... that failed with no id kept in the store
+        # The numbers of lines that are no command at all: reported as such whatever the
+        # store holds (a malformed line takes up no id, and is skipped for none).
+        self.malformed: set[int] = set()
         # The chunk committing while this one is checked: its aggregates, and its ids.
         self.taken_before: set[str] = set()
         if after is not None:
@@ -327,16 +330,22 @@ class _ChunkRun:
             self._error = error
 
     def _posted_meanwhile(self) -> None:
-        """A line refused or malformed here because a concurrent run of the same file
-        posted it first (an actor it added, a record it arranged) was posted, not failed:
-        its key, committed before this run read that state, says so."""
+        """A line refused here, or naming what was not there, because a concurrent run of
+        the same file posted it first (an actor it added, a record it arranged) was posted,
+        not failed: its key, committed before this run read that state, says so. A
+        malformed line failed whatever the store held: it stays reported."""
         if self.poster.stop_on_error:  # it stopped there: the report stays, nothing is lost
             return
-        keys = [p.id for p in self.counts.problems if p.id and not self._kept_here(p.id)]
-        if not keys:
+        judged = [
+            p
+            for p in self.counts.problems
+            if p.id and p.line not in self.malformed and not self._kept_here(p.id)
+        ]
+        if not judged:
             return
-        done = self.poster.ledger.recorder.posted_ids(keys)  # type: ignore[attr-defined]
-        for problem in [p for p in self.counts.problems if p.id in done]:
+        recorder: Any = self.poster.ledger.recorder
+        done = recorder.posted_ids([p.id for p in judged])
+        for problem in [p for p in judged if p.id in done]:
             self.counts.problems.remove(problem)
             if problem.outcome == "refused":
                 self.counts.refused -= 1
@@ -351,6 +360,7 @@ class _ChunkRun:
     def _one(self, line: Line, done: set[str]) -> bool:
         counts = self.counts
         if line.problem is not None:
+            self.malformed.add(line.number)
             return self._problem(line, "invalid", f"error: {line.problem}")
         assert line.key is not None
         if line.key in done or line.key in self.seen or line.key in self.poster.seen:

@@ -96,6 +96,7 @@ def _on_record(
 @_handler.register
 def _(request: rq.Arrange, batch: Batch, actor: str | None) -> dict[str, Any]:
     def act(record: Record, acting: Any) -> None:
+        record.check_arrange(acting, request.unit)
         batch.check_code_free(request.code, record)
         record.arrange(
             actor=acting,

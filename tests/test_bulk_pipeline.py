@@ -209,3 +209,49 @@ def test_lines_posted_before_behind_new_ones_give_the_outcome_of_looking_each_ch
     optimistic, looked_up = outcomes
     assert optimistic[0][0] == 3 and optimistic[0][1] > 0, optimistic[0]
     assert optimistic == looked_up
+
+
+def test_a_lines_report_does_not_depend_on_where_chunks_end(tmp_path: Path) -> None:
+    """Found by tests/test_bulk_parallel_property.py: what a chunk held decided a line's
+    report. A record already arranged, arranged again with a code another record holds,
+    is refused on the record's own state (R3), not on the code, which a chunk knows only if
+    it made or read the claim; a malformed line whose id a posted line has is reported as
+    malformed, not skipped, whether that line was in its chunk or an earlier one."""
+    first, second = str(uuid.UUID(int=1)), str(uuid.UUID(int=2))
+    by = {"actor": "arch"}
+    receipt = {
+        "command": "receive",
+        "title": "会议纪要",
+        "department": "办公室",
+        "year": 2014,
+        "carrier": "paper",
+        "pages": 10,
+        "secrecy": "public",
+        "transferred_by": "liaison",
+    }
+    lines = [
+        {"id": "a-1", **receipt, "record": first, **by},
+        {"id": "a-2", **receipt, "record": second, **by},
+        {"id": "a-3", "command": "arrange", "record": first, "code": "P-1",
+         "category": "business", "retention": "10y", **by},
+        {"id": "a-4", "command": "arrange", "record": second, "code": "P-2",
+         "category": "business", "retention": "10y", **by},
+        {"id": "a-5", "command": "arrange", "record": second, "code": "P-1",
+         "category": "business", "retention": "10y", **by},
+        {"id": "same", "command": "shelve", "record": first, "location": "A1-01-1-1", **by},
+        {"id": "same", "command": "shelve", "record": second, **by},  # no location
+    ]  # fmt: skip
+    texts = [json.dumps(line, ensure_ascii=False).encode() + b"\n" for line in lines]
+    reports = []
+    for chunk in (1, 2, 100):
+        with fresh_store("sqlite", tmp_path / str(chunk)) as url:
+            (tmp_path / str(chunk)).mkdir()
+            setup_office(url)
+            summary = BulkPoster(open_ledger(url), None, chunk_size=chunk).post(texts)
+            reports.append([(p.line, p.outcome, p.message) for p in summary.problems])
+    assert reports[0] == [
+        (5, "refused", "refused (R3): record P-2 is already arranged (code P-2); "
+         "use correct to answer a mistake"),
+        (7, "invalid", "error: location: Field required"),
+    ], reports[0]  # fmt: skip
+    assert reports[1] == reports[2] == reports[0]
