@@ -1,0 +1,215 @@
+"""Property: posting with worker processes gives exactly what posting in order gives.
+
+Hypothesis draws short files over a few records and archival codes: records named by id
+or by code (before and after the code is theirs), a code claimed for two records, line
+ids used again, malformed lines, an actor's clearance changed or the actor deactivated
+between uses, uses the rules refuse. Each is split in two and posted as two runs (the
+second names records of the first from the store) into copies of one store: in order in
+one process (``BulkPoster``, any chunk size) and with workers (``ParallelPoster``, shares
+of a few lines). The counts, the problems reported (line, id, outcome, message) and every stored
+event's fields must be the same, but for the recording time and the chain link that
+depends on it, and a refused attempt's random id.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections import Counter
+from contextlib import closing
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ledger.application import open_ledger
+from ledger.bulk import BulkPoster, Summary
+from ledger.parallel import ParallelPoster
+from tests.cli import ARCHIVIST, BORROWER, DIRECTOR, EXTERNAL, LEADER, LIAISON, setup_office
+
+RECORDS = [str(UUID(int=n)) for n in (1, 2, 3)]
+CODES = ["P-1", "P-2", "P-3"]
+LEVELS = ["public", "internal", "secret"]
+
+record = st.sampled_from(RECORDS)
+ref = st.sampled_from(RECORDS + CODES)  # a code may not be the record's, or anyone's yet
+reader = st.sampled_from([BORROWER, EXTERNAL])
+approver = st.sampled_from([LEADER, LEADER, None, BORROWER])  # None: no approval given
+COMMAND = st.one_of(
+    st.tuples(st.just("receive"), record, st.sampled_from(LEVELS)),
+    st.tuples(st.just("arrange"), record, st.sampled_from(CODES)),
+    st.tuples(st.sampled_from(["shelve", "relocate"]), ref, st.integers(1, 3)),
+    st.tuples(st.sampled_from(["consult", "copy", "lend"]), ref, reader, approver, st.booleans()),
+    st.tuples(st.just("return"), ref),
+    st.tuples(st.just("clearance"), st.sampled_from(LEVELS)),
+    st.tuples(st.just("deactivate")),
+    st.tuples(st.just("malformed"), ref),  # no location: its id is still read
+    st.just(("bad JSON",)),
+)
+# A line's id: its own, or one of a few that lines share (a later line with one is skipped).
+LINE_ID = st.one_of(st.none(), st.sampled_from(["same-0", "same-1", "same-2"]))
+# Each record is received first (at a drawn secrecy), then maybe arranged (record i as
+# CODES[i]) and shelved, so that most lines find it where the rules let them use it.
+OPENING = st.lists(
+    st.tuples(st.sampled_from(LEVELS), st.booleans(), st.booleans()),
+    min_size=len(RECORDS),
+    max_size=len(RECORDS),
+)
+FILE = st.lists(st.tuples(COMMAND, LINE_ID), min_size=1, max_size=40)
+
+
+def line(start: datetime, n: int, command: tuple[Any, ...], line_id: str | None) -> bytes:
+    """The JSON line of a drawn command, the file's ``n``-th (a millisecond after the one
+    before, from ``start``: after the office's actors were registered, before now)."""
+    kind, *args = command
+    if kind == "bad JSON":
+        return b'{"command": "shelve", "id": \n'
+    fields: dict[str, Any] = {
+        "id": line_id or f"line-{n}",
+        "actor": ARCHIVIST,
+        "occurred_at": (start + timedelta(milliseconds=n)).isoformat(),
+    }
+    if kind == "receive":
+        fields |= {
+            "command": "receive", "record": args[0], "title": "会议纪要", "department": "办公室",
+            "year": 2014, "carrier": "paper", "pages": 10, "secrecy": args[1],
+            "transferred_by": LIAISON,
+        }  # fmt: skip
+    elif kind == "arrange":
+        fields |= {
+            "command": "arrange", "record": args[0], "code": args[1],
+            "category": "business", "retention": "10y",
+        }  # fmt: skip
+    elif kind == "malformed":
+        fields |= {"command": "shelve", "record": args[0]}
+    elif kind in ("shelve", "relocate"):
+        fields |= {"command": kind, "record": args[0], "location": f"A{args[1]}-01-1-1"}
+    elif kind in ("consult", "copy", "lend"):
+        record, reader, approved_by, letter = args
+        fields |= {"command": kind, "record": record, "purpose": "查阅"}
+        fields |= {"to": reader} if kind == "lend" else {"reader": reader}
+        if approved_by is not None:
+            fields["approved_by"] = approved_by
+        if letter:
+            fields["letter"] = "介绍信 2026-17"
+        if kind == "copy":
+            fields["pages"] = 2
+        if kind == "lend":
+            fields["due"] = (start + timedelta(days=20)).date().isoformat()
+    elif kind == "return":
+        fields |= {"command": "return", "record": args[0], "pages": 10, "condition": "intact"}
+    elif kind == "clearance":  # the director changes the visitor's
+        fields |= {
+            "command": "actor-clearance", "actor_id": EXTERNAL, "clearance": args[0],
+            "actor": DIRECTOR,
+        }  # fmt: skip
+    else:  # the director deactivates the visitor
+        fields |= {
+            "command": "actor-deactivate", "actor_id": EXTERNAL, "reason": "离职",
+            "actor": DIRECTOR,
+        }  # fmt: skip
+    return json.dumps(fields, ensure_ascii=False).encode() + b"\n"
+
+
+@pytest.fixture(scope="module")
+def office(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, datetime]:
+    """A store with the standard cast, copied for each side of each example, and a time
+    after its actors were registered."""
+    folder = tmp_path_factory.mktemp("office")
+    setup_office(f"sqlite:///{folder}/ledger.db")
+    return folder / "ledger.db", datetime.now(tz=UTC)
+
+
+def copy_of(office: Path, folder: Path) -> str:
+    folder.mkdir(parents=True)
+    for suffix in ("", "-wal"):
+        if Path(f"{office}{suffix}").exists():
+            shutil.copy(f"{office}{suffix}", f"{folder / 'ledger.db'}{suffix}")
+    return f"sqlite:///{folder}/ledger.db"
+
+
+def outcome(summary: Summary) -> tuple[Any, ...]:
+    problems = [(p.line, p.id, p.outcome, p.message) for p in summary.problems]
+    counts = (summary.posted, summary.skipped, summary.refused, summary.invalid, summary.events)
+    return counts, problems
+
+
+def written(db_url: str) -> tuple[dict[tuple[str, int], Any], Counter[str]]:
+    """Every event's fields but the recording time and the chain link, by (aggregate,
+    version); refused attempts (random ids) as a multiset."""
+    by_version: dict[tuple[str, int], Any] = {}
+    refusals: Counter[str] = Counter()
+    with closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as conn:
+        rows = conn.execute(
+            "SELECT originator_id, originator_version, topic, state FROM stored_events"
+        ).fetchall()
+    for originator, version, topic, state in rows:
+        body = json.loads(state)["body"]
+        for varies in ("timestamp", "prev_hash"):
+            body.pop(varies)
+        if topic.startswith("ledger/Refusal/"):
+            body.pop("originator_id")
+            refusals[json.dumps(body, sort_keys=True)] += 1
+        else:
+            by_version[(originator, version)] = body
+    return by_version, refusals
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    opening=OPENING,
+    drawn=FILE,
+    split=st.integers(0, 50),
+    jobs=st.integers(2, 3),
+    share=st.integers(1, 4),
+    chunk=st.integers(1, 50),
+)
+def test_workers_post_any_file_as_one_process_does(
+    office: tuple[Path, datetime],
+    tmp_path: Path,
+    opening: list[str],
+    drawn: list[Any],
+    split: int,
+    jobs: int,
+    share: int,
+    chunk: int,
+) -> None:
+    store, start = office
+    first: list[Any] = []
+    for n, (level, arranged, shelved) in enumerate(opening):
+        first.append((("receive", RECORDS[n], level), None))
+        if arranged:
+            first.append((("arrange", RECORDS[n], CODES[n]), None))
+        if shelved:
+            first.append((("shelve", RECORDS[n], 1), None))
+    commands = [*first, *drawn]
+    lines = [line(start, n, command, line_id) for n, (command, line_id) in enumerate(commands)]
+    split %= len(lines) + 1
+    runs = [lines[:split], lines[split:]]
+    example = tmp_path / f"example-{len(list(tmp_path.iterdir()))}"
+    in_order, workers = copy_of(store, example / "in-order"), copy_of(store, example / "jobs")
+    sides = []
+    for url in (in_order, workers):
+        outcomes = []
+        for part in runs:
+            if url == in_order:
+                summary = BulkPoster(open_ledger(url), None, chunk_size=chunk).post(part)
+            else:
+                poster = ParallelPoster(
+                    partial(open_ledger, url), None, jobs=jobs, chunk_size=share
+                )
+                summary = poster.post(part)
+            outcomes.append(outcome(summary))
+        sides.append((outcomes, written(url)))
+    assert sides[1] == sides[0]
+    shutil.rmtree(example)
