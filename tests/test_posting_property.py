@@ -1,14 +1,19 @@
-"""Property: posting with worker processes gives exactly what posting in order gives.
+"""Properties: a file's outcome does not depend on how it is posted.
 
 Hypothesis draws short files over a few records and archival codes: records named by id
 or by code (before and after the code is theirs), a code claimed for two records, line
 ids used again, malformed lines, an actor's clearance changed or the actor deactivated
-between uses, uses the rules refuse. Each is split in two and posted as two runs (the
-second names records of the first from the store) into copies of one store: in order in
-one process (``BulkPoster``, any chunk size) and with workers (``ParallelPoster``, shares
-of a few lines). The counts, the problems reported (line, id, outcome, message) and every stored
-event's fields must be the same, but for the recording time and the chain link that
-depends on it, and a refused attempt's random id.
+between uses, uses the rules refuse. Posted into copies of one store:
+
+- in order in one process (``BulkPoster``, any chunk size) and with workers
+  (``ParallelPoster``, shares of a few lines), as two runs (the second names records of
+  the first from the store);
+- one command at a time (``Ledger.execute``, as the single commands run them, each in its
+  own transaction, every rule checked against the store) and in bulk.
+
+The counts, the problems reported (line, id, outcome, message) and every stored event's
+fields must be the same, but for the recording time and the chain link that depends on
+it, and a refused attempt's random id.
 """
 
 from __future__ import annotations
@@ -28,8 +33,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from aggregates.errors import InvalidInput, LedgerError, RuleViolation
 from ledger.application import open_ledger
-from ledger.bulk import BulkPoster, Summary
+from ledger.bulk import BulkPoster, Problem, Summary
+from ledger.lines import parse
 from ledger.parallel import ParallelPoster
 from tests.cli import ARCHIVIST, BORROWER, DIRECTOR, EXTERNAL, LEADER, LIAISON, setup_office
 
@@ -62,6 +69,7 @@ OPENING = st.lists(
     max_size=len(RECORDS),
 )
 FILE = st.lists(st.tuples(COMMAND, LINE_ID), min_size=1, max_size=40)
+UNIQUE_FILE = st.lists(st.tuples(COMMAND, st.none()), min_size=1, max_size=40)  # own ids
 
 
 def line(start: datetime, n: int, command: tuple[Any, ...], line_id: str | None) -> bytes:
@@ -115,6 +123,20 @@ def line(start: datetime, n: int, command: tuple[Any, ...], line_id: str | None)
             "actor": DIRECTOR,
         }  # fmt: skip
     return json.dumps(fields, ensure_ascii=False).encode() + b"\n"
+
+
+def file(start: datetime, opening: list[Any], drawn: list[Any]) -> list[bytes]:
+    """The lines of the opening's receipts (arrangements, shelvings), then the drawn ones."""
+    first: list[Any] = []
+    for n, (level, arranged, shelved) in enumerate(opening):
+        first.append((("receive", RECORDS[n], level), None))
+        if arranged:
+            first.append((("arrange", RECORDS[n], CODES[n]), None))
+        if shelved:
+            first.append((("shelve", RECORDS[n], 1), None))
+    return [
+        line(start, n, command, line_id) for n, (command, line_id) in enumerate([*first, *drawn])
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -185,15 +207,7 @@ def test_workers_post_any_file_as_one_process_does(
     chunk: int,
 ) -> None:
     store, start = office
-    first: list[Any] = []
-    for n, (level, arranged, shelved) in enumerate(opening):
-        first.append((("receive", RECORDS[n], level), None))
-        if arranged:
-            first.append((("arrange", RECORDS[n], CODES[n]), None))
-        if shelved:
-            first.append((("shelve", RECORDS[n], 1), None))
-    commands = [*first, *drawn]
-    lines = [line(start, n, command, line_id) for n, (command, line_id) in enumerate(commands)]
+    lines = file(start, opening, drawn)
     split %= len(lines) + 1
     runs = [lines[:split], lines[split:]]
     example = tmp_path / f"example-{len(list(tmp_path.iterdir()))}"
@@ -212,4 +226,49 @@ def test_workers_post_any_file_as_one_process_does(
             outcomes.append(outcome(summary))
         sides.append((outcomes, written(url)))
     assert sides[1] == sides[0]
+    shutil.rmtree(example)
+
+
+def one_by_one(db_url: str, lines: list[bytes]) -> tuple[Any, ...]:
+    """Each line as a single command: its own transaction, a refused attempt recorded as
+    the commands record it."""
+    ledger = open_ledger(db_url)
+    summary = Summary()
+    for number, text in enumerate(lines, start=1):
+        parsed = parse(number, text, None)
+        try:
+            if parsed.problem is not None:
+                raise InvalidInput(parsed.problem)
+            ledger.execute(parsed.request, parsed.actor)
+            summary.posted += 1
+        except RuleViolation as error:
+            summary.refused += 1
+            summary.problems.append(Problem(number, parsed.key, "refused", error.line()))
+        except LedgerError as error:
+            summary.invalid += 1
+            summary.problems.append(Problem(number, parsed.key, "invalid", error.line()))
+    counts, problems = outcome(summary)
+    return counts[:4], problems  # (posted, skipped, refused, invalid): no event count
+
+
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(opening=OPENING, drawn=UNIQUE_FILE, chunk=st.integers(1, 50))
+def test_a_file_posted_in_bulk_does_what_its_commands_one_by_one_do(
+    office: tuple[Path, datetime],
+    tmp_path: Path,
+    opening: list[str],
+    drawn: list[Any],
+    chunk: int,
+) -> None:
+    store, start = office
+    lines = file(start, opening, drawn)
+    example = tmp_path / f"example-{len(list(tmp_path.iterdir()))}"
+    single, bulk = copy_of(store, example / "single"), copy_of(store, example / "bulk")
+    summary = BulkPoster(open_ledger(bulk), None, chunk_size=chunk).post(lines)
+    counts, problems = outcome(summary)
+    assert (one_by_one(single, lines), written(single)) == ((counts[:4], problems), written(bulk))
     shutil.rmtree(example)
