@@ -35,12 +35,16 @@ def with_database(url: str, dbname: str) -> str:
 
 
 @contextmanager
-def fresh_database() -> Iterator[str]:
-    """Create an empty database ``ledger_t_<hex>``, yield its URL, then drop it."""
+def fresh_database(template: str | None = None) -> Iterator[str]:
+    """Create an empty database ``ledger_t_<hex>`` (or a copy of the database
+    ``template``, which nobody may be connected to), yield its URL, then drop it."""
     admin_url = require_pg()
     name = f"ledger_t_{secrets.token_hex(8)}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
     with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        admin.execute(create)
     try:
         yield with_database(admin_url, name)
     finally:

@@ -22,13 +22,17 @@ import json
 import shutil
 import sqlite3
 from collections import Counter
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -38,7 +42,17 @@ from ledger.application import open_ledger
 from ledger.bulk import BulkPoster, Problem, Summary
 from ledger.lines import parse
 from ledger.parallel import ParallelPoster
-from tests.cli import ARCHIVIST, BORROWER, DIRECTOR, EXTERNAL, LEADER, LIAISON, setup_office
+from tests.cli import (
+    ARCHIVIST,
+    BORROWER,
+    DIRECTOR,
+    EXTERNAL,
+    LEADER,
+    LIAISON,
+    fresh_store,
+    setup_office,
+)
+from tests.pg import fresh_database
 
 RECORDS = [str(UUID(int=n)) for n in (1, 2, 3)]
 CODES = ["P-1", "P-2", "P-3"]
@@ -139,21 +153,47 @@ def file(start: datetime, opening: list[Any], drawn: list[Any]) -> list[bytes]:
     ]
 
 
-@pytest.fixture(scope="module")
-def office(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, datetime]:
+@dataclass(frozen=True)
+class Office:
     """A store with the standard cast, copied for each side of each example, and a time
     after its actors were registered."""
-    folder = tmp_path_factory.mktemp("office")
-    setup_office(f"sqlite:///{folder}/ledger.db")
-    return folder / "ledger.db", datetime.now(tz=UTC)
+
+    backend: str
+    url: str
+    start: datetime
+
+    @contextmanager
+    def copy(self, folder: Path) -> Iterator[str]:
+        if self.backend == "postgres":
+            with fresh_database(template=urlsplit(self.url).path.lstrip("/")) as url:
+                yield url
+            return
+        folder.mkdir(parents=True)
+        office = self.url.removeprefix("sqlite:///")
+        for suffix in ("", "-wal"):
+            if Path(f"{office}{suffix}").exists():
+                shutil.copy(f"{office}{suffix}", f"{folder / 'ledger.db'}{suffix}")
+        yield f"sqlite:///{folder}/ledger.db"
+        shutil.rmtree(folder)
 
 
-def copy_of(office: Path, folder: Path) -> str:
-    folder.mkdir(parents=True)
-    for suffix in ("", "-wal"):
-        if Path(f"{office}{suffix}").exists():
-            shutil.copy(f"{office}{suffix}", f"{folder / 'ledger.db'}{suffix}")
-    return f"sqlite:///{folder}/ledger.db"
+@contextmanager
+def office(backend: str, folder: Path) -> Iterator[Office]:
+    with fresh_store(backend, folder) as url:
+        setup_office(url)
+        yield Office(backend, url, datetime.now(tz=UTC))
+
+
+@pytest.fixture(scope="module")
+def sqlite_office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Office]:
+    with office("sqlite", tmp_path_factory.mktemp("office")) as made:
+        yield made
+
+
+@pytest.fixture(scope="module")
+def pg_office(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Office]:
+    with office("postgres", tmp_path_factory.mktemp("office")) as made:
+        yield made
 
 
 def outcome(summary: Summary) -> tuple[Any, ...]:
@@ -167,11 +207,7 @@ def written(db_url: str) -> tuple[dict[tuple[str, int], Any], Counter[str]]:
     version); refused attempts (random ids) as a multiset."""
     by_version: dict[tuple[str, int], Any] = {}
     refusals: Counter[str] = Counter()
-    with closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as conn:
-        rows = conn.execute(
-            "SELECT originator_id, originator_version, topic, state FROM stored_events"
-        ).fetchall()
-    for originator, version, topic, state in rows:
+    for originator, version, topic, state in stored_rows(db_url):
         body = json.loads(state)["body"]
         for varies in ("timestamp", "prev_hash"):
             body.pop(varies)
@@ -179,25 +215,61 @@ def written(db_url: str) -> tuple[dict[tuple[str, int], Any], Counter[str]]:
             body.pop("originator_id")
             refusals[json.dumps(body, sort_keys=True)] += 1
         else:
-            by_version[(originator, version)] = body
+            by_version[(str(originator), version)] = body
     return by_version, refusals
 
 
-@settings(
-    max_examples=60,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+def stored_rows(db_url: str) -> list[tuple[Any, int, str, bytes]]:
+    if db_url.startswith("sqlite:"):
+        with closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as conn:
+            return conn.execute(
+                "SELECT originator_id, originator_version, topic, state FROM stored_events"
+            ).fetchall()
+    with psycopg.connect(db_url) as conn:
+        rows = conn.execute(
+            "SELECT originator_id, originator_version, topic, state FROM ledger_events"
+        ).fetchall()
+    return [(o, v, t, bytes(state)) for o, v, t, state in rows]
+
+
+# PostgreSQL's copies (a database from a template) and posts take longer: fewer examples.
+SETTINGS = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+}
+ON_SQLITE = settings(max_examples=60, **SETTINGS)
+ON_POSTGRES = settings(max_examples=12, **SETTINGS)
+IN_RUNS = st.fixed_dictionaries(
+    {
+        "opening": OPENING,
+        "drawn": FILE,
+        "split": st.integers(0, 50),
+        "jobs": st.integers(2, 3),
+        "share": st.integers(1, 4),
+        "chunk": st.integers(1, 50),
+    }
 )
-@given(
-    opening=OPENING,
-    drawn=FILE,
-    split=st.integers(0, 50),
-    jobs=st.integers(2, 3),
-    share=st.integers(1, 4),
-    chunk=st.integers(1, 50),
-)
+
+
+@ON_SQLITE
+@given(example=IN_RUNS)
 def test_workers_post_any_file_as_one_process_does(
-    office: tuple[Path, datetime],
+    sqlite_office: Office, tmp_path: Path, example: dict[str, Any]
+) -> None:
+    workers_and_one_process(sqlite_office, tmp_path, **example)
+
+
+@pytest.mark.postgres
+@ON_POSTGRES
+@given(example=IN_RUNS)
+def test_workers_post_any_file_as_one_process_does_on_postgresql(
+    pg_office: Office, tmp_path: Path, example: dict[str, Any]
+) -> None:
+    workers_and_one_process(pg_office, tmp_path, **example)
+
+
+def workers_and_one_process(
+    office: Office,
     tmp_path: Path,
     opening: list[str],
     drawn: list[Any],
@@ -206,27 +278,25 @@ def test_workers_post_any_file_as_one_process_does(
     share: int,
     chunk: int,
 ) -> None:
-    store, start = office
-    lines = file(start, opening, drawn)
+    lines = file(office.start, opening, drawn)
     split %= len(lines) + 1
     runs = [lines[:split], lines[split:]]
     example = tmp_path / f"example-{len(list(tmp_path.iterdir()))}"
-    in_order, workers = copy_of(store, example / "in-order"), copy_of(store, example / "jobs")
-    sides = []
-    for url in (in_order, workers):
-        outcomes = []
-        for part in runs:
-            if url == in_order:
-                summary = BulkPoster(open_ledger(url), None, chunk_size=chunk).post(part)
-            else:
-                poster = ParallelPoster(
-                    partial(open_ledger, url), None, jobs=jobs, chunk_size=share
-                )
-                summary = poster.post(part)
-            outcomes.append(outcome(summary))
-        sides.append((outcomes, written(url)))
+    with office.copy(example / "in-order") as in_order, office.copy(example / "jobs") as jobs_url:
+        sides = []
+        for url in (in_order, jobs_url):
+            outcomes = []
+            for part in runs:
+                if url == in_order:
+                    summary = BulkPoster(open_ledger(url), None, chunk_size=chunk).post(part)
+                else:
+                    poster = ParallelPoster(
+                        partial(open_ledger, url), None, jobs=jobs, chunk_size=share
+                    )
+                    summary = poster.post(part)
+                outcomes.append(outcome(summary))
+            sides.append((outcomes, written(url)))
     assert sides[1] == sides[0]
-    shutil.rmtree(example)
 
 
 def one_by_one(db_url: str, lines: list[bytes]) -> tuple[Any, ...]:
@@ -251,24 +321,35 @@ def one_by_one(db_url: str, lines: list[bytes]) -> tuple[Any, ...]:
     return counts[:4], problems  # (posted, skipped, refused, invalid): no event count
 
 
-@settings(
-    max_examples=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+ONE_RUN = st.fixed_dictionaries(
+    {"opening": OPENING, "drawn": UNIQUE_FILE, "chunk": st.integers(1, 50)}
 )
-@given(opening=OPENING, drawn=UNIQUE_FILE, chunk=st.integers(1, 50))
+
+
+@ON_SQLITE
+@given(example=ONE_RUN)
 def test_a_file_posted_in_bulk_does_what_its_commands_one_by_one_do(
-    office: tuple[Path, datetime],
-    tmp_path: Path,
-    opening: list[str],
-    drawn: list[Any],
-    chunk: int,
+    sqlite_office: Office, tmp_path: Path, example: dict[str, Any]
 ) -> None:
-    store, start = office
-    lines = file(start, opening, drawn)
+    one_at_a_time_and_in_bulk(sqlite_office, tmp_path, **example)
+
+
+@pytest.mark.postgres
+@ON_POSTGRES
+@given(example=ONE_RUN)
+def test_a_file_posted_in_bulk_does_what_its_commands_one_by_one_do_on_postgresql(
+    pg_office: Office, tmp_path: Path, example: dict[str, Any]
+) -> None:
+    one_at_a_time_and_in_bulk(pg_office, tmp_path, **example)
+
+
+def one_at_a_time_and_in_bulk(
+    office: Office, tmp_path: Path, opening: list[str], drawn: list[Any], chunk: int
+) -> None:
+    lines = file(office.start, opening, drawn)
     example = tmp_path / f"example-{len(list(tmp_path.iterdir()))}"
-    single, bulk = copy_of(store, example / "single"), copy_of(store, example / "bulk")
-    summary = BulkPoster(open_ledger(bulk), None, chunk_size=chunk).post(lines)
-    counts, problems = outcome(summary)
-    assert (one_by_one(single, lines), written(single)) == ((counts[:4], problems), written(bulk))
-    shutil.rmtree(example)
+    with office.copy(example / "single") as single, office.copy(example / "bulk") as bulk:
+        summary = BulkPoster(open_ledger(bulk), None, chunk_size=chunk).post(lines)
+        counts, problems = outcome(summary)
+        one_at_a_time = one_by_one(single, lines), written(single)
+        assert one_at_a_time == ((counts[:4], problems), written(bulk))
