@@ -45,7 +45,14 @@ def _(request: rq.Receive, batch: Batch, actor: str | None) -> dict[str, Any]:
     try:
         acting = batch.acting(actor, "receive")
     except RuleViolation as error:  # R19: a refused receipt is recorded too
-        batch.refuse(error, action="receive", actor=actor or "", record=None, details={})
+        batch.refuse(
+            error,
+            action="receive",
+            actor=actor or "",
+            record=None,
+            details={},
+            occurred_at=when(request),
+        )
         raise
     record_id = request.record or uuid4()
     if batch.record_exists(record_id):
@@ -300,18 +307,25 @@ def _(request: rq.Correct, batch: Batch, actor: str | None) -> dict[str, Any]:
     )
 
 
-def _manager(batch: Batch, actor: str | None, action: str) -> Any:
+def _manager(batch: Batch, actor: str | None, request: Any) -> Any:
     """R19: only the director manages actors; a refusal is recorded."""
     try:
         return batch.acting(actor, "manage-actors")
     except RuleViolation as error:
-        batch.refuse(error, action=action, actor=actor or "", record=None, details={})
+        batch.refuse(
+            error,
+            action=request.command,
+            actor=actor or "",
+            record=None,
+            details={},
+            occurred_at=when(request),
+        )
         raise
 
 
 @_handler.register
 def _(request: rq.AddActor, batch: Batch, actor: str | None) -> dict[str, Any]:
-    acting = _manager(batch, actor, request.command)
+    acting = _manager(batch, actor, request)
     if batch._actor(request.actor_id) is not None:
         raise InvalidInput(f"actor {request.actor_id} is already registered")
     batch.add(
@@ -334,7 +348,7 @@ def _on_actor(
     request: Any, batch: Batch, actor: str | None, change: Callable[[Actor, str, datetime], None]
 ) -> dict[str, Any]:
     """A director's change to a registered actor; returns the actor's state after it."""
-    acting = _manager(batch, actor, request.command)
+    acting = _manager(batch, actor, request)
     target = batch.actor_aggregate(request.actor_id)
     change(target, acting.id, when(request))
     return {

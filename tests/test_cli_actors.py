@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from tests.cli import ARCHIVIST, BORROWER, DIRECTOR, LIAISON, event_count, run, setup_office
+from tests.cli import (
+    ARCHIVIST,
+    BORROWER,
+    DIRECTOR,
+    LIAISON,
+    event_count,
+    last_event,
+    run,
+    setup_office,
+)
 
 
 def test_director_manages_actors_and_a_deactivated_actor_may_not_act(db_url: str) -> None:
@@ -48,3 +57,22 @@ def test_director_manages_actors_and_a_deactivated_actor_may_not_act(db_url: str
     )
     assert receipt.code == 3, receipt
     assert receipt.stderr == f"refused (R19): actor {ARCHIVIST} is deactivated and may not act\n"
+
+
+def test_a_refused_receipt_or_actor_change_keeps_the_time_it_was_attempted(db_url: str) -> None:
+    """R19 refusals of a receipt and of an actor change are recorded with the attempt's
+    --occurred-at, as every other refusal is (they were recorded at the posting time)."""
+    setup_office(db_url)
+    attempts = [
+        ("receive", "--title", "会议纪要", "--department", "办公室", "--year", "2024",
+         "--carrier", "paper", "--pages", "3", "--secrecy", "public",
+         "--transferred-by", LIAISON),
+        ("actor", "clearance", ARCHIVIST, "public"),
+    ]  # fmt: skip
+    times = ("2025-03-01T09:30:00+08:00", "2025-04-02T10:00:00+08:00")
+    for at, attempt in zip(times, attempts, strict=True):
+        done = run(db_url, *attempt, "--occurred-at", at, actor=BORROWER)
+        assert done.code == 3 and "refused (R19)" in done.stderr, done
+        topic, body = last_event(db_url)
+        assert topic == "ledger/Refusal/AttemptRefused" and body["rule"] == "R19", body
+        assert body["occurred_at"] == at and body["actor"] == BORROWER, body
