@@ -43,12 +43,15 @@ from ledger.bulk import BulkPoster, Problem, Summary
 from ledger.lines import parse
 from ledger.parallel import ParallelPoster
 from tests.cli import (
+    APPRAISER_1,
+    APPRAISER_2,
     ARCHIVIST,
     BORROWER,
     DIRECTOR,
     EXTERNAL,
     LEADER,
     LIAISON,
+    WITNESS,
     fresh_store,
     setup_office,
 )
@@ -57,6 +60,8 @@ from tests.pg import fresh_database
 RECORDS = [str(UUID(int=n)) for n in (1, 2, 3)]
 CODES = ["P-1", "P-2", "P-3"]
 LEVELS = ["public", "internal", "secret"]
+CONDITIONS = ["intact", "damaged"]
+DECISIONS = ["destroy", "retain", "declassify", "open"]
 
 record = st.sampled_from(RECORDS)
 ref = st.sampled_from(RECORDS + CODES)  # a code may not be the record's, or anyone's yet
@@ -67,7 +72,12 @@ COMMAND = st.one_of(
     st.tuples(st.just("arrange"), record, st.sampled_from(CODES)),
     st.tuples(st.sampled_from(["shelve", "relocate"]), ref, st.integers(1, 3)),
     st.tuples(st.sampled_from(["consult", "copy", "lend"]), ref, reader, approver, st.booleans()),
-    st.tuples(st.just("return"), ref),
+    st.tuples(st.just("return"), ref, st.sampled_from([10, 8]), st.sampled_from(CONDITIONS)),
+    st.tuples(st.sampled_from(["repair", "report-loss"]), ref),
+    st.tuples(st.just("appraise"), ref, st.sampled_from(DECISIONS), st.booleans()),
+    st.tuples(st.just("destroy"), ref, st.booleans()),
+    st.tuples(st.just("correct"), ref, st.integers(1, 4)),
+    st.tuples(st.sampled_from(["actor-grant", "actor-revoke"])),
     st.tuples(st.just("clearance"), st.sampled_from(LEVELS)),
     st.tuples(st.just("deactivate")),
     st.tuples(st.just("malformed"), ref),  # no location: its id is still read
@@ -124,8 +134,37 @@ def line(start: datetime, n: int, command: tuple[Any, ...], line_id: str | None)
             fields["pages"] = 2
         if kind == "lend":
             fields["due"] = (start + timedelta(days=20)).date().isoformat()
-    elif kind == "return":
-        fields |= {"command": "return", "record": args[0], "pages": 10, "condition": "intact"}
+    elif kind == "return":  # fewer pages, or damaged: a discrepancy to repair or report
+        fields |= {"command": "return", "record": args[0], "pages": args[1], "condition": args[2]}
+    elif kind in ("repair", "report-loss"):
+        fields |= {"command": kind, "record": args[0], "note": "修补"}
+        if kind == "report-loss":
+            fields["pages"] = 2
+    elif kind == "appraise":
+        record, decision, complete = args
+        fields |= {
+            "command": "appraise", "record": record, "decision": decision, "basis": "鉴定意见",
+            "appraiser": [APPRAISER_1, APPRAISER_2] if complete else [APPRAISER_1],
+            "actor": APPRAISER_1,
+        }  # fmt: skip
+        if decision == "retain" and complete:
+            fields["review_on"] = "2036-01-01"
+        if decision == "declassify":
+            fields["secrecy"] = "internal"
+    elif kind == "destroy":
+        fields |= {
+            "command": "destroy", "record": args[0], "approved_by": LEADER, "register": "销毁-1",
+            "witness": [WITNESS, APPRAISER_2] if args[1] else [WITNESS],
+        }  # fmt: skip
+    elif kind == "correct":
+        fields |= {
+            "command": "correct", "record": args[0], "version": args[1], "reason": "笔误",
+            "set": {"title": "会议纪要（更正）"},
+        }  # fmt: skip
+    elif kind in ("actor-grant", "actor-revoke"):  # the archivist's own role, who posts most
+        fields |= {
+            "command": kind, "actor_id": ARCHIVIST, "role": ["archivist"], "actor": DIRECTOR,
+        }  # fmt: skip
     elif kind == "clearance":  # the director changes the visitor's
         fields |= {
             "command": "actor-clearance", "actor_id": EXTERNAL, "clearance": args[0],
