@@ -42,6 +42,7 @@ class Batch:
         self.claims: dict[str, CodeClaim | None] = {}
         self.ids: dict[str, UUID] = {}  # record ids as written -> parsed
         self.new: list[ChainedAggregate] = []
+        self.refusals = 0  # refused attempts recorded (``refuse``)
         self.posted: list[tuple[str, str]] = []
         # What the batch's commands name and make, asked for when a record or a code must
         # first be read from the store, to read them all at once (see ``preload``).
@@ -244,6 +245,7 @@ class Batch:
         """R18/R19: keep the refused attempt, without touching the record."""
         if error.rule not in RECORDED_RULES:
             return
+        self.refusals += 1
         now = datetime.now(tz=UTC)
         self.new.append(
             Refusal.record(

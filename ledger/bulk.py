@@ -19,7 +19,7 @@ from eventsourcing.persistence import IntegrityError
 
 from aggregates.errors import Conflict, LedgerError, RuleViolation
 from ledger.application import Ledger
-from ledger.batch import RECORDED_RULES, Batch
+from ledger.batch import Batch
 from ledger.handlers import handle
 from ledger.lines import Line, chunks, few_collections, parse
 from ledger.requests import Arrange, Receive, RecordRequest
@@ -367,10 +367,13 @@ class _ChunkRun:
             counts.skipped += 1
             return True
         self.seen.add(line.key)
+        recorded = self.batch.refusals
         try:
             handle(line.request, self.batch, line.actor)
         except RuleViolation as error:
-            if error.rule in RECORDED_RULES:
+            # A refused attempt recorded as an event takes up its line's key with it (some
+            # refusals under R7 and R19 are of the command, not of an attempt: not recorded).
+            if self.batch.refusals > recorded:
                 self.batch.posted.append((line.key, "refused"))
             else:
                 self.unrecorded.add(line.key)

@@ -19,7 +19,16 @@ import pytest
 
 from ledger.application import open_ledger
 from ledger.bulk import BulkPoster, Problem, _ChunkRun
-from tests.cli import BACKENDS, fingerprint, fresh_store, generate, jsonl, run, setup_office
+from tests.cli import (
+    BACKENDS,
+    fingerprint,
+    fresh_store,
+    generate,
+    jsonl,
+    posted_times,
+    run,
+    setup_office,
+)
 from tests.test_bulk_parallel import across_windows, tricky_lines
 
 
@@ -255,3 +264,26 @@ def test_a_lines_report_does_not_depend_on_where_chunks_end(tmp_path: Path) -> N
         (7, "invalid", "error: location: Field required"),
     ], reports[0]  # fmt: skip
     assert reports[1] == reports[2] == reports[0]
+
+
+def test_a_refusal_that_records_nothing_leaves_its_line_to_be_tried_again(tmp_path: Path) -> None:
+    """Found by tests/test_posting_property.py: deactivating an actor twice is refused
+    under R19 but records no refused attempt (not an attempt by an unauthorised actor);
+    its line took up its key all the same, so the store said "refused" for an attempt it
+    did not keep. Now only a recorded refusal takes up the key: a re-run tries the line
+    again. A refused use (R7 here) keeps both, and is skipped."""
+    lines = [
+        {"id": "off-1", "command": "actor-deactivate", "actor_id": "ext", "reason": "离职"},
+        {"id": "off-2", "command": "actor-deactivate", "actor_id": "ext", "reason": "离职"},
+    ]
+    texts = [json.dumps(line, ensure_ascii=False).encode() + b"\n" for line in lines]
+    with fresh_store("sqlite", tmp_path) as url:
+        setup_office(url)
+        first = BulkPoster(open_ledger(url), "dir").post(texts)
+        again = BulkPoster(open_ledger(url), "dir").post(texts)
+        keys = set(posted_times(url))
+    assert [(p.line, p.message) for p in first.problems] == [
+        (2, "refused (R19): actor ext is already deactivated")
+    ]
+    assert (again.skipped, again.refused) == (1, 1), again
+    assert "off-1" in keys and "off-2" not in keys
