@@ -13,12 +13,14 @@ between uses, uses the rules refuse. Posted into copies of one store:
 
 The counts, the problems reported (line, id, outcome, message) and every stored event's
 fields must be the same, but for the recording time and the chain link that depends on
-it, and a refused attempt's random id.
+it, and a refused attempt's random id. A third property posts a file twice at once, from
+two processes: each line posted once, each refused attempt recorded once, the log sound.
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
 import sqlite3
 from collections import Counter
@@ -27,6 +29,7 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -42,6 +45,7 @@ from ledger.application import open_ledger
 from ledger.bulk import BulkPoster, Problem, Summary
 from ledger.lines import parse
 from ledger.parallel import ParallelPoster
+from ledger.recorders import POSTED_TABLE
 from tests.cli import (
     APPRAISER_1,
     APPRAISER_2,
@@ -53,6 +57,7 @@ from tests.cli import (
     LIAISON,
     WITNESS,
     fresh_store,
+    run,
     setup_office,
 )
 from tests.pg import fresh_database
@@ -278,6 +283,8 @@ SETTINGS = {
 }
 ON_SQLITE = settings(max_examples=60, **SETTINGS)
 ON_POSTGRES = settings(max_examples=12, **SETTINGS)
+ON_SQLITE_AT_ONCE = settings(max_examples=25, **SETTINGS)
+ON_POSTGRES_AT_ONCE = settings(max_examples=8, **SETTINGS)
 IN_RUNS = st.fixed_dictionaries(
     {
         "opening": OPENING,
@@ -360,6 +367,13 @@ def one_by_one(db_url: str, lines: list[bytes]) -> tuple[Any, ...]:
     return counts[:4], problems  # (posted, skipped, refused, invalid): no event count
 
 
+AT_ONCE = st.fixed_dictionaries(
+    {
+        "opening": OPENING,
+        "drawn": FILE,
+        "chunks": st.lists(st.integers(1, 8), min_size=2, max_size=2),
+    }
+)
 ONE_RUN = st.fixed_dictionaries(
     {"opening": OPENING, "drawn": UNIQUE_FILE, "chunk": st.integers(1, 50)}
 )
@@ -392,3 +406,71 @@ def one_at_a_time_and_in_bulk(
         counts, problems = outcome(summary)
         one_at_a_time = one_by_one(single, lines), written(single)
         assert one_at_a_time == ((counts[:4], problems), written(bulk))
+
+
+def post_in_child(db_url: str, lines: list[bytes], chunk: int, answer: Connection) -> None:
+    """A forked process's run of the file (its own connections), its counts sent back."""
+    summary = BulkPoster(open_ledger(db_url), None, chunk_size=chunk).post(lines)
+    answer.send(outcome(summary)[0])
+
+
+@ON_SQLITE_AT_ONCE
+@given(example=AT_ONCE)
+def test_two_runs_of_a_file_at_once_post_each_line_once(
+    sqlite_office: Office, tmp_path: Path, example: dict[str, Any]
+) -> None:
+    runs_at_once(sqlite_office, tmp_path, **example)
+
+
+@pytest.mark.postgres
+@ON_POSTGRES_AT_ONCE
+@given(example=AT_ONCE)
+def test_two_runs_of_a_file_at_once_post_each_line_once_on_postgresql(
+    pg_office: Office, tmp_path: Path, example: dict[str, Any]
+) -> None:
+    runs_at_once(pg_office, tmp_path, **example)
+
+
+def runs_at_once(
+    office: Office, tmp_path: Path, opening: list[str], drawn: list[Any], chunks: list[int]
+) -> None:
+    """Two processes post the same file into one store at once (each checks every line in
+    file order; a chunk that collides with the other's is posted again carefully): every
+    line is posted by one of them, once; every refused attempt is recorded once; the log
+    verifies. (Not "what one run writes": a line that failed without leaving its key is
+    tried again by the other run, against the store of that moment, as a re-run tries it.)
+    """
+    lines = file(office.start, opening, drawn)
+    example = tmp_path / f"example-{len(list(tmp_path.iterdir()))}"
+    with office.copy(example / "store") as url:
+        before = Counter(outcome for _, outcome in posted_keys(url))  # the office's own
+        context = multiprocessing.get_context("fork")
+        pipes = [context.Pipe(duplex=False) for _ in chunks]
+        children = [
+            context.Process(target=post_in_child, args=(url, lines, chunk, theirs))
+            for chunk, (_, theirs) in zip(chunks, pipes, strict=True)
+        ]
+        for child in children:
+            child.start()
+        counts = [mine.recv() for mine, _ in pipes]
+        for child in children:
+            child.join()
+            assert child.exitcode == 0
+        assert all(sum(c[:4]) == len(lines) for c in counts), counts
+        keys = Counter(outcome for _, outcome in posted_keys(url)) - before
+        posted = sum(c[0] for c in counts)
+        assert keys["posted"] == posted, (keys, counts)
+        refusals = sum(1 for *_, topic, _ in stored_rows(url) if topic.startswith("ledger/Ref"))
+        assert keys["refused"] == refusals, (keys, refusals)
+        done = run(url, "verify")
+        assert done.code == 0, done
+
+
+def posted_keys(db_url: str) -> list[tuple[str, str]]:
+    """The posted-line keys in the store: (line id, outcome)."""
+    query = f"SELECT id, outcome FROM {POSTED_TABLE}"
+    if db_url.startswith("sqlite:"):
+        with closing(sqlite3.connect(db_url.removeprefix("sqlite:///"))) as conn:
+            return conn.execute(query).fetchall()
+    with psycopg.connect(db_url) as conn:
+        return [(i, o) for i, o in conn.execute(query).fetchall()]
