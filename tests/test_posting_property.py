@@ -97,20 +97,25 @@ OPENING = st.lists(
     min_size=len(RECORDS),
     max_size=len(RECORDS),
 )
-FILE = st.lists(st.tuples(COMMAND, LINE_ID), min_size=1, max_size=40)
-UNIQUE_FILE = st.lists(st.tuples(COMMAND, st.none()), min_size=1, max_size=40)  # own ids
+# A line happens a millisecond after the one before, or up to 20 ms earlier (R14: never
+# before the previous event of what it changes).
+BACK = st.sampled_from([0, 0, 0, 0, 0, 2, 5, 20])
+FILE = st.lists(st.tuples(COMMAND, LINE_ID, BACK), min_size=1, max_size=40)
+UNIQUE_FILE = st.lists(st.tuples(COMMAND, st.none(), BACK), min_size=1, max_size=40)  # own ids
 
 
-def line(start: datetime, n: int, command: tuple[Any, ...], line_id: str | None) -> bytes:
-    """The JSON line of a drawn command, the file's ``n``-th (a millisecond after the one
-    before, from ``start``: after the office's actors were registered, before now)."""
+def line(
+    start: datetime, n: int, command: tuple[Any, ...], line_id: str | None, back: int = 0
+) -> bytes:
+    """The JSON line of a drawn command, the file's ``n``-th: ``n - back`` milliseconds
+    from ``start`` (after the office's actors were registered, before now)."""
     kind, *args = command
     if kind == "bad JSON":
         return b'{"command": "shelve", "id": \n'
     fields: dict[str, Any] = {
         "id": line_id or f"line-{n}",
         "actor": ARCHIVIST,
-        "occurred_at": (start + timedelta(milliseconds=n)).isoformat(),
+        "occurred_at": (start + timedelta(milliseconds=n - back)).isoformat(),
     }
     if kind == "receive":
         fields |= {
@@ -193,7 +198,8 @@ def file(start: datetime, opening: list[Any], drawn: list[Any]) -> list[bytes]:
         if shelved:
             first.append((("shelve", RECORDS[n], 1), None))
     return [
-        line(start, n, command, line_id) for n, (command, line_id) in enumerate([*first, *drawn])
+        line(start, n, command, line_id, *back)
+        for n, (command, line_id, *back) in enumerate([*first, *drawn])
     ]
 
 
