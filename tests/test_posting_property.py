@@ -1,9 +1,12 @@
 """Properties: a file's outcome does not depend on how it is posted.
 
-Hypothesis draws short files over a few records and archival codes: records named by id
+Hypothesis draws short files of every record command over a few records and archival
+codes: records named by id
 or by code (before and after the code is theirs), a code claimed for two records, line
 ids used again, malformed lines, an actor's clearance changed or the actor deactivated
-between uses, uses the rules refuse. Posted into copies of one store:
+between uses, the archivist's role revoked and granted, lines posted by someone who may
+not, lines dated before the line before (R14), uses the rules refuse. Posted into copies
+of one store:
 
 - in order in one process (``BulkPoster``, any chunk size) and with workers
   (``ParallelPoster``, shares of a few lines), as two runs (the second names records of
@@ -100,12 +103,19 @@ OPENING = st.lists(
 # A line happens a millisecond after the one before, or up to 20 ms earlier (R14: never
 # before the previous event of what it changes).
 BACK = st.sampled_from([0, 0, 0, 0, 0, 2, 5, 20])
-FILE = st.lists(st.tuples(COMMAND, LINE_ID, BACK), min_size=1, max_size=40)
-UNIQUE_FILE = st.lists(st.tuples(COMMAND, st.none(), BACK), min_size=1, max_size=40)  # own ids
+# Who posts a line: mostly the one the command needs, sometimes one who may not (R19).
+BY = st.sampled_from([None, None, None, None, None, None, APPRAISER_1, "ghost"])
+FILE = st.lists(st.tuples(COMMAND, LINE_ID, BACK, BY), min_size=1, max_size=40)
+UNIQUE_FILE = st.lists(st.tuples(COMMAND, st.none(), BACK, BY), min_size=1, max_size=40)
 
 
 def line(
-    start: datetime, n: int, command: tuple[Any, ...], line_id: str | None, back: int = 0
+    start: datetime,
+    n: int,
+    command: tuple[Any, ...],
+    line_id: str | None,
+    back: int = 0,
+    by: str | None = None,
 ) -> bytes:
     """The JSON line of a drawn command, the file's ``n``-th: ``n - back`` milliseconds
     from ``start`` (after the office's actors were registered, before now)."""
@@ -185,6 +195,8 @@ def line(
             "command": "actor-deactivate", "actor_id": EXTERNAL, "reason": "离职",
             "actor": DIRECTOR,
         }  # fmt: skip
+    if by is not None:
+        fields["actor"] = by
     return json.dumps(fields, ensure_ascii=False).encode() + b"\n"
 
 
@@ -198,8 +210,8 @@ def file(start: datetime, opening: list[Any], drawn: list[Any]) -> list[bytes]:
         if shelved:
             first.append((("shelve", RECORDS[n], 1), None))
     return [
-        line(start, n, command, line_id, *back)
-        for n, (command, line_id, *back) in enumerate([*first, *drawn])
+        line(start, n, command, line_id, *more)
+        for n, (command, line_id, *more) in enumerate([*first, *drawn])
     ]
 
 
