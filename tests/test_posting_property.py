@@ -1,12 +1,11 @@
 """Properties: a file's outcome does not depend on how it is posted.
 
 Hypothesis draws short files of every record command over a few records and archival
-codes: records named by id
-or by code (before and after the code is theirs), a code claimed for two records, line
-ids used again, malformed lines, an actor's clearance changed or the actor deactivated
-between uses, the archivist's role revoked and granted, lines posted by someone who may
-not, lines dated before the line before (R14), uses the rules refuse. Posted into copies
-of one store:
+codes: records named by id or by code (before and after the code is theirs), a code
+claimed for two records, line ids used again, malformed lines, an actor's clearance
+changed or the actor deactivated between uses, the archivist's role revoked and granted,
+lines posted by someone who may not, lines dated before the line before (R14), uses the
+rules refuse. Posted into copies of one store:
 
 - in order in one process (``BulkPoster``, any chunk size) and with workers
   (``ParallelPoster``, shares of a few lines), as two runs (the second names records of
