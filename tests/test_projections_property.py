@@ -4,11 +4,13 @@ Hypothesis draws a history of commands (refused ones included: they record refus
 attempts) interleaved with catch-ups of random page sizes, with projection objects
 reused (their caches kept, and kept tiny) or made afresh, and sometimes event by event
 through the library's ``process_event``. At the end the live tables must equal tables
-rebuilt from the events alone, and the catalog must agree with the aggregates.
+rebuilt from the events alone, the catalog must agree with the aggregates, and the audit
+trail's uses and the loan register with each record's events.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -233,6 +235,41 @@ def assert_catalog_is_the_aggregates(ledger: Ledger, projections: list[LedgerPro
         assert {k: row[k] for k in expected} == expected
 
 
+def assert_uses_and_loans_are_the_events(
+    ledger: Ledger, projections: list[LedgerProjection]
+) -> None:
+    """The audit trail's uses and the loan register, against each record's own events: a
+    use's row carries the code and secrecy the record had just before it (an appraisal
+    may have declassified it since); each loan is a lending, closed by the next return."""
+    views = {p.name: p.view for p in projections}
+    uses: Counter[tuple[Any, ...]] = Counter()
+    loans: dict[tuple[str, int], tuple[Any, ...]] = {}
+    for row in views["catalog"].select("SELECT id FROM catalog"):
+        record_id = row["id"]
+        events, _ = ledger.record_history(record_id)
+        open_loan = None
+        for use in events:
+            if use.NAME not in ("consulted", "copied", "lent", "returned"):
+                continue
+            before = ledger.record(record_id, version=use.originator_version - 1)
+            who = use.borrower if use.NAME == "returned" else use.reader
+            uses[(record_id, use.NAME, before.code, before.secrecy.value, who)] += 1
+            if use.NAME == "lent":
+                open_loan = (record_id, use.originator_version)
+                loans[open_loan] = (who, use.due.isoformat(), None, None)
+            elif open_loan is not None:
+                loans[open_loan] = (*loans[open_loan][:2], use.condition, use.pages)
+                open_loan = None
+    rows = views["audit"].select(
+        "SELECT record_id, action, code, secrecy, reader FROM audit WHERE outcome = 'done'"
+    )
+    assert Counter(tuple(r.values()) for r in rows) == uses
+    rows = views["loans"].select(
+        "SELECT record_id, lent_version, borrower, due, condition, pages_returned FROM loans"
+    )
+    assert {(r["record_id"], r["lent_version"]): tuple(r.values())[2:] for r in rows} == loans
+
+
 def tally(ledger: Ledger) -> None:
     """What the history did, for hypothesis's statistics (pytest --hypothesis-show-statistics)."""
     view = open_projections(ledger, ["audit"])[0].view
@@ -258,6 +295,7 @@ def property_holds(ledger: Ledger, steps: list[tuple[Any, ...]]) -> None:
     differences, _ = check(ledger)
     assert [d.line() for d in differences] == []
     assert_catalog_is_the_aggregates(ledger, history.live)
+    assert_uses_and_loans_are_the_events(ledger, history.live)
 
 
 @settings(
