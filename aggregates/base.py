@@ -243,14 +243,7 @@ class ChainedAggregate(BaseAggregate[UUID]):
 
     def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None:
         """Check R14's times, link the event to the chain, apply and hold it."""
-        occurred_at = kwargs["occurred_at"]
-        check_not_in_future(occurred_at)
-        if occurred_at < self.last_occurred_at:
-            raise RuleViolation(
-                "R14",
-                f"occurred-at {occurred_at.isoformat()} is before the previous event "
-                f"({self.last_occurred_at.isoformat()})",
-            )
+        self.check_occurred_at(kwargs["occurred_at"])
         kwargs["originator_id"] = self._id
         kwargs["originator_version"] = self._version + 1
         kwargs["timestamp"] = event_class.create_timestamp()
@@ -258,6 +251,16 @@ class ChainedAggregate(BaseAggregate[UUID]):
         new_event = event_class.trusted_from(kwargs)
         new_event.mutate(self)
         self._pending_events.append(new_event)
+
+    def check_occurred_at(self, occurred_at: datetime) -> None:
+        """R14: not in the future, not before the aggregate's previous event."""
+        check_not_in_future(occurred_at)
+        if occurred_at < self.last_occurred_at:
+            raise RuleViolation(
+                "R14",
+                f"occurred-at {occurred_at.isoformat()} is before the previous event "
+                f"({self.last_occurred_at.isoformat()})",
+            )
 
 
 def check_not_in_future(occurred_at: datetime) -> None:

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from aggregates import rules
 from aggregates.actor import ActorView
-from aggregates.base import ChainedAggregate
+from aggregates.base import ChainedAggregate, check_not_in_future
 from aggregates.errors import InvalidInput, RuleViolation
 from aggregates.record_events import (
     Appraised,
@@ -93,12 +93,9 @@ class Record(ChainedAggregate):
         pages: int,
         secrecy: Secrecy,
     ) -> Record:
-        rules.check_may_post(actor, "receive")
-        rules.check_is_liaison(liaison)
-        if not 1 <= pages <= rules.MAX_PAGES:
-            raise InvalidInput(f"pages must be between 1 and {rules.MAX_PAGES}")
-        if year > occurred_at.year:
-            raise InvalidInput(f"year {year} lies after the receipt ({occurred_at.date()})")
+        cls.check_receive(
+            actor=actor, liaison=liaison, occurred_at=occurred_at, year=year, pages=pages
+        )
         return cls._start(
             Received,
             id=id,
@@ -114,6 +111,21 @@ class Record(ChainedAggregate):
             late=rules.is_late(year, occurred_at),
         )
 
+    @staticmethod
+    def check_receive(
+        *, actor: ActorView, liaison: ActorView, occurred_at: datetime, year: int, pages: int
+    ) -> None:
+        """Everything that refuses a receipt but its record id being taken (the ledger
+        checks that last: a bulk post may leave it to the store's key, and the refusal must
+        not depend on what is at hand)."""
+        rules.check_may_post(actor, "receive")
+        rules.check_is_liaison(liaison)
+        if not 1 <= pages <= rules.MAX_PAGES:
+            raise InvalidInput(f"pages must be between 1 and {rules.MAX_PAGES}")
+        if year > occurred_at.year:
+            raise InvalidInput(f"year {year} lies after the receipt ({occurred_at.date()})")
+        check_not_in_future(occurred_at)
+
     def arrange(
         self,
         *,
@@ -124,7 +136,7 @@ class Record(ChainedAggregate):
         code: str,
         unit: Unit = Unit.ITEM,
     ) -> None:
-        self.check_arrange(actor, unit)
+        self.check_arrange(actor, occurred_at, unit)
         self.trigger_event(
             Arranged,
             actor=actor.id,
@@ -135,10 +147,12 @@ class Record(ChainedAggregate):
             unit=unit,
         )
 
-    def check_arrange(self, actor: ActorView, unit: Unit = Unit.ITEM) -> None:
-        """What refuses an arrangement on the record's own state (the ledger checks these
-        before the code's uniqueness, which it may have to read from the store, so that
-        the refusal does not depend on what is at hand)."""
+    def check_arrange(
+        self, actor: ActorView, occurred_at: datetime, unit: Unit = Unit.ITEM
+    ) -> None:
+        """Everything that refuses an arrangement on the record's own state, its time
+        included (the ledger checks all of it before the code's uniqueness, which a bulk
+        post may leave to the store's key: the refusal must not depend on what is at hand)."""
         rules.check_may_post(actor, "arrange")
         rules.check_not_destroyed(self)
         if self.status != "received":
@@ -148,6 +162,7 @@ class Record(ChainedAggregate):
                 "use correct to answer a mistake",
             )
         rules.check_volume_pages(unit, self.pages)
+        self.check_occurred_at(occurred_at)
 
     def shelve(self, *, actor: ActorView, occurred_at: datetime, location: str) -> None:
         rules.check_may_post(actor, "shelve")

@@ -55,13 +55,19 @@ def _(request: rq.Receive, batch: Batch, actor: str | None) -> dict[str, Any]:
         )
         raise
     record_id = request.record or uuid4()
-    if batch.record_exists(record_id):
+    liaison = batch.actor(request.transferred_by)
+    occurred_at = when(request)
+    Record.check_receive(
+        actor=acting, liaison=liaison, occurred_at=occurred_at, year=request.year,
+        pages=request.pages,
+    )  # fmt: skip
+    if batch.record_exists(record_id):  # last: see Record.check_receive
         raise InvalidInput(f"record {record_id} already exists")
     record = Record.receive(
         id=record_id,
         actor=acting,
-        liaison=batch.actor(request.transferred_by),
-        occurred_at=when(request),
+        liaison=liaison,
+        occurred_at=occurred_at,
         title=request.title,
         department=request.department,
         year=request.year,
@@ -103,8 +109,8 @@ def _on_record(
 @_handler.register
 def _(request: rq.Arrange, batch: Batch, actor: str | None) -> dict[str, Any]:
     def act(record: Record, acting: Any) -> None:
-        record.check_arrange(acting, request.unit)
-        batch.check_code_free(request.code, record)
+        record.check_arrange(acting, when(request), request.unit)
+        batch.check_code_free(request.code, record)  # last: see Record.check_arrange
         record.arrange(
             actor=acting,
             occurred_at=when(request),

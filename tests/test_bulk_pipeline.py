@@ -221,12 +221,16 @@ def test_lines_posted_before_behind_new_ones_give_the_outcome_of_looking_each_ch
 
 
 def test_a_lines_report_does_not_depend_on_where_chunks_end(tmp_path: Path) -> None:
-    """Found by tests/test_bulk_parallel_property.py: what a chunk held decided a line's
-    report. A record already arranged, arranged again with a code another record holds,
-    is refused on the record's own state (R3), not on the code, which a chunk knows only if
-    it made or read the claim; a malformed line whose id a posted line has is reported as
-    malformed, not skipped, whether that line was in its chunk or an earlier one."""
-    first, second = str(uuid.UUID(int=1)), str(uuid.UUID(int=2))
+    """Found by tests/test_posting_property.py: what a chunk held decided a line's report.
+    A chunk knows whether a code is claimed, or a record id taken, only if it made or read
+    the claim or the record (otherwise the store's key answers at the commit), so those
+    checks come after every other: a record already arranged, arranged again with a code
+    another record holds, is refused on its own state (R3); a record arranged at a time
+    before its receipt, with a claimed code, on the time (R14); a receipt of a record
+    already received, naming an unknown liaison, on the liaison. A malformed line whose
+    id a posted line has is reported as malformed, not skipped, whether that line was in
+    its chunk or an earlier one."""
+    first, second, third = (str(uuid.UUID(int=n)) for n in (1, 2, 3))
     by = {"actor": "arch"}
     receipt = {
         "command": "receive",
@@ -249,6 +253,12 @@ def test_a_lines_report_does_not_depend_on_where_chunks_end(tmp_path: Path) -> N
          "category": "business", "retention": "10y", **by},
         {"id": "same", "command": "shelve", "record": first, "location": "A1-01-1-1", **by},
         {"id": "same", "command": "shelve", "record": second, **by},  # no location
+        {"id": "a-8", **receipt, "record": first, "transferred_by": "nobody", **by},
+        {"id": "a-9", **receipt, "record": third, "occurred_at": "2026-01-01T00:00:00+00:00",
+         **by},
+        {"id": "a-10", "command": "arrange", "record": third, "code": "P-1",
+         "category": "business", "retention": "10y",
+         "occurred_at": "2025-12-31T00:00:00+00:00", **by},
     ]  # fmt: skip
     texts = [json.dumps(line, ensure_ascii=False).encode() + b"\n" for line in lines]
     reports = []
@@ -262,6 +272,9 @@ def test_a_lines_report_does_not_depend_on_where_chunks_end(tmp_path: Path) -> N
         (5, "refused", "refused (R3): record P-2 is already arranged (code P-2); "
          "use correct to answer a mistake"),
         (7, "invalid", "error: location: Field required"),
+        (8, "invalid", "error: actor 'nobody' is not registered"),
+        (10, "refused", "refused (R14): occurred-at 2025-12-31T00:00:00+00:00 is before the "
+         "previous event (2026-01-01T00:00:00+00:00)"),
     ], reports[0]  # fmt: skip
     assert reports[1] == reports[2] == reports[0]
 
