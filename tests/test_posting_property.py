@@ -68,6 +68,8 @@ RECORDS = [str(UUID(int=n)) for n in (1, 2, 3)]
 CODES = ["P-1", "P-2", "P-3"]
 LEVELS = ["public", "internal", "secret"]
 CONDITIONS = ["intact", "damaged"]
+# A receipt as it should be, or naming an unknown liaison, or a year after the receipt.
+SLIPS = [None, None, None, "nobody", "year"]
 DECISIONS = ["destroy", "retain", "declassify", "open"]
 
 record = st.sampled_from(RECORDS)
@@ -75,7 +77,7 @@ ref = st.sampled_from(RECORDS + CODES)  # a code may not be the record's, or any
 reader = st.sampled_from([BORROWER, EXTERNAL])
 approver = st.sampled_from([LEADER, LEADER, None, BORROWER])  # None: no approval given
 COMMAND = st.one_of(
-    st.tuples(st.just("receive"), record, st.sampled_from(LEVELS)),
+    st.tuples(st.just("receive"), record, st.sampled_from(LEVELS), st.sampled_from(SLIPS)),
     st.tuples(st.just("arrange"), record, st.sampled_from(CODES)),
     st.tuples(st.sampled_from(["shelve", "relocate"]), ref, st.integers(1, 3)),
     st.tuples(st.sampled_from(["consult", "copy", "lend"]), ref, reader, approver, st.booleans()),
@@ -127,10 +129,11 @@ def line(
         "occurred_at": (start + timedelta(milliseconds=n - back)).isoformat(),
     }
     if kind == "receive":
+        slip = args[2] if len(args) > 2 else None
         fields |= {
             "command": "receive", "record": args[0], "title": "会议纪要", "department": "办公室",
-            "year": 2014, "carrier": "paper", "pages": 10, "secrecy": args[1],
-            "transferred_by": LIAISON,
+            "year": 2999 if slip == "year" else 2014, "carrier": "paper", "pages": 10,
+            "secrecy": args[1], "transferred_by": "nobody" if slip == "nobody" else LIAISON,
         }  # fmt: skip
     elif kind == "arrange":
         fields |= {
