@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -92,10 +93,16 @@ class Record(ChainedAggregate):
         carrier: Carrier,
         pages: int,
         secrecy: Secrecy,
+        id_free: Callable[[], None] | None = None,
     ) -> Record:
+        """A new record. ``id_free`` (the ledger's: the id is not taken) runs last of the
+        checks: a bulk post may leave it to the store's key, and a refusal must not depend
+        on what is at hand."""
         cls.check_receive(
             actor=actor, liaison=liaison, occurred_at=occurred_at, year=year, pages=pages
         )
+        if id_free is not None:
+            id_free()
         return cls._start(
             Received,
             id=id,
@@ -115,9 +122,7 @@ class Record(ChainedAggregate):
     def check_receive(
         *, actor: ActorView, liaison: ActorView, occurred_at: datetime, year: int, pages: int
     ) -> None:
-        """Everything that refuses a receipt but its record id being taken (the ledger
-        checks that last: a bulk post may leave it to the store's key, and the refusal must
-        not depend on what is at hand)."""
+        """Everything that refuses a receipt but its record id being taken."""
         rules.check_may_post(actor, "receive")
         rules.check_is_liaison(liaison)
         if not 1 <= pages <= rules.MAX_PAGES:
@@ -135,8 +140,13 @@ class Record(ChainedAggregate):
         retention: Retention,
         code: str,
         unit: Unit = Unit.ITEM,
+        code_free: Callable[[], None] | None = None,
     ) -> None:
+        """Classify and number the record. ``code_free`` (the ledger's R3 check that no
+        other record holds the code) runs last of the checks, as ``receive``'s ``id_free``."""
         self.check_arrange(actor, occurred_at, unit)
+        if code_free is not None:
+            code_free()
         self.trigger_event(
             Arranged,
             actor=actor.id,
@@ -151,8 +161,7 @@ class Record(ChainedAggregate):
         self, actor: ActorView, occurred_at: datetime, unit: Unit = Unit.ITEM
     ) -> None:
         """Everything that refuses an arrangement on the record's own state, its time
-        included (the ledger checks all of it before the code's uniqueness, which a bulk
-        post may leave to the store's key: the refusal must not depend on what is at hand)."""
+        included."""
         rules.check_may_post(actor, "arrange")
         rules.check_not_destroyed(self)
         if self.status != "received":

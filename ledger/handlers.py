@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import singledispatch
+from functools import partial, singledispatch
 from typing import Any
 from uuid import uuid4
 
@@ -55,25 +55,23 @@ def _(request: rq.Receive, batch: Batch, actor: str | None) -> dict[str, Any]:
         )
         raise
     record_id = request.record or uuid4()
-    liaison = batch.actor(request.transferred_by)
-    occurred_at = when(request)
-    Record.check_receive(
-        actor=acting, liaison=liaison, occurred_at=occurred_at, year=request.year,
-        pages=request.pages,
-    )  # fmt: skip
-    if batch.record_exists(record_id):  # last: see Record.check_receive
-        raise InvalidInput(f"record {record_id} already exists")
+
+    def id_free() -> None:
+        if batch.record_exists(record_id):
+            raise InvalidInput(f"record {record_id} already exists")
+
     record = Record.receive(
         id=record_id,
         actor=acting,
-        liaison=liaison,
-        occurred_at=occurred_at,
+        liaison=batch.actor(request.transferred_by),
+        occurred_at=when(request),
         title=request.title,
         department=request.department,
         year=request.year,
         carrier=request.carrier,
         pages=request.pages,
         secrecy=request.secrecy,
+        id_free=id_free,
     )
     batch.add(record)
     return {"record": record.id, "late": record.late}
@@ -109,8 +107,6 @@ def _on_record(
 @_handler.register
 def _(request: rq.Arrange, batch: Batch, actor: str | None) -> dict[str, Any]:
     def act(record: Record, acting: Any) -> None:
-        record.check_arrange(acting, when(request), request.unit)
-        batch.check_code_free(request.code, record)  # last: see Record.check_arrange
         record.arrange(
             actor=acting,
             occurred_at=when(request),
@@ -118,6 +114,7 @@ def _(request: rq.Arrange, batch: Batch, actor: str | None) -> dict[str, Any]:
             retention=request.retention,
             code=request.code,
             unit=request.unit,
+            code_free=partial(batch.check_code_free, request.code, record),
         )
         batch.claim_code(request.code, record, acting.id, when(request))
 
