@@ -4,8 +4,9 @@ Hypothesis draws short files of every record command over a few records and arch
 codes: records named by id or by code (before and after the code is theirs), a code
 claimed for two records, line ids used again, malformed lines, an actor's clearance
 changed or the actor deactivated between uses, the archivist's role revoked and granted,
-lines posted by someone who may not, lines dated before the line before (R14), uses the
-rules refuse. Posted into copies of one store:
+an external actor registered with or without a unit (R7), lines posted by someone who may
+not, lines dated before the line before (R14), uses the rules refuse. Posted into copies
+of one store:
 
 - in order in one process (``BulkPoster``, any chunk size) and with workers
   (``ParallelPoster``, shares of a few lines), as two runs (the second names records of
@@ -87,6 +88,7 @@ COMMAND = st.one_of(
     st.tuples(st.just("destroy"), ref, st.booleans()),
     st.tuples(st.just("correct"), ref, st.integers(1, 4)),
     st.tuples(st.sampled_from(["actor-grant", "actor-revoke"])),
+    st.tuples(st.just("actor-add"), st.booleans()),  # an external newcomer, maybe no unit
     st.tuples(st.just("clearance"), st.sampled_from(LEVELS)),
     st.tuples(st.just("deactivate")),
     st.tuples(st.just("malformed"), ref),  # no location: its id is still read
@@ -183,6 +185,13 @@ def line(
             "command": "correct", "record": args[0], "version": args[1], "reason": "笔误",
             "set": {"title": "会议纪要（更正）"},
         }  # fmt: skip
+    elif kind == "actor-add":  # R7: an external actor needs a unit (a second add: invalid)
+        fields |= {
+            "command": "actor-add", "actor_id": "newcomer", "name": "新读者", "role": ["borrower"],
+            "clearance": "internal", "external": True, "actor": DIRECTOR,
+        }  # fmt: skip
+        if args[0]:
+            fields["unit"] = "市设计院"
     elif kind in ("actor-grant", "actor-revoke"):  # the archivist's own role, who posts most
         fields |= {
             "command": kind, "actor_id": ARCHIVIST, "role": ["archivist"], "actor": DIRECTOR,
