@@ -5,8 +5,8 @@ codes: records named by id or by code (before and after the code is theirs), a c
 claimed for two records, line ids used again, malformed lines, an actor's clearance
 changed or the actor deactivated between uses, the archivist's role revoked and granted,
 an external actor registered with or without a unit (R7), lines posted by someone who may
-not, lines dated before the line before (R14), uses the rules refuse. Posted into copies
-of one store:
+not, lines dated before the line before (R14), loans due before they are made (R10),
+uses the rules refuse. Posted into copies of one store:
 
 - in order in one process (``BulkPoster``, any chunk size) and with workers
   (``ParallelPoster``, shares of a few lines), as two runs (the second names records of
@@ -77,11 +77,14 @@ record = st.sampled_from(RECORDS)
 ref = st.sampled_from(RECORDS + CODES)  # a code may not be the record's, or anyone's yet
 reader = st.sampled_from([BORROWER, EXTERNAL])
 approver = st.sampled_from([LEADER, LEADER, None, BORROWER])  # None: no approval given
+DUE = st.sampled_from([20, 20, 20, -2])  # a loan's due date, in days: before the loan (R10)
 COMMAND = st.one_of(
     st.tuples(st.just("receive"), record, st.sampled_from(LEVELS), st.sampled_from(SLIPS)),
     st.tuples(st.just("arrange"), record, st.sampled_from(CODES)),
     st.tuples(st.sampled_from(["shelve", "relocate"]), ref, st.integers(1, 3)),
-    st.tuples(st.sampled_from(["consult", "copy", "lend"]), ref, reader, approver, st.booleans()),
+    st.tuples(
+        st.sampled_from(["consult", "copy", "lend"]), ref, reader, approver, st.booleans(), DUE
+    ),
     st.tuples(st.just("return"), ref, st.sampled_from([10, 8]), st.sampled_from(CONDITIONS)),
     st.tuples(st.sampled_from(["repair", "report-loss"]), ref),
     st.tuples(st.just("appraise"), ref, st.sampled_from(DECISIONS), st.booleans()),
@@ -147,7 +150,7 @@ def line(
     elif kind in ("shelve", "relocate"):
         fields |= {"command": kind, "record": args[0], "location": f"A{args[1]}-01-1-1"}
     elif kind in ("consult", "copy", "lend"):
-        record, reader, approved_by, letter = args
+        record, reader, approved_by, letter, due_in = args
         fields |= {"command": kind, "record": record, "purpose": "查阅"}
         fields |= {"to": reader} if kind == "lend" else {"reader": reader}
         if approved_by is not None:
@@ -157,7 +160,7 @@ def line(
         if kind == "copy":
             fields["pages"] = 2
         if kind == "lend":
-            fields["due"] = (start + timedelta(days=20)).date().isoformat()
+            fields["due"] = (start + timedelta(days=due_in)).date().isoformat()
     elif kind == "return":  # fewer pages, or damaged: a discrepancy to repair or report
         fields |= {"command": "return", "record": args[0], "pages": args[1], "condition": args[2]}
     elif kind in ("repair", "report-loss"):
