@@ -98,9 +98,13 @@ class Record(ChainedAggregate):
         """A new record. ``id_free`` (the ledger's: the id is not taken) runs last of the
         checks: a bulk post may leave it to the store's key, and a refusal must not depend
         on what is at hand."""
-        cls.check_receive(
-            actor=actor, liaison=liaison, occurred_at=occurred_at, year=year, pages=pages
-        )
+        rules.check_may_post(actor, "receive")
+        rules.check_is_liaison(liaison)
+        if not 1 <= pages <= rules.MAX_PAGES:
+            raise InvalidInput(f"pages must be between 1 and {rules.MAX_PAGES}")
+        if year > occurred_at.year:
+            raise InvalidInput(f"year {year} lies after the receipt ({occurred_at.date()})")
+        check_not_in_future(occurred_at)
         if id_free is not None:
             id_free()
         return cls._start(
@@ -118,19 +122,6 @@ class Record(ChainedAggregate):
             late=rules.is_late(year, occurred_at),
         )
 
-    @staticmethod
-    def check_receive(
-        *, actor: ActorView, liaison: ActorView, occurred_at: datetime, year: int, pages: int
-    ) -> None:
-        """Everything that refuses a receipt but its record id being taken."""
-        rules.check_may_post(actor, "receive")
-        rules.check_is_liaison(liaison)
-        if not 1 <= pages <= rules.MAX_PAGES:
-            raise InvalidInput(f"pages must be between 1 and {rules.MAX_PAGES}")
-        if year > occurred_at.year:
-            raise InvalidInput(f"year {year} lies after the receipt ({occurred_at.date()})")
-        check_not_in_future(occurred_at)
-
     def arrange(
         self,
         *,
@@ -143,8 +134,18 @@ class Record(ChainedAggregate):
         code_free: Callable[[], None] | None = None,
     ) -> None:
         """Classify and number the record. ``code_free`` (the ledger's R3 check that no
-        other record holds the code) runs last of the checks, as ``receive``'s ``id_free``."""
-        self.check_arrange(actor, occurred_at, unit)
+        other record holds the code) runs last of the checks, R14's time included, as
+        ``receive``'s ``id_free``."""
+        rules.check_may_post(actor, "arrange")
+        rules.check_not_destroyed(self)
+        if self.status != "received":
+            raise RuleViolation(
+                "R3",
+                f"record {self.label} is already arranged (code {self.code}); "
+                "use correct to answer a mistake",
+            )
+        rules.check_volume_pages(unit, self.pages)
+        self.check_occurred_at(occurred_at)
         if code_free is not None:
             code_free()
         self.trigger_event(
@@ -156,22 +157,6 @@ class Record(ChainedAggregate):
             code=code,
             unit=unit,
         )
-
-    def check_arrange(
-        self, actor: ActorView, occurred_at: datetime, unit: Unit = Unit.ITEM
-    ) -> None:
-        """Everything that refuses an arrangement on the record's own state, its time
-        included."""
-        rules.check_may_post(actor, "arrange")
-        rules.check_not_destroyed(self)
-        if self.status != "received":
-            raise RuleViolation(
-                "R3",
-                f"record {self.label} is already arranged (code {self.code}); "
-                "use correct to answer a mistake",
-            )
-        rules.check_volume_pages(unit, self.pages)
-        self.check_occurred_at(occurred_at)
 
     def shelve(self, *, actor: ActorView, occurred_at: datetime, location: str) -> None:
         rules.check_may_post(actor, "shelve")

@@ -42,18 +42,7 @@ _BY_TYPE: dict[type[Any], Callable[..., dict[str, Any]]] = {}
 
 @_handler.register
 def _(request: rq.Receive, batch: Batch, actor: str | None) -> dict[str, Any]:
-    try:
-        acting = batch.acting(actor, "receive")
-    except RuleViolation as error:  # R19: a refused receipt is recorded too
-        batch.refuse(
-            error,
-            action="receive",
-            actor=actor or "",
-            record=None,
-            details={},
-            occurred_at=when(request),
-        )
-        raise
+    acting = _acting(batch, actor, "receive", request)  # R19: a refused receipt is kept too
     record_id = request.record or uuid4()
 
     def id_free() -> None:
@@ -310,10 +299,11 @@ def _(request: rq.Correct, batch: Batch, actor: str | None) -> dict[str, Any]:
     )
 
 
-def _manager(batch: Batch, actor: str | None, request: Any) -> Any:
-    """R19: only the director manages actors; a refusal is recorded."""
+def _acting(batch: Batch, actor: str | None, action: str, request: Any) -> Any:
+    """R19 for a command on no record (a receipt; managing actors, the director's): a
+    refusal is recorded as the attempted command, at the attempt's time."""
     try:
-        return batch.acting(actor, "manage-actors")
+        return batch.acting(actor, action)
     except RuleViolation as error:
         batch.refuse(
             error,
@@ -328,7 +318,7 @@ def _manager(batch: Batch, actor: str | None, request: Any) -> Any:
 
 @_handler.register
 def _(request: rq.AddActor, batch: Batch, actor: str | None) -> dict[str, Any]:
-    acting = _manager(batch, actor, request)
+    acting = _acting(batch, actor, "manage-actors", request)
     if batch._actor(request.actor_id) is not None:
         raise InvalidInput(f"actor {request.actor_id} is already registered")
     batch.add(
@@ -351,7 +341,7 @@ def _on_actor(
     request: Any, batch: Batch, actor: str | None, change: Callable[[Actor, str, datetime], None]
 ) -> dict[str, Any]:
     """A director's change to a registered actor; returns the actor's state after it."""
-    acting = _manager(batch, actor, request)
+    acting = _acting(batch, actor, "manage-actors", request)
     target = batch.actor_aggregate(request.actor_id)
     change(target, acting.id, when(request))
     return {

@@ -36,6 +36,7 @@ from multiprocessing.connection import Connection, wait
 from queue import SimpleQueue
 from typing import Any
 
+from ledger.batch import Batch
 from ledger.bulk import BulkPoster, Problem, Summary
 from ledger.lines import chunks, few_collections
 from ledger.posting_worker import work, worker_stopped
@@ -243,8 +244,6 @@ class ParallelPoster:
     def _holder(self, code: str) -> str | None:
         """The "r" key of the record that holds ``code`` in the store (a code with no
         home: none of this run's lines in flight names it)."""
-        from ledger.batch import Batch
-
         claim = Batch(self._here_poster().ledger).claim(code)
         return "r" + str(claim.record_id) if claim is not None else None
 
@@ -254,8 +253,6 @@ class ParallelPoster:
         (claims never change); one not found then may have been claimed since by a line
         of this run, and is looked up again. The lines' keys are read again here: only a
         window with such a code pays for it (a migration's windows have none)."""
-        from ledger.batch import Batch
-
         home, codes = self.home, set()
         for _, text in lines:
             named = keys_of(line_keys(text))[1]

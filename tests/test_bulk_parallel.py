@@ -123,6 +123,27 @@ def next_run(text: str) -> list[dict[str, Any]]:
     return out  # fmt: skip
 
 
+def posted_in_order_and_with_workers(
+    backend: str, tmp_path: Path, path: Path, then: Path | None = None
+) -> list[tuple[Any, ...]]:
+    """``path`` (then ``then``, if given) posted by the real process into two fresh stores,
+    with ``--jobs 1`` and with workers: for each, the exit code, the JSON summary (less
+    ``jobs``), stderr, the second run's result if any, and what the store holds."""
+    outcomes = []
+    for jobs, folder in (("1", "in-order"), (JOBS, "workers")):
+        (tmp_path / folder).mkdir()
+        with fresh_store(backend, tmp_path / folder) as url:
+            setup_office(url)
+            done = run(url, "post", str(path), "--jobs", jobs, "--chunk-size", CHUNK, "--json")
+            summary = json.loads(done.stdout)
+            assert summary.pop("jobs") == int(jobs), done
+            outcome: list[Any] = [done.code, summary, done.stderr]
+            if then is not None:
+                outcome.append(run(url, "post", str(then), "--jobs", jobs, "--chunk-size", CHUNK))
+            outcomes.append((*outcome, fingerprint(url)))
+    return outcomes
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_posting_with_workers_equals_posting_in_order(backend: str, tmp_path: Path) -> None:
     generated = generate(tmp_path / "gen.jsonl", 30)
@@ -133,17 +154,7 @@ def test_posting_with_workers_equals_posting_in_order(backend: str, tmp_path: Pa
     path.write_text(text)
     second = tmp_path / "second.jsonl"
     second.write_text(jsonl(next_run(text)))
-    outcomes = []
-    for jobs, folder in (("1", "in-order"), (JOBS, "workers")):
-        (tmp_path / folder).mkdir()
-        with fresh_store(backend, tmp_path / folder) as url:
-            setup_office(url)
-            done = run(url, "post", str(path), "--jobs", jobs, "--chunk-size", CHUNK, "--json")
-            summary = json.loads(done.stdout)
-            assert summary.pop("jobs") == int(jobs), done
-            again = run(url, "post", str(second), "--jobs", jobs, "--chunk-size", CHUNK)
-            outcomes.append((done.code, summary, done.stderr, again, fingerprint(url)))
-    in_order, workers = outcomes
+    in_order, workers = posted_in_order_and_with_workers(backend, tmp_path, path, second)
     assert in_order[0] == 2, in_order  # the malformed last line
     problems = in_order[2]
     assert "refused (R3)" in problems and "refused (R6)" in problems
@@ -194,16 +205,7 @@ def test_records_whose_lines_lie_windows_apart_come_out_as_in_order(
     generated = generate(tmp_path / "gen.jsonl", 40)
     path = tmp_path / "scattered.jsonl"
     path.write_text(scattered(generated.path, seed))
-    outcomes = []
-    for jobs, folder in (("1", "in-order"), (JOBS, "workers")):
-        (tmp_path / folder).mkdir()
-        with fresh_store(backend, tmp_path / folder) as url:
-            setup_office(url)
-            done = run(url, "post", str(path), "--jobs", jobs, "--chunk-size", CHUNK, "--json")
-            summary = json.loads(done.stdout)
-            assert summary.pop("jobs") == int(jobs), done
-            outcomes.append((done.code, summary, done.stderr, fingerprint(url)))
-    in_order, workers = outcomes
+    in_order, workers = posted_in_order_and_with_workers(backend, tmp_path, path)
     assert in_order[1]["refused"] == len(generated.refused), in_order
     assert in_order[1]["posted"] == generated.posted, in_order
     assert workers == in_order
