@@ -257,6 +257,11 @@ class _ChunkRun:
         self.counts = Summary()
         self.seen: set[str] = set()  # the ids of lines taken up (not skipped)
         self.unrecorded: set[str] = set()  # ... that failed with no id kept in the store
+        # The numbers of lines that are no command at all: reported as such whatever the
+        # store holds (a malformed line takes up no id, and is skipped for none). Kept as
+        # they come: derived from the lines, it took a pass over every chunk with a
+        # problem (+0.3 % instructions in a post).
+        self.malformed: set[int] = set()
         # The chunk committing while this one is checked: its aggregates, and its ids.
         self.taken_before: set[str] = set()
         if after is not None:
@@ -333,11 +338,10 @@ class _ChunkRun:
         malformed line failed whatever the store held: it stays reported."""
         if self.poster.stop_on_error:  # it stopped there: the report stays, nothing is lost
             return
-        malformed = {line.number for line in self.lines if line.problem is not None}
         judged = [
             p
             for p in self.counts.problems
-            if p.id and p.line not in malformed and not self._kept_here(p.id)
+            if p.id and p.line not in self.malformed and not self._kept_here(p.id)
         ]
         if not judged:
             return
@@ -358,6 +362,7 @@ class _ChunkRun:
     def _one(self, line: Line, done: set[str]) -> bool:
         counts = self.counts
         if line.problem is not None:
+            self.malformed.add(line.number)
             return self._problem(line, "invalid", f"error: {line.problem}")
         assert line.key is not None
         if line.key in done or line.key in self.seen or line.key in self.poster.seen:
