@@ -25,7 +25,9 @@ from tests.cli import (
     fresh_store,
     generate,
     jsonl,
+    post,
     posted_times,
+    refusal_count,
     run,
     setup_office,
 )
@@ -220,7 +222,8 @@ def test_lines_posted_before_behind_new_ones_give_the_outcome_of_looking_each_ch
     assert optimistic == looked_up
 
 
-def test_a_lines_report_does_not_depend_on_where_chunks_end(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_lines_report_does_not_depend_on_where_chunks_end(backend: str, tmp_path: Path) -> None:
     """Found by tests/test_posting_property.py: what a chunk held decided a line's report.
     A chunk knows whether a code is claimed, or a record id taken, only if it made or read
     the claim or the record (otherwise the store's key answers at the commit), so those
@@ -260,43 +263,50 @@ def test_a_lines_report_does_not_depend_on_where_chunks_end(tmp_path: Path) -> N
          "category": "business", "retention": "10y",
          "occurred_at": "2025-12-31T00:00:00+00:00", **by},
     ]  # fmt: skip
-    texts = [json.dumps(line, ensure_ascii=False).encode() + b"\n" for line in lines]
+    path = tmp_path / "file.jsonl"
+    path.write_text(jsonl(lines))
     reports = []
-    for chunk in (1, 2, 100):
-        with fresh_store("sqlite", tmp_path / str(chunk)) as url:
-            (tmp_path / str(chunk)).mkdir()
+    for chunk in ("1", "2", "100"):
+        (tmp_path / chunk).mkdir()
+        with fresh_store(backend, tmp_path / chunk) as url:
             setup_office(url)
-            summary = BulkPoster(open_ledger(url), None, chunk_size=chunk).post(texts)
-            reports.append([(p.line, p.outcome, p.message) for p in summary.problems])
-    assert reports[0] == [
-        (5, "refused", "refused (R3): record P-2 is already arranged (code P-2); "
-         "use correct to answer a mistake"),
-        (7, "invalid", "error: location: Field required"),
-        (8, "invalid", "error: actor 'nobody' is not registered"),
-        (10, "refused", "refused (R14): occurred-at 2025-12-31T00:00:00+00:00 is before the "
-         "previous event (2026-01-01T00:00:00+00:00)"),
-    ], reports[0]  # fmt: skip
+            done = run(url, "post", str(path), "--jobs", "1", "--chunk-size", chunk)
+            reports.append((done.code, done.stderr.splitlines()))
+    assert reports[0] == (2, [
+        "line 5: refused (R3): record P-2 is already arranged (code P-2); "
+        "use correct to answer a mistake",
+        "line 7: error: location: Field required",
+        "line 8: error: actor 'nobody' is not registered",
+        "line 10: refused (R14): occurred-at 2025-12-31T00:00:00+00:00 is before the "
+        "previous event (2026-01-01T00:00:00+00:00)",
+    ]), reports[0]  # fmt: skip
     assert reports[1] == reports[2] == reports[0]
 
 
-def test_a_refusal_that_records_nothing_leaves_its_line_to_be_tried_again(tmp_path: Path) -> None:
+def test_a_refusal_that_records_nothing_leaves_its_line_to_be_tried_again(db_url: str) -> None:
     """Found by tests/test_posting_property.py: deactivating an actor twice is refused
     under R19 but records no refused attempt (not an attempt by an unauthorised actor);
     its line took up its key all the same, so the store said "refused" for an attempt it
     did not keep. Now only a recorded refusal takes up the key: a re-run tries the line
-    again. A refused use (R7 here) keeps both, and is skipped."""
+    again. A refused attempt that is recorded (an unregistered actor's, R19) keeps both,
+    and is skipped."""
     lines = [
         {"id": "off-1", "command": "actor-deactivate", "actor_id": "ext", "reason": "离职"},
         {"id": "off-2", "command": "actor-deactivate", "actor_id": "ext", "reason": "离职"},
-    ]
-    texts = [json.dumps(line, ensure_ascii=False).encode() + b"\n" for line in lines]
-    with fresh_store("sqlite", tmp_path) as url:
-        setup_office(url)
-        first = BulkPoster(open_ledger(url), "dir").post(texts)
-        again = BulkPoster(open_ledger(url), "dir").post(texts)
-        keys = set(posted_times(url))
-    assert [(p.line, p.message) for p in first.problems] == [
-        (2, "refused (R19): actor ext is already deactivated")
-    ]
-    assert (again.skipped, again.refused) == (1, 1), again
-    assert "off-1" in keys and "off-2" not in keys
+        {"id": "off-3", "command": "actor-deactivate", "actor_id": "ext", "reason": "离职",
+         "actor": "ghost"},
+    ]  # fmt: skip
+    setup_office(db_url)
+    before = refusal_count(db_url)
+    first = post(db_url, lines, "--json", actor="dir")
+    again = post(db_url, lines, "--json", actor="dir")
+    keys = set(posted_times(db_url))
+    assert first.code == 3 and first.stderr.splitlines() == [
+        "line 2: refused (R19): actor ext is already deactivated",
+        "line 3: refused (R19): actor 'ghost' is not registered and may not act",
+    ], first
+    counts = json.loads(again.stdout)
+    assert (counts["skipped"], counts["refused"]) == (2, 1), again
+    assert again.stderr.splitlines() == ["line 2: refused (R19): actor ext is already deactivated"]
+    assert {"off-1", "off-3"} <= keys and "off-2" not in keys
+    assert refusal_count(db_url) == before + 1  # off-3's, once
