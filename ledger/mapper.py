@@ -60,13 +60,14 @@ class LedgerMapper(Mapper):  # type: ignore[type-arg]
         return open_envelope(state)
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
-        body, recorded_hash = self.decode_state(stored_event.state)
+        if self.cipher or self.compressor:
+            body, recorded_hash = self.decode_state(stored_event.state)
+        else:
+            body, recorded_hash = open_envelope(stored_event.state)
         fields = orjson.loads(body)
         fields.pop("topic", None)
         stored_version = fields.pop("class_version", 1)
         cls: type[LedgerEvent] = resolve_topic(stored_event.topic)
         if stored_version < cls.class_version:
             fields = upcast(cls, fields, stored_version)
-        event = cls.model_validate(fields)
-        event.restore_hash(recorded_hash)
-        return event
+        return cls.from_store(fields, recorded_hash)
