@@ -60,14 +60,18 @@ class LedgerMapper(Mapper):  # type: ignore[type-arg]
         return open_envelope(state)
 
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        return self.event_from(stored_event.topic, stored_event.state)
+
+    def event_from(self, topic: str, state: bytes) -> Any:
+        """The event a stored row holds, validated, upcast to its class's version."""
         if self.cipher or self.compressor:
-            body, recorded_hash = self.decode_state(stored_event.state)
+            body, recorded_hash = self.decode_state(state)
         else:
-            body, recorded_hash = open_envelope(stored_event.state)
+            body, recorded_hash = open_envelope(state)
         fields = orjson.loads(body)
         fields.pop("topic", None)
         stored_version = fields.pop("class_version", 1)
-        cls: type[LedgerEvent] = resolve_topic(stored_event.topic)
+        cls: type[LedgerEvent] = resolve_topic(topic)
         if stored_version < cls.class_version:
             fields = upcast(cls, fields, stored_version)
         return cls.from_store(fields, recorded_hash)

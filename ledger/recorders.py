@@ -131,23 +131,25 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         SQLite (see PostgresLedgerRecorder.history)."""
         return self.select_events(originator_id), {}
 
-    def events_of(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
-        """The stored events of many aggregates, in a few queries (bulk posting loads a
-        chunk's stored records at once); by aggregate, in version order."""
-        found: list[StoredEvent] = []
+    def event_rows_of(self, originator_ids: Sequence[UUID]) -> list[tuple[UUID, str, bytes]]:
+        """(originator id, topic, state) of the stored events of many aggregates, in a few
+        queries (bulk posting loads a chunk's stored records at once); by aggregate, in
+        version order. Rows, not StoredEvent objects: a frozen dataclass for each event
+        cost a tenth of loading it."""
+        found: list[tuple[UUID, str, bytes]] = []
         with self.datastore.transaction(commit=False) as c:
             for start in range(0, len(originator_ids), 500):
                 # The ids asked for, by their stored text: a look-up, not a UUID parsed
-                # for every row (a tenth of loading a record).
+                # for every row.
                 ids = {i.hex: i for i in originator_ids[start : start + 500]}
                 c.execute(
-                    "SELECT originator_id, originator_version, topic, state "
+                    "SELECT originator_id, topic, state "
                     f"FROM {self.events_table_name} "
                     f"WHERE originator_id IN ({','.join('?' * len(ids))}) "
                     "ORDER BY originator_id, originator_version",
                     list(ids),
                 )
-                found += [StoredEvent(ids[r[0]], r[1], r[2], r[3]) for r in c.fetchall()]
+                found += [(ids[r[0]], r[1], r[2]) for r in c.fetchall()]
         return found
 
     def posted_ids(self, ids: Sequence[str]) -> set[str]:

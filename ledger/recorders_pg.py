@@ -9,6 +9,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from ledger.recorders import APPEND_ONLY_MESSAGE, POSTED_TABLE, Row, insert_then_commit
@@ -36,7 +37,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "WHERE originator_id = %s ORDER BY originator_version"
         ).format(schema, events)
         self.select_events_of = SQL(
-            "SELECT originator_id, originator_version, topic, state FROM {0}.{1} "
+            "SELECT originator_id, topic, state FROM {0}.{1} "
             "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
         ).format(schema, events)
         self.copy_events = SQL(
@@ -131,17 +132,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             )
             return {row["id"] for row in curs.fetchall()}
 
-    def events_of(self, originator_ids: Sequence[UUID]) -> list[StoredEvent]:
-        """The stored events of many aggregates in one query; by aggregate, in version
-        order (see SQLiteLedgerRecorder.events_of)."""
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+    def event_rows_of(self, originator_ids: Sequence[UUID]) -> list[tuple[UUID, str, bytes]]:
+        """(originator id, topic, state) of the stored events of many aggregates in one
+        query; by aggregate, in version order (see SQLiteLedgerRecorder.event_rows_of)."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(self.select_events_of, (list(originator_ids),))
-            return [
-                StoredEvent(
-                    r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"])
-                )
-                for r in curs.fetchall()
-            ]
+            return curs.fetchall()
 
     def history(self, originator_id: UUID) -> tuple[Sequence[StoredEvent], dict[int, str]]:
         """An aggregate's stored events and the database role that wrote each (version ->

@@ -44,11 +44,13 @@ class LedgerRepository(Repository[Any]):
 
     def get_many(self, aggregate_ids: Sequence[UUID]) -> dict[UUID, Any]:
         """The aggregates with these ids that are stored, read in a few queries (the
-        recorders' ``events_of``) instead of one each; ids with no events are left out."""
+        recorders' ``event_rows_of``) instead of one each; ids with no events are left out."""
         if not aggregate_ids:
             return {}
-        mapper, recorder = self.event_store.mapper, self.event_store.recorder
+        mapper: Any = self.event_store.mapper
+        recorder: Any = self.event_store.recorder
+        event_from = mapper.event_from
         events: dict[UUID, list[Any]] = {}
-        for stored in recorder.events_of(aggregate_ids):  # type: ignore[attr-defined]
-            events.setdefault(stored.originator_id, []).append(mapper.to_domain_event(stored))
+        for originator_id, topic, state in recorder.event_rows_of(aggregate_ids):
+            events.setdefault(originator_id, []).append(event_from(topic, state))
         return {aggregate_id: replay(None, found) for aggregate_id, found in events.items()}
