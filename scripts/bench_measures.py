@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,14 +27,18 @@ from bench_stores import (
     Backend,
     NotAvailable,
     baseline_insert,
+    baseline_read_aggregates,
     baseline_read_decode,
     baseline_read_hash,
+    big_store_name,
     child_env,
+    day_lines,
     ledger,
     post_file,
 )
 
 POST_CHUNK = 5000  # lines per transaction of `ledger post` (its --chunk-size default)
+DAY_LINES = 10_000  # a day's lines on stored records (at most one per record)
 
 
 @dataclass
@@ -374,6 +379,46 @@ def measure_custody(backend: Backend, cfg: Config, url: str) -> list[Row]:
             target="<= 5 ms", met=p99 <= 5, note=f"in-process, {len(times)} records"),
         Row("`ledger custody` process", backend.name, proc, "ms", base,
             "`ledger --version`, ms", median(ratios), spread=ratios),
+    ]  # fmt: skip
+
+
+# -- a day's lines on stored records ----------------------------------------------
+
+
+def measure_day(backend: Backend, cfg: Config, url: str) -> list[Row]:
+    """`ledger post` (default options) of a day's lines on records of the big store, each
+    naming a different record by its archival code, into a fresh copy of that store each
+    run; against reading and JSON-decoding the stored events those lines load (the
+    records' and their codes' claims), 500 aggregates a query."""
+    if cfg.store_file is not None:
+        raise NotAvailable("the day's lines are written for the generated store's actors")
+    from aggregates.code_claim import code_uuid
+
+    everything = backend.claims(url)
+    claims = random.Random(13).sample(everything, min(DAY_LINES, len(everything)))
+    path = day_lines(cfg.workdir / "day.jsonl", claims, run="d")
+    ids = [uuid.UUID(record) for _, record in claims] + [code_uuid(code) for code, _ in claims]
+    rates, base, walls, cpus = [], [], [], []
+    for _ in range(cfg.runs):
+        copy = backend.copy(big_store_name(cfg.events), "ledger_bench_day")
+        settle()
+        cpu = children_cpu()
+        elapsed, summary = post_file(copy, path)
+        cpus.append(children_cpu() - cpu)
+        walls.append(elapsed)
+        if summary["posted"] != len(claims):
+            raise RuntimeError(f"not every line of the day was posted: {summary}")
+        rates.append(len(claims) / elapsed)
+        settle()  # each run beside a baseline run
+        base.append(len(claims) / baseline_read_aggregates(backend, copy, ids))
+    backend.drop("ledger_bench_day")
+    ratios = per_run(rates, base)
+    cpu, wall = median_run(walls, cpus)
+    return [
+        Row(f"a day's lines on stored records: {len(claims):,} uses and relocations by "
+            "archival code, default options", backend.name, median(rates), "lines/s",
+            median(base), "read + JSON-decode what they load, lines/s", median(ratios),
+            samples=rates, cpu=cpu, wall=wall, spread=ratios),
     ]  # fmt: skip
 
 

@@ -17,12 +17,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
+from aggregates.chain import open_envelope
 from ledger.recorders import BULK_CACHE_KIB
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,6 +72,24 @@ def generate(path: Path, records: int, run: str, seed: int = 7) -> Path:
                 stdout=out, check=True, env=child_env(),
             )  # fmt: skip
         os.replace(str(path) + ".part", path)
+    return path
+
+
+def day_lines(path: Path, claims: list[tuple[str, str]], run: str) -> Path:
+    """A day's work on records already in the store: one line for each claimed code,
+    naming its record by that code: consultations, copies and relocations in turn, by the
+    generated files' actors (scripts/generate), dated a minute ago."""
+    at = (datetime.now(tz=UTC) - timedelta(minutes=1)).replace(microsecond=0).isoformat()
+    uses = [
+        {"command": "consult", "reader": "g.reader", "purpose": "查考", "approved_by": "g.leader"},
+        {"command": "copy", "reader": "g.reader", "pages": 1, "purpose": "复制存档",
+         "approved_by": "g.leader"},
+        {"command": "relocate", "location": "C1-01-1-1"},
+    ]  # fmt: skip
+    with path.open("w", encoding="utf-8") as out:
+        for n, (code, _) in enumerate(claims):
+            line = {**uses[n % 3], "record": code, "id": f"{run}-{n}", "occurred_at": at}
+            out.write(json.dumps({**line, "actor": "g.arch"}, ensure_ascii=False) + "\n")
     return path
 
 
@@ -128,6 +148,29 @@ class Backend:
         if done.returncode:
             raise RuntimeError(f"ledger init failed: {done.stderr.decode().strip()}")
         return url
+
+    def copy(self, source: str, store: str) -> str:
+        """A copy of the store ``source`` made as ``store`` (replacing it); its URL."""
+        self.drop(store)
+        if self.name == "sqlite":
+            src = sqlite3.connect(self.url(source)[len("sqlite:///") :])
+            dst = sqlite3.connect(self.url(store)[len("sqlite:///") :])
+            src.backup(dst)
+            dst.close()
+            src.close()
+            return self.url(store)
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.admin_url or "", autocommit=True) as admin:
+            # The database's files copied whole, not page by page through the WAL.
+            how = " STRATEGY FILE_COPY" if admin.info.server_version >= 150000 else ""
+            admin.execute(
+                sql.SQL("CREATE DATABASE {} TEMPLATE {}" + how).format(
+                    sql.Identifier(store + self.tag), sql.Identifier(source + self.tag)
+                )
+            )
+        return self.url(store)
 
     # -- raw access ---------------------------------------------------------
 
@@ -205,6 +248,23 @@ class Backend:
                 (topic, limit),
             ).fetchall()
             return [str(r[0]) for r in rows]
+
+    def claims(self, url: str) -> list[tuple[str, str]]:
+        """(archival code, record id) of every code claimed in the store."""
+        topic = "ledger/CodeClaim/Claimed"
+        if self.name == "sqlite":
+            conn = sqlite3.connect(url[len("sqlite:///") :])
+            query = "SELECT state FROM stored_events WHERE topic = ?"
+            states = [bytes(s) for (s,) in conn.execute(query, (topic,))]
+            conn.close()
+        else:
+            import psycopg
+
+            with psycopg.connect(url) as pg:
+                query = "SELECT state FROM ledger_events WHERE topic = %s"
+                states = [bytes(s) for (s,) in pg.execute(query, (topic,))]
+        bodies = [orjson.loads(open_envelope(state)[0]) for state in states]
+        return [(body["code"], body["record_id"]) for body in bodies]
 
 
 # -- baselines: what the database and the driver do without the ledger -------
@@ -294,6 +354,35 @@ def baseline_read_decode(backend: Backend, url: str) -> tuple[float, int]:
     return time.perf_counter() - started, count
 
 
+def baseline_read_aggregates(backend: Backend, url: str, ids: list[uuid.UUID]) -> float:
+    """Seconds to read the stored states of the aggregates ``ids``, 500 a query, each
+    aggregate's in version order (as the ledger loads a chunk's records), and JSON-decode
+    each."""
+    started = time.perf_counter()
+    if backend.name == "sqlite":
+        conn = sqlite3.connect(url[len("sqlite:///") :])
+        for start in range(0, len(ids), 500):
+            chunk = [i.hex for i in ids[start : start + 500]]
+            query = (
+                f"SELECT state FROM stored_events WHERE originator_id IN "
+                f"({','.join('?' * len(chunk))}) ORDER BY originator_id, originator_version"
+            )
+            for (state,) in conn.execute(query, chunk):
+                orjson.loads(state)
+        conn.close()
+    else:
+        import psycopg
+
+        with psycopg.connect(url) as pg:
+            query = (
+                "SELECT state FROM ledger_events WHERE originator_id = ANY(%s) "
+                "ORDER BY originator_id, originator_version"
+            )
+            for (state,) in pg.execute(query, (ids,)):
+                orjson.loads(state)
+    return time.perf_counter() - started
+
+
 def baseline_read_hash(backend: Backend, url: str) -> tuple[float, int]:
     """Seconds to read every stored state in log order and SHA-256 it."""
     started = time.perf_counter()
@@ -323,10 +412,14 @@ def post_file(
     return elapsed, json.loads(done.stdout)
 
 
+def big_store_name(events: int) -> str:
+    return f"ledger_bench_{events}"
+
+
 def big_store(backend: Backend, events: int, reuse: bool, source: Path | None = None) -> str:
     """A store of about ``events`` events (or of the lines of ``source``), built by
     `ledger post` (kept for reuse)."""
-    store = f"ledger_bench_{events}"
+    store = big_store_name(events)
     what = f"{source.name}:{source.stat().st_size}" if source else "generated"
     marker = backend.workdir / f"{store}{backend.tag}.{backend.name}.done"
     # Markers older than --store-file name no source: their stores were generated.

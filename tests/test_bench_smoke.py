@@ -59,6 +59,9 @@ def check_rows(rows: list[dict[str, object]], backend: str) -> None:
     assert row(rows, "re-post", backend)["value"], "re-posting skipped nothing"
     assert isinstance(row(rows, "custody query p99", backend)["value"], float)
     assert isinstance(row(rows, "`ledger custody` process", backend)["ratio"], float)
+    day = row(rows, "a day's lines on stored records", backend)  # each posted, or it fails
+    assert isinstance(day["value"], float) and day["value"] > 0, day
+    assert isinstance(day["ratio"], float) and isinstance(day["cpu"], float), day
     for floor_row in ("bulk post floor", "rebuild floor"):  # what the driver alone writes
         floor = row(rows, floor_row, backend)
         assert isinstance(floor["value"], float) and floor["value"] > 0, floor
