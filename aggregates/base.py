@@ -114,8 +114,8 @@ class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
     @classmethod
     def from_store(cls, fields: dict[str, Any], recorded_hash: str) -> Self:
         """An event read from the store: its fields validated by the schema's own
-        validator (``model_validate``'s wrapper cost a tenth of loading an event), its
-        hash as recorded (verify re-checks it)."""
+        validator (without ``model_validate``'s wrapper), its hash as recorded (verify
+        re-checks it)."""
         event: Self = cls.__pydantic_validator__.validate_python(fields)
         _SET_HASH(event, recorded_hash)
         return event

@@ -389,7 +389,7 @@ def measure_day(backend: Backend, cfg: Config, url: str) -> list[Row]:
     """`ledger post` (default options) of a day's lines on records of the big store, each
     naming a different record by its archival code, into a fresh copy of that store each
     run; against reading and JSON-decoding the stored events those lines load (the
-    records' and their codes' claims), 500 aggregates a query."""
+    records' and their codes' claims)."""
     if cfg.store_file is not None:
         raise NotAvailable("the day's lines are written for the generated store's actors")
     from aggregates.code_claim import code_uuid

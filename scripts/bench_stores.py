@@ -355,9 +355,9 @@ def baseline_read_decode(backend: Backend, url: str) -> tuple[float, int]:
 
 
 def baseline_read_aggregates(backend: Backend, url: str, ids: list[uuid.UUID]) -> float:
-    """Seconds to read the stored states of the aggregates ``ids``, 500 a query, each
-    aggregate's in version order (as the ledger loads a chunk's records), and JSON-decode
-    each."""
+    """Seconds to read the stored states of the aggregates ``ids``, each aggregate's in
+    version order (as the ledger loads a chunk's records: 500 aggregates a query on
+    SQLite, all in one on PostgreSQL), and JSON-decode each."""
     started = time.perf_counter()
     if backend.name == "sqlite":
         conn = sqlite3.connect(url[len("sqlite:///") :])
