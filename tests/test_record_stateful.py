@@ -37,6 +37,7 @@ from aggregates.values import Decision, Retention, Secrecy
 from ledger import requests as rq
 from ledger.application import open_ledger
 from ledger.batch import RECORDED_RULES
+from ledger.custody import known_by
 
 START = datetime(2012, 1, 1, 9, 0, tzinfo=UTC)
 RANKS = {s: s.rank for s in Secrecy}
@@ -106,6 +107,10 @@ class Model:
     opened: bool = False
     lent_before: bool = False
     registers: list[str] = field(default_factory=list)
+    # When the command that made the last version returned (all it wrote was recorded).
+    known_at: datetime = field(default_factory=lambda: datetime.now(tz=UTC))
+    # For each version: (its occurred-at, when it was known, the state it left).
+    history: list[tuple[datetime, datetime, dict[str, Any]]] = field(default_factory=list)
 
     def expiry(self) -> date | None:
         if self.retention is None or self.retention.years is None:
@@ -190,11 +195,40 @@ class RecordLedgerMachine(RuleBasedStateMachine):
             fresh = open_ledger(self.url)
             for model in self.records:
                 assert state_of(fresh.record(model.id)) == model.state()
+                self.check_as_of(fresh, model)
             fresh.close()
         finally:
             self.ledger.close()
             self.replayer.close()
             shutil.rmtree(self.folder, ignore_errors=True)
+
+    def check_as_of(self, app: Any, model: Model) -> None:
+        """`ledger show` and `ledger custody` as of a moment (``--as-of``: what had
+        happened by then; ``--known-at``: what had been recorded by then) give the state
+        the model had then: the events they keep (ledger.custody.known_by) replayed."""
+        events, _ = app.record_history(model.id)
+        assert len(events) == len(model.history) == model.version
+        happened = [occurred for occurred, _, _ in model.history]
+
+        def state_at(kept: list[Any]) -> dict[str, Any] | None:
+            return state_of(app.record(model.id, version=len(kept))) if kept else None
+
+        def expected(versions: int) -> dict[str, Any] | None:
+            return model.history[versions - 1][2] if versions else None
+
+        for version, (occurred, known, state) in enumerate(model.history, start=1):
+            # Known at the moment the command that made this version returned: just it.
+            assert state_at(known_by(events, None, known)) == state
+            # As of its occurred-at: everything that had happened by then (later events at
+            # the same moment too); a microsecond earlier, only what happened before it.
+            by_then = sum(1 for t in happened if t <= occurred)
+            assert by_then >= version
+            assert state_at(known_by(events, occurred, None)) == expected(by_then)
+            just_before = sum(1 for t in happened if t < occurred)
+            moment = occurred - timedelta(microseconds=1)
+            assert state_at(known_by(events, moment, None)) == expected(just_before)
+            # Both: what had happened by its occurred-at and was known when it returned.
+            assert state_at(known_by(events, occurred, known)) == state
 
     # -- time and attempts ----------------------------------------------------------
 
@@ -230,6 +264,7 @@ class RecordLedgerMachine(RuleBasedStateMachine):
             assert [e.originator_version for e in on_record] == [model.version + 1]
             model.version += 1
             model.last_at = on_record[0].occurred_at
+            model.known_at = datetime.now(tz=UTC)
         return True
 
     def written_since(self, position: int) -> list[Any]:
@@ -800,6 +835,14 @@ class RecordLedgerMachine(RuleBasedStateMachine):
         self.advance(index, step)
 
     # -- invariants on the stored history ---------------------------------------------
+
+    @invariant()
+    def history_kept(self) -> None:
+        """The state each version left, once the step that made it has updated the model."""
+        for model in self.records:
+            if len(model.history) < model.version:
+                model.history.append((model.last_at, model.known_at, model.state()))
+            assert len(model.history) == model.version
 
     @invariant()
     def replay_gives_the_model_and_the_chain(self) -> None:
