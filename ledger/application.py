@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
@@ -18,6 +19,7 @@ from eventsourcing.persistence import (
 )
 
 from aggregates.actor import Actor, actor_uuid
+from aggregates.code_claim import CodeClaimed, code_uuid
 from aggregates.errors import Conflict, InvalidInput, LedgerError, NotFound, RuleViolation
 from aggregates.record import Record
 from aggregates.refusal import Refusal
@@ -165,6 +167,27 @@ class Ledger(Application):  # type: ignore[type-arg]
         if not events or events[0].TOPIC != "ledger/Record/Received":
             raise NotFound(f"record {ref!r} not found")
         return events, roles
+
+    def code_holders(self, codes: list[str]) -> dict[str, UUID]:
+        """The record that holds each of ``codes`` in the store (codes none holds are left
+        out), read from the claims' stored bodies in one query, without building the
+        claims: bulk posting's routing reads the holders of every code a window names
+        that no line in flight does (a day's lines on stored records: each of them),
+        only to send the line where the record's other lines go. A claim never changes;
+        the worker that posts the line loads it as a claim and checks it."""
+        ids = {code_uuid(code): code for code in codes}
+        recorder: Any = self.recorder
+        mapper: Any = self.mapper
+        found: dict[str, UUID] = {}
+        for claim_id, topic, state in recorder.event_rows_of(list(ids)):
+            if topic != CodeClaimed.TOPIC:
+                continue
+            body = orjson.loads(mapper.decode_state(state)[0])
+            if body.get("class_version") == CodeClaimed.class_version:
+                found[ids[claim_id]] = UUID(body["record_id"])
+            else:  # stored under an older version: upcast on the way
+                found[ids[claim_id]] = mapper.event_from(topic, state).record_id
+        return found
 
     def actors(self) -> list[Actor]:
         topics = ["ledger/Actor/Registered"]

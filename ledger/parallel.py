@@ -258,8 +258,8 @@ class ParallelPoster:
             named = keys_of(line_keys(text))[1]
             if named is not None and "c" + named not in home:
                 codes.add(named)
-        claims = Batch(self._here_poster().ledger).claims_of(list(codes))
-        return {code: "r" + str(claim.record_id) for code, claim in claims.items()}
+        holders = self._here_poster().ledger.code_holders(list(codes))
+        return {code: "r" + str(record_id) for code, record_id in holders.items()}
 
     # -- routing ------------------------------------------------------------------------
 

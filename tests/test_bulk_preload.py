@@ -135,3 +135,23 @@ def test_a_chunk_starts_from_what_the_chunk_still_committing_changed(
         assert (summary.posted, problems) == (2, [])
         record: Any = ledger.repository.get(uuid.UUID(first["record"]))
         assert record.custodian == lend["to"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_routing_reads_the_holders_of_codes_as_their_claims_say(
+    backend: str, tmp_path: Path
+) -> None:
+    """Bulk posting's routing reads which record holds a code from the claim's stored body
+    (Ledger.code_holders), without building the claim: the same record as the claim."""
+    generated = generate(tmp_path / "gen.jsonl", 12)
+    arranged = [json.loads(t) for t in generated.path.read_text().splitlines() if "arrange" in t]
+    with fresh_store(backend, tmp_path) as url:
+        setup_office(url)
+        assert run(url, "post", str(generated.path), "--jobs", "1").code == 3  # R6
+        ledger = open_ledger(url)
+        codes = [line["code"] for line in arranged] + ["NO-SUCH-CODE"]
+        holders = ledger.code_holders(codes)
+        claims = Batch(ledger).claims_of(codes)
+        assert holders == {code: claim.record_id for code, claim in claims.items()}
+        assert holders == {line["code"]: uuid.UUID(line["record"]) for line in arranged}
+        ledger.close()

@@ -10,6 +10,7 @@ from uuid import UUID
 
 import pytest
 
+from ledger.application import open_ledger
 from tests.cli import BACKENDS, LEDGER, TIMEOUT, Result, environment
 from tests.tamper import CODE_A, RawStore, Scenario, copies
 
@@ -104,3 +105,17 @@ def test_without_the_key_nothing_can_be_read(encrypted: tuple[str, str]) -> None
     done = run(url, "verify", key=wrong)
     assert done.code == 6, done
     assert "no event could be read: the key is wrong?" in done.stdout.splitlines()
+
+
+def test_the_holder_of_a_code_is_read_through_the_cipher(
+    encrypted: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bulk posting's routing reads code holders from the claims' stored bodies: decrypted."""
+    url, key = encrypted
+    monkeypatch.setenv("LEDGER_CIPHER_KEY", key)
+    ledger = open_ledger(url)
+    try:
+        holders = ledger.code_holders([CODE_A, "NO-SUCH-CODE"])
+        assert holders == {CODE_A: ledger.record(CODE_A).id}
+    finally:
+        ledger.close()
