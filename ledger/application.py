@@ -170,7 +170,7 @@ class Ledger(Application):  # type: ignore[type-arg]
 
     def code_holders(self, codes: list[str]) -> dict[str, UUID]:
         """The record that holds each of ``codes`` in the store (codes none holds are left
-        out), read from the claims' stored bodies in one query, without building the
+        out), read from the claims' stored bodies at once, without building the
         claims: bulk posting's routing reads the holders of every code a window names
         that no line in flight does (a day's lines on stored records: each of them),
         only to send the line where the record's other lines go. A claim never changes;
