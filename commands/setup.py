@@ -8,7 +8,9 @@ import click
 
 
 @click.command()
-@click.option("--director", metavar="ID", help="Register this first director (empty ledger).")
+@click.option(
+    "--director", metavar="ID", help="Register this first director (empty ledger); an actor id."
+)
 @click.option("--name", metavar="TEXT", help="The director's name.")
 @click.pass_obj
 def init(obj: Any, /, director: str | None, name: str | None) -> None:
@@ -21,7 +23,8 @@ def init(obj: Any, /, director: str | None, name: str | None) -> None:
         raise InvalidInput("--name goes with --director")
     ledger = obj.ledger(must_exist=False)
     ledger.create_tables()
-    if ledger.initialise(director, name):
-        click.echo(f"ledger ready at {ledger.store.url}; director {director} registered")
+    registered = ledger.initialise(director, name)
+    if registered:
+        click.echo(f"ledger ready at {ledger.store.url}; director {registered} registered")
     else:
         click.echo(f"ledger ready at {ledger.store.url}")

@@ -79,26 +79,28 @@ class Ledger(Application):  # type: ignore[type-arg]
     def create_tables(self) -> None:
         self.recorder.create_table()  # type: ignore[attr-defined]
 
-    def initialise(self, director: str | None, name: str | None) -> bool:
-        """Register the first director on an empty ledger; False if there was one."""
+    def initialise(self, director: str | None, name: str | None) -> str | None:
+        """Register the first director on an empty ledger: their id as registered (ids
+        and names are stripped, as for every actor); None if there was one."""
         if director is None:
-            return False
+            return None
         if not name:
             raise InvalidInput("--director needs --name")
+        first = _first_director(director, name)
         if self.recorder.max_notification_id():
-            if self._exists(actor_uuid(director)):
-                return False
+            if self._exists(actor_uuid(first.actor_id)):
+                return None
             raise RuleViolation("R19", "the ledger already has actors; a director adds actors")
         actor = Actor.register(
-            actor_id=director,
-            by=director,
+            actor_id=first.actor_id,
+            by=first.actor_id,
             occurred_at=datetime.now(tz=UTC),
-            name=name,
-            roles=["director"],
-            clearance="top-secret",
+            name=first.name,
+            roles=list(first.role),
+            clearance=first.clearance,
         )
         self.save(actor)
-        return True
+        return first.actor_id
 
     def _exists(self, aggregate_id: UUID) -> bool:
         try:
@@ -212,6 +214,21 @@ class _NoTranscoder(Transcoder):
 
     def register(self, transcoding: Any) -> None:  # pragma: no cover
         raise NotImplementedError
+
+
+def _first_director(director: str, name: str) -> rq.AddActor:
+    """The first director, checked as `ledger actor add` checks an actor: an id that is no
+    actor id would register a director nobody could act as (every command refuses it)."""
+    from pydantic import ValidationError
+
+    from ledger import requests as rq
+
+    try:
+        return rq.AddActor(actor_id=director, name=name, role=["director"], clearance="top-secret")
+    except ValidationError as error:
+        where, message = rq.first_problem(error)
+        option = {"actor_id": "--director", "name": "--name"}.get(where, where)
+        raise InvalidInput(f"{option}: {message}") from None
 
 
 def open_ledger(url: str | None = None, *, must_exist: bool = True) -> Ledger:

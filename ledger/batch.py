@@ -94,7 +94,9 @@ class Batch:
     def _acting(self, actor_id: str | None, action: str) -> ActorView:
         if not actor_id:
             raise InvalidInput("no acting actor: give --actor ID or set LEDGER_ACTOR")
-        if not ACTOR_ID.match(actor_id):
+        # Whole: "$" alone lets a trailing newline through (an attempt by "arch\n", an id
+        # that prints as arch's, was recorded as an unregistered actor's).
+        if not ACTOR_ID.fullmatch(actor_id):
             raise InvalidInput(f"--actor {actor_id!r} is not an actor id")
         found = self._actor(actor_id)
         if found is None:

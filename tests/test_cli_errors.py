@@ -145,6 +145,9 @@ CASES = [
     Case("unknown approver", (*COPY, "ghost"), 4, UNKNOWN),
     Case("unregistered actor", ("consult", PUB, "--reader", BORROWER, "--purpose", "p"), 3,
          refused("R19"), actor="ghost", recorded="R19"),
+    # Not an attempt by some other actor (it was recorded as one): not an actor id at all.
+    Case("actor id with a newline", ("consult", PUB, "--reader", BORROWER, "--purpose", "p"),
+         2, f"error: --actor '{ARCHIVIST}\\n' is not an actor id", actor=ARCHIVIST + "\n"),
     Case("unregistered receiver", RECEIPT, 3, refused("R19"), actor="ghost", recorded="R19"),
     Case("borrower as archivist", ("relocate", PUB, "--location", "B1-01-1-1"), 3,
          refused("R19"), actor=BORROWER, recorded="R19"),
@@ -209,6 +212,48 @@ def test_bad_json_line_is_reported_and_the_rest_posts(world: str) -> None:
     assert one_line(done.stderr).startswith("line 1: error: bad JSON"), done
     assert done.stdout == "posted 1, skipped 0, refused 0, invalid 1 (1 events)\n"
     assert event_count(world) == before + 1
+
+
+def test_a_line_whose_actor_is_no_actor_id_is_invalid_and_writes_nothing(world: str) -> None:
+    """An actor id with a trailing newline (a sloppy export, say) was taken for an
+    unregistered actor: its refused attempt was recorded under an id that prints as the
+    archivist's. It is no actor id: the line is invalid, and takes up no key."""
+    before = event_count(world)
+    line = {"command": "relocate", "id": "nl-1", "record": PUB, "location": "C1-01-1-2",
+            "actor": ARCHIVIST + "\n"}  # fmt: skip
+    done = run(world, "post", "-", actor=ARCHIVIST, input=jsonl([line]))
+    assert done.code == 2, done
+    assert one_line(done.stderr) == f"line 1: error: --actor '{ARCHIVIST}\\n' is not an actor id"
+    assert done.stdout == "posted 0, skipped 0, refused 0, invalid 1 (0 events)\n"
+    assert event_count(world) == before
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_first_director_with_no_actor_id_is_refused_and_the_office_is_not_locked_out(
+    backend: str, tmp_path: Path
+) -> None:
+    """`ledger init --director` took any text: a director nobody could act as (every
+    command refuses an id that is no actor id) in a ledger that already has actors, so no
+    second first director either. It is checked as `ledger actor add` checks an id."""
+    with fresh_store(backend, tmp_path) as url:
+        done = run(url, "init", "--director", "王 主任!", "--name", "王主任")
+        assert done.code == 2, done
+        assert one_line(done.stderr) == (
+            "error: --director: Value error, actor id must be 1-64 letters, digits, '.', "
+            "'_', '@' or '-'"
+        )
+        assert (done.stdout, event_count(url)) == ("", 0)
+        blank = run(url, "init", "--director", "dir1", "--name", "  ")
+        assert (blank.code, one_line(blank.stderr)) == (
+            2,
+            "error: --name: String should have at least 1 character",
+        )
+        done = run(url, "init", "--director", " dir1 ", "--name", "王主任")  # stripped
+        assert done.code == 0, done
+        assert done.stdout.endswith("; director dir1 registered\n"), done
+        added = run(url, "actor", "add", "arch9", "--name", "档案员", "--role", "archivist",
+                    "--clearance", "internal", actor="dir1")  # fmt: skip
+        assert added.code == 0, added
 
 
 @pytest.mark.parametrize(
