@@ -294,7 +294,7 @@ def _(request: rq.Correct, batch: Batch, actor: str | None) -> dict[str, Any]:
             occurred_at=when(request),
             version=request.version,
             reason=request.reason,
-            changes=dict(request.set),
+            changes=request.set.changes(),
         ),
     )
 

@@ -7,10 +7,17 @@ Field names are the CLI's option names in snake_case, so a JSON Lines file for
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from aggregates.rules import MAX_PAGES
 from aggregates.values import (
@@ -132,11 +139,39 @@ class Destroy(RecordRequest):
     method: Text | None = None
 
 
+class Corrections(BaseModel):
+    """The catalogue fields a correction sets (R13), each checked as a receipt checks it
+    (a correction could set an empty or untrimmed title that a receipt refuses)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
+    title: Text | None = None
+    department: Text | None = None
+    year: Annotated[int, Field(ge=1000, le=9999)] | None = None
+    pages: Annotated[int, Field(ge=1, le=MAX_PAGES)] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_these(cls, given: Any) -> Any:
+        if isinstance(given, dict):
+            for field, value in given.items():
+                if field not in cls.model_fields:
+                    raise ValueError(
+                        f"only {', '.join(cls.model_fields)} can be corrected, not {field!r}"
+                    )
+                if value is None:
+                    raise ValueError(f"{field} needs a value")
+        return given
+
+    def changes(self) -> dict[str, Any]:
+        """The fields given, and their checked values."""
+        return self.model_dump(exclude_none=True)
+
+
 class Correct(RecordRequest):
     command: Literal["correct"] = "correct"
     version: Annotated[int, Field(ge=1)]
     reason: Text
-    set: dict[str, str] = {}
+    set: Corrections = Corrections()
 
 
 class AddActor(Request):

@@ -178,6 +178,8 @@ CASES = [
     Case("R12 same witness twice", ("destroy", APPR, *DESTROY, WITNESS), 3, refused("R12")),
     Case("R12 after destruction", ("relocate", DEST, "--location", "B1-01-1-1"), 3,
          refused("R12")),
+    Case("empty corrected title", ("correct", PUB, "--version", "1", "--reason", "r", "--set",
+         "title= "), 2, "error: --set.title: String should have at least 1 character"),
     Case("R12 correct after destruction", ("correct", DESTROYED, "--version", "1",
          "--reason", "r", "--set", "title=x"), 3, refused("R12")),
 ]
