@@ -16,7 +16,13 @@ from ledger.machine import cores
 @click.command()
 @click.argument("file", type=click.File("rb"), metavar="FILE")
 @click.option("--stop-on-error", is_flag=True, help="Stop at the first refused or bad line.")
-@click.option("--chunk-size", default=5000, show_default=True, help="Lines per transaction.")
+@click.option(
+    "--chunk-size",
+    type=click.IntRange(min=1),
+    default=5000,
+    show_default=True,
+    help="Lines per transaction.",
+)
 @click.option(
     "--jobs",
     type=click.IntRange(min=1),

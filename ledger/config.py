@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,5 +64,20 @@ def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
         )
     key = cipher_key if cipher_key is not None else os.environ.get("LEDGER_CIPHER_KEY")
     if key:
+        _check_key(key)
         env.update(CIPHER_TOPIC="eventsourcing.cryptography:AESCipher", CIPHER_KEY=key)
     return Store(url=url, backend=backend, env=env)
+
+
+def _check_key(key: str) -> None:
+    """An AES key as the library's cipher takes it: 16, 24 or 32 bytes in base64 (checked
+    here, where a bad one is an input error, not an unexpected failure when first used)."""
+    try:
+        size = len(base64.b64decode(key, validate=True))
+    except ValueError:
+        size = 0
+    if size not in (16, 24, 32):
+        raise InvalidInput(
+            "LEDGER_CIPHER_KEY is not an AES key: 16, 24 or 32 bytes in base64 "
+            "(`ledger keygen` prints one)"
+        )

@@ -12,6 +12,7 @@ from eventsourcing.utils import resolve_topic
 
 from aggregates.base import LedgerEvent
 from aggregates.chain import envelope, open_envelope
+from aggregates.errors import IntegrityFailure
 
 
 def upcast(cls: type[LedgerEvent], fields: dict[str, Any], stored_version: int) -> dict[str, Any]:
@@ -64,10 +65,21 @@ class LedgerMapper(Mapper):  # type: ignore[type-arg]
 
     def event_from(self, topic: str, state: bytes) -> Any:
         """The event a stored row holds, validated, upcast to its class's version."""
-        if self.cipher or self.compressor:
-            body, recorded_hash = self.decode_state(state)
-        else:
-            body, recorded_hash = open_envelope(state)
+        try:
+            if self.cipher or self.compressor:
+                body, recorded_hash = self.decode_state(state)
+            else:
+                body, recorded_hash = open_envelope(state)
+        except ValueError as error:  # not decrypted, or no envelope: a key, or a change
+            hint = (
+                "is LEDGER_CIPHER_KEY this store's key?"
+                if self.cipher
+                else "is the store encrypted (set LEDGER_CIPHER_KEY)?"
+            )
+            raise IntegrityFailure(
+                f"a stored event could not be read ({error}): {hint} `ledger verify` "
+                "names every such event"
+            ) from None
         fields = orjson.loads(body)
         fields.pop("topic", None)
         stored_version = fields.pop("class_version", 1)

@@ -134,6 +134,8 @@ UNKNOWN = "error: actor 'ghost' is not registered"
 CASES = [
     Case("missing option", ("receive", "--title", "t"), 2, "error: Missing option"),
     Case("bad pages", receipt(pages="x"), 2, "error: Invalid value for '--pages'"),
+    Case("no lines a chunk", ("post", "-", "--chunk-size", "0"), 2,
+         "error: Invalid value for '--chunk-size'", input=""),
     Case("bad occurred-at", (*RECEIPT, "--occurred-at", "yesterday"), 2, "error: 'yesterday'"),
     Case("bad secrecy", receipt(secrecy="bogus"), 2, "error: Invalid value for '--secrecy'"),
     Case("no acting actor", RECEIPT, 2, "error: no acting actor", actor=None),

@@ -119,3 +119,27 @@ def test_the_holder_of_a_code_is_read_through_the_cipher(
         assert holders == {CODE_A: ledger.record(CODE_A).id}
     finally:
         ledger.close()
+
+
+def test_a_wrong_missing_or_malformed_key_is_one_clear_line(encrypted: tuple[str, str]) -> None:
+    """Reading with the wrong key, or without one, said "unexpected ValueError" (exit 1);
+    a key that is no AES key failed when first used. Each is now one line, exit 6 or 2."""
+    url, key = encrypted
+    wrong = ok(run(url, "keygen", key=None)).stdout.strip()
+    for given, hint in ((wrong, "is LEDGER_CIPHER_KEY this store's key?"),
+                        (None, "is the store encrypted (set LEDGER_CIPHER_KEY)?")):  # fmt: skip
+        done = run(url, "show", CODE_A, key=given)
+        assert done.code == 6, done
+        assert done.stderr.count("\n") == 1 and "unexpected" not in done.stderr, done
+        assert done.stderr.startswith("error: a stored event could not be read ("), done
+        assert hint in done.stderr, done
+    for malformed in ("not-base64!", base64.b64encode(b"short").decode()):
+        done = run(url, "show", CODE_A, key=malformed)
+        assert (done.code, done.stderr) == (
+            2,
+            (
+                "error: LEDGER_CIPHER_KEY is not an AES key: 16, 24 or 32 bytes in base64 "
+                "(`ledger keygen` prints one)\n"
+            ),
+        ), done
+    assert ok(run(url, "show", CODE_A, key=key)).stdout
