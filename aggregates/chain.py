@@ -16,6 +16,7 @@ import orjson
 
 GENESIS = "0" * 64
 _HEAD = b'{"body":'
+ENVELOPE_START = _HEAD  # how every unencrypted stored state begins
 _MID = b',"hash":"'
 _TAIL = b'"}'
 _HASH_LEN = 64

@@ -62,11 +62,11 @@ class Context:
         self.actor = actor
         self._ledger: Any = None
 
-    def ledger(self, *, must_exist: bool = True) -> Any:
+    def ledger(self, *, must_exist: bool = True, check_key: bool = True) -> Any:
         if self._ledger is None:
             from ledger.application import open_ledger
 
-            self._ledger = open_ledger(self.db, must_exist=must_exist)
+            self._ledger = open_ledger(self.db, must_exist=must_exist, check_key=check_key)
         return self._ledger
 
 

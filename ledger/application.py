@@ -19,6 +19,7 @@ from eventsourcing.persistence import (
 )
 
 from aggregates.actor import Actor, actor_uuid
+from aggregates.chain import ENVELOPE_START
 from aggregates.code_claim import CodeClaimed, code_uuid
 from aggregates.errors import Conflict, InvalidInput, LedgerError, NotFound, RuleViolation
 from aggregates.record import Record
@@ -170,6 +171,33 @@ class Ledger(Application):  # type: ignore[type-arg]
             raise NotFound(f"record {ref!r} not found")
         return events, roles
 
+    def check_cipher_key(self) -> None:
+        """LEDGER_CIPHER_KEY and the store agree: the store's first event is encrypted if
+        and only if a key is given, and the key decrypts it. Without this, a command run
+        with the wrong key, or without one, wrote events that the store's own key cannot
+        read (reads failed only on stored events, writes went through)."""
+        first = self.recorder.select_notifications(start=1, limit=1)
+        if not first:
+            return
+        state = first[0].state
+        encrypted = not state.startswith(ENVELOPE_START)
+        mapper: Any = self.mapper
+        if mapper.cipher is None and encrypted:
+            raise InvalidInput(
+                "the store is encrypted: set LEDGER_CIPHER_KEY to its key (or its first "
+                "event was changed: `ledger verify` says)"
+            )
+        if mapper.cipher is not None and not encrypted:
+            raise InvalidInput("the store is not encrypted: unset LEDGER_CIPHER_KEY")
+        if mapper.cipher is not None:
+            try:
+                mapper.decode_state(state)
+            except ValueError:
+                raise InvalidInput(
+                    "LEDGER_CIPHER_KEY is not this store's key: it cannot decrypt the first "
+                    "event (with the right key, `ledger verify` says what changed)"
+                ) from None
+
     def code_holders(self, codes: list[str]) -> dict[str, UUID]:
         """The record that holds each of ``codes`` in the store (codes none holds are left
         out), read from the claims' stored bodies at once, without building the
@@ -231,8 +259,12 @@ def _first_director(director: str, name: str) -> rq.AddActor:
         raise InvalidInput(f"{option}: {message}") from None
 
 
-def open_ledger(url: str | None = None, *, must_exist: bool = True) -> Ledger:
-    """Open the ledger at a URL; unless creating it, refuse a store that was never made."""
+def open_ledger(
+    url: str | None = None, *, must_exist: bool = True, check_key: bool = True
+) -> Ledger:
+    """Open the ledger at a URL; unless creating it, refuse a store that was never made,
+    and (unless told not to: `ledger verify` reports what it cannot read) one whose
+    encryption LEDGER_CIPHER_KEY does not match."""
     store = store_from_url(url)
     if must_exist and store.backend == "sqlite" and not store.sqlite_path.exists():
         raise NotFound(f"no ledger at {store.url}; run `ledger init` first")
@@ -240,8 +272,11 @@ def open_ledger(url: str | None = None, *, must_exist: bool = True) -> Ledger:
         ledger = Ledger(store)
     except OperationalError as error:
         raise LedgerError(f"database unavailable: {_reason(store, error)}") from None
-    if must_exist and not ledger.is_initialised():
+    initialised = ledger.is_initialised()
+    if must_exist and not initialised:
         raise NotFound(f"no ledger at {store.url}; run `ledger init` first")
+    if check_key and initialised:
+        ledger.check_cipher_key()
     return ledger
 
 

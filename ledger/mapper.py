@@ -71,14 +71,10 @@ class LedgerMapper(Mapper):  # type: ignore[type-arg]
             else:
                 body, recorded_hash = open_envelope(state)
         except ValueError as error:  # not decrypted, or no envelope: a key, or a change
-            hint = (
-                "is LEDGER_CIPHER_KEY this store's key?"
-                if self.cipher
-                else "is the store encrypted (set LEDGER_CIPHER_KEY)?"
-            )
+            # (The store's first event was read with this key when it was opened.)
             raise IntegrityFailure(
-                f"a stored event could not be read ({error}): {hint} `ledger verify` "
-                "names every such event"
+                f"a stored event could not be read ({error}): its bytes were changed, or it "
+                "was written with another key; `ledger verify` names every such event"
             ) from None
         fields = orjson.loads(body)
         fields.pop("topic", None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import subprocess
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -121,25 +122,57 @@ def test_the_holder_of_a_code_is_read_through_the_cipher(
         ledger.close()
 
 
-def test_a_wrong_missing_or_malformed_key_is_one_clear_line(encrypted: tuple[str, str]) -> None:
-    """Reading with the wrong key, or without one, said "unexpected ValueError" (exit 1);
-    a key that is no AES key failed when first used. Each is now one line, exit 6 or 2."""
+def test_a_wrong_or_missing_key_is_refused_before_anything_is_read_or_written(
+    encrypted: tuple[str, str],
+) -> None:
+    """A command run with the wrong key, or without one, read what it could not decrypt
+    ("unexpected ValueError", exit 1) and wrote new events the store's own key could not
+    read. The key is now checked against the store's first event when it is opened."""
     url, key = encrypted
+    before = RawStore(url).query(f"SELECT count(*) FROM {RawStore(url).table}")[0][0]
     wrong = ok(run(url, "keygen", key=None)).stdout.strip()
-    for given, hint in ((wrong, "is LEDGER_CIPHER_KEY this store's key?"),
-                        (None, "is the store encrypted (set LEDGER_CIPHER_KEY)?")):  # fmt: skip
-        done = run(url, "show", CODE_A, key=given)
-        assert done.code == 6, done
-        assert done.stderr.count("\n") == 1 and "unexpected" not in done.stderr, done
-        assert done.stderr.startswith("error: a stored event could not be read ("), done
-        assert hint in done.stderr, done
-    for malformed in ("not-base64!", base64.b64encode(b"short").decode()):
-        done = run(url, "show", CODE_A, key=malformed)
-        assert (done.code, done.stderr) == (
-            2,
-            (
-                "error: LEDGER_CIPHER_KEY is not an AES key: 16, 24 or 32 bytes in base64 "
-                "(`ledger keygen` prints one)\n"
-            ),
-        ), done
+    move = ("relocate", CODE_A, "--location", "A1-09-1-1")
+    for given, line in (
+        (wrong, "error: LEDGER_CIPHER_KEY is not this store's key: it cannot decrypt the "
+                "first event (with the right key, `ledger verify` says what changed)\n"),
+        (None, "error: the store is encrypted: set LEDGER_CIPHER_KEY to its key (or its "
+               "first event was changed: `ledger verify` says)\n"),
+        ("not-base64!", "error: LEDGER_CIPHER_KEY is not an AES key: 16, 24 or 32 bytes in "
+                        "base64 (`ledger keygen` prints one)\n"),
+    ):  # fmt: skip
+        for args in (("show", CODE_A), move):
+            done = run(url, *args, key=given, actor="arch")
+            assert (done.code, done.stderr, done.stdout) == (2, line, ""), done
+    assert RawStore(url).query(f"SELECT count(*) FROM {RawStore(url).table}")[0][0] == before
     assert ok(run(url, "show", CODE_A, key=key)).stdout
+
+
+def test_a_key_on_a_store_that_is_not_encrypted_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/plain.db"
+    ok(run(url, "init", "--director", "dir", "--name", "主任", key=None))
+    done = run(url, "actor", "list", key=KEY)
+    assert (done.code, done.stderr) == (
+        2, "error: the store is not encrypted: unset LEDGER_CIPHER_KEY\n"), done  # fmt: skip
+
+
+def test_an_event_changed_after_the_first_is_one_clear_line(
+    encrypted: tuple[str, str],
+) -> None:
+    """The key is right, but a later event's bytes were changed: reading it says so (exit 6),
+    as verify would, not "unexpected ValueError"."""
+    url, key = encrypted
+    raw = RawStore(url)
+    position, state = raw.query(
+        f"SELECT {raw.position}, state FROM {raw.table} WHERE topic = 'ledger/Record/Shelved'"
+    )[0]
+    changed = bytearray(bytes(state))
+    changed[40] ^= 0x01
+    raw.tamper(
+        f"UPDATE {raw.table} SET state = ? WHERE {raw.position} = ?", (bytes(changed), position)
+    )
+    done = run(url, "show", CODE_A, key=key)
+    assert done.code == 6, done
+    assert done.stderr == (
+        "error: a stored event could not be read (Invalid cipher tag): its bytes were "
+        "changed, or it was written with another key; `ledger verify` names every such event\n"
+    ), done
