@@ -35,6 +35,8 @@ from aggregates.values import (
 )
 
 Text = Annotated[str, Field(min_length=1, max_length=2000)]
+Year = Annotated[int, Field(ge=1000, le=9999)]
+Pages = Annotated[int, Field(ge=1, le=MAX_PAGES)]  # a record's, or a copy's
 
 
 class Request(BaseModel):
@@ -52,9 +54,9 @@ class Receive(Request):
     command: Literal["receive"] = "receive"
     title: Text
     department: Text
-    year: Annotated[int, Field(ge=1000, le=9999)]
+    year: Year
     carrier: Carrier
-    pages: Annotated[int, Field(ge=1, le=MAX_PAGES)]
+    pages: Pages
     secrecy: Secrecy
     transferred_by: ActorId
     record: UUID | None = None
@@ -89,7 +91,7 @@ class Consult(RecordRequest):
 class Copy(RecordRequest):
     command: Literal["copy"] = "copy"
     reader: ActorId
-    pages: Annotated[int, Field(ge=1, le=MAX_PAGES)]
+    pages: Pages
     purpose: Text
     approved_by: ActorId
     letter: Text | None = None
@@ -146,8 +148,8 @@ class Corrections(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, frozen=True)
     title: Text | None = None
     department: Text | None = None
-    year: Annotated[int, Field(ge=1000, le=9999)] | None = None
-    pages: Annotated[int, Field(ge=1, le=MAX_PAGES)] | None = None
+    year: Year | None = None
+    pages: Pages | None = None
 
     @model_validator(mode="before")
     @classmethod
