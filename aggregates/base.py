@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import os
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, NamedTuple, Self, TypeVar
 from uuid import UUID
 
@@ -251,7 +251,13 @@ class ChainedAggregate(BaseAggregate[UUID]):
         self.check_occurred_at(kwargs["occurred_at"])
         kwargs["originator_id"] = self._id
         kwargs["originator_version"] = self._version + 1
-        kwargs["timestamp"] = event_class.create_timestamp()
+        # Recorded times never go back along an aggregate's events, even when the wall
+        # clock is stepped back between two of them: --known-at cuts a history where they
+        # pass a moment, so a later event recorded "earlier" would hide its predecessors.
+        recorded = event_class.create_timestamp()
+        if recorded <= self._modified_on:
+            recorded = self._modified_on + _MICROSECOND
+        kwargs["timestamp"] = recorded
         kwargs["prev_hash"] = self.chain_head
         new_event = event_class.trusted_from(kwargs)
         new_event.mutate(self)
@@ -279,4 +285,5 @@ def check_not_in_future(occurred_at: datetime) -> None:
         raise RuleViolation("R14", f"occurred-at {occurred_at.isoformat()} is in the future")
 
 
+_MICROSECOND = timedelta(microseconds=1)
 _LATEST_NOW = [datetime.min.replace(tzinfo=UTC)]  # the clock never reads earlier than this

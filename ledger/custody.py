@@ -22,7 +22,9 @@ BASE_FIELDS = {
 def known_by(events: list[Any], as_of: datetime | None, known_at: datetime | None) -> list[Any]:
     """Events that had happened by ``as_of`` and had been recorded by ``known_at``.
 
-    Both times only grow along a record's events (R14), so this is a prefix.
+    Both times only grow along a record's events (occurred-at by R14; recorded-at because
+    an event is never recorded before its predecessor, even by a clock stepped back), so
+    this is a prefix.
     """
     kept = []
     for event in events:

@@ -18,7 +18,7 @@ import pytest
 from pydantic import ValidationError
 
 from aggregates.actor import ActorView, actor_uuid
-from aggregates.base import check_not_in_future
+from aggregates.base import LedgerEvent, check_not_in_future
 from aggregates.errors import InvalidInput, RuleViolation
 from aggregates.record import Record
 from aggregates.record_events import Corrected, Destroyed, Relocated
@@ -27,6 +27,7 @@ from aggregates.rules import check_may_post
 from aggregates.values import Carrier, Condition, Decision, Retention, Role, Secrecy, Unit
 from ledger import requests as rq
 from ledger.application import Ledger, open_ledger
+from ledger.custody import known_by
 
 T0 = datetime(2012, 1, 1, 9, 0, tzinfo=UTC)
 REFUSED_TOPIC = AttemptRefused.TOPIC
@@ -972,6 +973,32 @@ def test_r14_never_before_the_records_previous_stored_event(ledger: Ledger) -> N
     assert arranged_event.occurred_at == at + timedelta(days=2)
     assert arranged_event.actor == "arch"
     assert arranged_event.timestamp > arranged_event.occurred_at
+
+
+def test_r14_recorded_times_never_go_back_when_the_clock_does(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A wall clock stepped back between two events of a record must not make --known-at
+    hide the earlier one: the later event is recorded a microsecond after it instead."""
+    record = receive_in(ledger, occurred_at=T0)
+    received_event = ledger.record_history(record)[0][0]
+    stepped_back = received_event.timestamp - timedelta(hours=1)
+    monkeypatch.setattr(LedgerEvent, "create_timestamp", classmethod(lambda cls: stepped_back))
+    ledger.execute(
+        rq.Arrange(record=record, category="administration", retention="10y", code="Z001-9"),
+        "arch",
+    )
+    monkeypatch.undo()
+    events = ledger.record_history(record)[0]
+    assert [e.originator_version for e in events] == [1, 2]
+    assert events[1].timestamp == received_event.timestamp + timedelta(microseconds=1)
+    assert known_by(events, None, received_event.timestamp) == events[:1]
+    assert known_by(events, None, events[1].timestamp) == events
+    # With the clock right again, times go on from the clock.
+    clock = datetime.now(tz=UTC)
+    ledger.execute(rq.Shelve(record=record, location="A1-03-2-4"), "arch")
+    shelved_event = ledger.record_history(record)[0][-1]
+    assert shelved_event.timestamp >= clock > events[1].timestamp
 
 
 # -- R18 Refused attempts -------------------------------------------------------------
