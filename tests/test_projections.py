@@ -211,6 +211,16 @@ def test_log_pages_cover_every_position_once_and_only_the_topics_asked(ledger: L
         assert all(row[0] <= end for rows_, end, _ in pages for row in rows_)
         if log.backend == "sqlite":  # the others are left in the engine
             assert all(row[1] in wanted for rows_, _, _ in pages for row in rows_)
+    # Up to a position short of the head, in pages of 2; none past the stop.
+    stop = head - 3
+    pages = list(log.pages(1, stop, 2, wanted))
+    assert pages[-1][1] == stop and sum(covered for _, _, covered in pages) == stop - 1
+    assert all(1 < row[0] <= stop for rows_, _, _ in pages for row in rows_)
+    assert list(log.pages(stop, stop, 2, wanted)) == []
+    # A reader that stops early (a failed page write) ends the pages cleanly.
+    reading = log.pages(0, head, 1, wanted)
+    assert 0 < next(reading)[1] < head
+    reading.close()
 
 
 def stored_topics(log: EventLog) -> list[tuple[int, str]]:
