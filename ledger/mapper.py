@@ -10,6 +10,9 @@ import orjson
 from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import resolve_topic
 
+# Every aggregate's topics resolve here, the seal chain's too: a record id naming the
+# chain failed to load with a TopicError instead of not being a record.
+import aggregates.seal  # noqa: F401  (registers its topics)
 from aggregates.base import LedgerEvent
 from aggregates.chain import envelope, open_envelope
 from aggregates.errors import IntegrityFailure
