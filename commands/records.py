@@ -36,7 +36,11 @@ def post(obj: Any, name: str, as_json: bool, **options: Any) -> dict[str, Any]:
 @click.option("--pages", required=True, type=int, help="页数, at least 1.")
 @click.option("--secrecy", required=True, type=SECRECY, help="密级.")
 @click.option("--transferred-by", required=True, metavar="ID", help="The department liaison.")
-@click.option("--record", metavar="UUID", help="Use this id for the new record.")
+@click.option(
+    "--record",
+    metavar="UUID",
+    help="Use this id for the new record (free, and not a version-5 UUID: the ledger's own).",
+)
 @posting
 @click.pass_obj
 def receive(obj: Any, /, as_json: bool, **options: Any) -> None:

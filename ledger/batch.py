@@ -74,7 +74,8 @@ class Batch:
 
     def _actor(self, actor_id: str) -> Actor | None:
         if actor_id not in self.actors:
-            self.actors[actor_id] = self._get(actor_uuid(actor_id))
+            found = self._get(actor_uuid(actor_id))  # not an Actor: a record that took its id
+            self.actors[actor_id] = found if isinstance(found, Actor) else None
         return self.actors[actor_id]
 
     def acting(self, actor_id: str | None, action: str) -> ActorView:

@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -39,6 +40,20 @@ Year = Annotated[int, Field(ge=1000, le=9999)]
 Pages = Annotated[int, Field(ge=1, le=MAX_PAGES)]  # a record's, or a copy's
 
 
+def _not_derived(value: UUID) -> UUID:
+    """The ledger derives version-5 ids (actors, archival codes, the seal chain) from names:
+    a record given one would take that name's place for good."""
+    if value.version == 5:
+        raise ValueError(
+            "a record id must not be a version-5 UUID (the ledger's own derived ids); "
+            "give another (e.g. uuid4) or none"
+        )
+    return value
+
+
+RecordId = Annotated[UUID, AfterValidator(_not_derived)]
+
+
 class Request(BaseModel):
     model_config = ConfigDict(
         extra="forbid", str_strip_whitespace=True, frozen=True, populate_by_name=True
@@ -59,7 +74,7 @@ class Receive(Request):
     pages: Pages
     secrecy: Secrecy
     transferred_by: ActorId
-    record: UUID | None = None
+    record: RecordId | None = None
 
 
 class Arrange(RecordRequest):

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from uuid import NAMESPACE_URL, uuid5
 
 import pytest
 
@@ -33,6 +34,7 @@ from tests.cli import (
     post,
     run,
     setup_office,
+    stored_events,
 )
 
 # The records of the world the cases run against (fixed ids, codes).
@@ -230,6 +232,49 @@ def test_a_line_whose_actor_is_no_actor_id_is_invalid_and_writes_nothing(world: 
     assert one_line(done.stderr) == f"line 1: error: --actor '{ARCHIVIST}\\n' is not an actor id"
     assert done.stdout == "posted 0, skipped 0, refused 0, invalid 1 (0 events)\n"
     assert event_count(world) == before
+
+
+SEAL_ID = "2615ddc5-ffe5-5ba9-bd7a-bccb5beabb46"  # aggregates.seal.SEAL_ID
+DERIVED = "error: --record: Value error, a record id must not be a version-5 UUID"
+
+
+def test_a_receipt_may_not_take_a_derived_id_or_any_aggregates_id(world: str) -> None:
+    """A receipt given the seal chain's id, or an actor's or a code's (uuid5 of a name),
+    was accepted: sealing failed from then on, and the actor or the code could never be
+    registered or claimed. Version-5 ids are refused as invalid input, and an id that any
+    aggregate holds (here a refused attempt's) as taken; in a bulk file each such line is
+    its own problem and the others post."""
+    attempt = run(world, "consult", PUB, "--reader", BORROWER, "--purpose", "p", actor="ghost")
+    assert attempt.code == 3, attempt
+    refusal = str(stored_events(world)[-1][0])
+    actor_id = str(uuid5(uuid5(NAMESPACE_URL, "records-custody-ledger/actor"), "new.actor"))
+    before = event_count(world)
+    for given in (SEAL_ID, actor_id):
+        done = run(world, *RECEIPT, "--record", given, actor=ARCHIVIST)
+        assert (done.code, done.stdout) == (2, ""), done
+        assert one_line(done.stderr).startswith(DERIVED), done
+    taken = run(world, *RECEIPT, "--record", refusal, actor=ARCHIVIST)
+    assert (taken.code, one_line(taken.stderr)) == (2, f"error: record {refusal} already exists")
+    assert event_count(world) == before
+
+    fields = {"command": "receive", "title": "t", "department": "d", "year": 2020,
+              "carrier": "paper", "pages": 3, "secrecy": "public",
+              "transferred_by": LIAISON}  # fmt: skip
+    lines = [
+        {**fields, "id": "derived-1", "record": SEAL_ID},
+        {**fields, "id": "derived-2", "record": actor_id},
+        {**fields, "id": "derived-3", "record": refusal},
+        {**fields, "id": "derived-4"},
+    ]
+    done = post(world, lines, actor=ARCHIVIST)
+    assert done.code == 2, done
+    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 3 (1 events)\n", done
+    problems = done.stderr.splitlines()
+    assert [p[:8] for p in problems] == ["line 1: ", "line 2: ", "line 3: "], done
+    assert problems[0].startswith("line 1: error: record: Value error, a record id must not")
+    assert problems[2] == f"line 3: error: record {refusal} already exists"
+    assert event_count(world) == before + 1
+    assert run(world, "seal", actor=ARCHIVIST).code == 0
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

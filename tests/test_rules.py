@@ -1105,3 +1105,32 @@ def test_r19_a_deactivated_actor_is_refused_and_recorded(ledger: Ledger) -> None
     )
     ledger.execute(consult, "dir")
     assert ledger.record(record).version == 4
+
+
+def test_r19_a_record_holding_an_actors_derived_id_is_no_actor(ledger: Ledger) -> None:
+    """A record received under an actor's derived id (receipts took version-5 ids until
+    they were refused) made every command naming that actor fail with an AttributeError:
+    it is no actor, so the command is refused as by an unregistered one."""
+    squatter = Record.receive(
+        id=actor_uuid("late.comer"),
+        actor=ARCHIVIST,
+        liaison=LIAISON,
+        occurred_at=T0,
+        title="t",
+        department="d",
+        year=2000,
+        carrier=Carrier.PAPER,
+        pages=1,
+        secrecy=Secrecy.PUBLIC,
+    )
+    ledger.save(squatter)
+    receive = rq.Receive(
+        title="t",
+        department="d",
+        year=2000,
+        carrier="paper",
+        pages=1,
+        secrecy="public",
+        transferred_by="liai",
+    )
+    app_refuses(ledger, receive, "late.comer", "R19", "is not registered", recorded=True)
