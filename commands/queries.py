@@ -152,6 +152,8 @@ def audit(
     """List uses and refused attempts of records: the audit trail."""
     from projections import queries
 
+    if filters["record"] is not None:  # by id in any spelling or by code, as `show` names it
+        filters["record"] = str(obj.ledger().record(filters["record"]).id)
     view = projections_view(obj, ["audit"], no_catch_up)
     rows = queries.audit(
         view, actor=who, since=_utc(since, "--since"), until=_utc(until, "--until"), **filters

@@ -134,14 +134,15 @@ def audit(
     until: str | None = None,
     refused: bool = False,
 ) -> list[dict[str, Any]]:
-    """Uses and refused attempts; ``since`` inclusive and ``until`` exclusive, as UTC text."""
+    """Uses and refused attempts; ``record`` is a record's id (its code changes over its
+    life); ``since`` inclusive and ``until`` exclusive, as UTC text."""
     where = Where()
     if secrecy_at_least:
         where.any_of("secrecy", levels_at_least(secrecy_at_least))
     if actor:
         where.add("(actor = ? OR reader = ?)", actor, actor)
     if record:
-        where.add("(record_id = ? OR code = ?)", record, record)
+        where.add("record_id = ?", record)
     if since:
         where.add("occurred_utc >= ?", since)
     if until:

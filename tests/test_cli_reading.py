@@ -93,3 +93,23 @@ def test_the_seal_chains_id_is_no_record(world: str, args: tuple[str, ...]) -> N
     assert (done.code, done.stdout) == (4, ""), done
     assert one_line(done.stderr) == f"error: record {SEAL_ID!r} not found", done
     assert event_count(world) == before
+
+
+def audit_rows(url: str, *args: str) -> list[tuple[str, str, str | None]]:
+    done = run(url, "audit", *args, "--json", actor=AUDITOR)
+    assert done.code == 0, done
+    return [(row["action"], row["outcome"], row["code"]) for row in done.json()]
+
+
+def test_audit_names_a_record_as_show_does(world: str) -> None:
+    """`audit --record` matched the id as written, or the code as it was at each row: a
+    refused attempt before arrangement was missed by code, other spellings of the id
+    matched nothing, and an unknown record gave an empty trail (exit 0)."""
+    rows = [("consult", "refused", None)]
+    plain = RECORD.replace("-", "")
+    for ref in (CODE, RECORD, plain, "{" + RECORD + "}", f"urn:uuid:{RECORD}", RECORD.upper()):
+        assert audit_rows(world, "--record", ref) == rows, ref
+    for ref in ("R-NONE-0001", "00000000-0000-4000-8000-0000000000ff", SEAL_ID):
+        done = run(world, "audit", "--record", ref, actor=AUDITOR)
+        assert (done.code, done.stdout) == (4, ""), done
+        assert one_line(done.stderr).startswith(f"error: record {ref!r} not found"), done
