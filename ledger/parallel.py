@@ -40,7 +40,7 @@ from ledger.batch import Batch
 from ledger.bulk import BulkPoster, Problem, Summary
 from ledger.lines import chunks, few_collections
 from ledger.posting_worker import work, worker_stopped
-from ledger.routing import LineKeys, Numbered, keys_of, line_keys
+from ledger.routing import LineKeys, Numbered, claimed_code, keys_of, line_keys
 
 AHEAD = 2  # shares queued per worker behind those sent to it (windows read ahead)
 # Shares sent to a worker before it answers: it checks the next while the one before
@@ -249,15 +249,21 @@ class ParallelPoster:
 
     def _holders(self, lines: Numbered) -> dict[str, str]:
         """The "r" keys of the records that hold, in the store, the codes that ``lines``
-        name and that have no home, read at once. Only a code found is taken from here
-        (claims never change); one not found then may have been claimed since by a line
-        of this run, and is looked up again. The lines' keys are read again here: only a
-        window with such a code pays for it (a migration's windows have none)."""
+        name or claim and that have no home, read at once. Only a code found is taken
+        from here for a line naming it (claims never change); one not found then may have
+        been claimed since by a line of this run, and is looked up again. (Routing reads
+        them again after it waited for commits: what was not found before may be found
+        then.) The lines' keys are read again here: only a window with such a code pays
+        for it."""
         home, codes = self.home, set()
         for _, text in lines:
-            named = keys_of(line_keys(text))[1]
+            data = line_keys(text)
+            named = keys_of(data)[1]
             if named is not None and "c" + named not in home:
                 codes.add(named)
+            claimed = claimed_code(data)
+            if claimed is not None and "c" + claimed not in home:
+                codes.add(claimed)
         holders = self._here_poster().ledger.code_holders(list(codes))
         return {code: "r" + str(record_id) for code, record_id in holders.items()}
 
@@ -276,6 +282,7 @@ class ParallelPoster:
             if changes_actors(data):
                 self._send(drafts)
                 self._drain()
+                holders = None  # homes were forgotten: read again
                 self._post_here([line])
                 continue
             keys, named = keys_of(data)
@@ -289,6 +296,21 @@ class ParallelPoster:
                     holder = holders.get(named) or self._holder(named)
                 if holder is not None:
                     keys.append(holder)
+            claimed = claimed_code(data)
+            if claimed is not None:
+                # A code claimed before, in flight or in the store: this claim may be
+                # refused (R3) and the code stay with the record that holds it, so the line
+                # goes with that record's lines too, and a later line naming the code
+                # follows both records (the code is linked to them).
+                claim = "c" + claimed
+                if claim in links:
+                    keys += links[claim]
+                elif claim not in home:
+                    if holders is None:
+                        holders = self._holders(window[index:])
+                    holder = holders.get(claimed)
+                    if holder is not None:
+                        keys.append(holder)
             linking = len(keys) > 1  # an arrangement, or a code the store knows
             if code is not None and code in links:
                 keys += links[code]
@@ -298,6 +320,7 @@ class ParallelPoster:
                 if mark is not None and mark % jobs != target:
                     if target != NOWHERE:
                         target = self._settle(keys, drafts)
+                        holders = None
                         break
                     target = mark % jobs
             line_id = data.id if data is not None and isinstance(data.id, str) else None
@@ -307,6 +330,7 @@ class ParallelPoster:
                     target = at
                 elif at != target:
                     target = self._settle(keys, drafts)
+                    holders = None
             if target == NOWHERE:
                 target = min(workers, key=load.__getitem__)
             mark = self.round * jobs + target

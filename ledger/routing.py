@@ -57,18 +57,26 @@ def line_keys(text: bytes) -> LineKeys | None:
         return None
 
 
+def claimed_code(data: LineKeys | None) -> str | None:
+    """The archival code an arrangement line claims."""
+    if data is not None and data.command == "arrange" and isinstance(data.code, str):
+        return data.code
+    return None
+
+
 def keys_of(data: LineKeys | None) -> tuple[list[str], str | None]:
     """A line's keys, and the archival code it names its record by (None if by id)."""
     if data is None:
         return [], None
     keys = []
     named = None
-    record, code = data.record, data.code
+    record = data.record
     if isinstance(record, str) and record:
         key = record_key(record)
         keys.append(key)
         if key[0] == "c":
             named = record
-    if isinstance(code, str) and data.command == "arrange":
-        keys.append("c" + code)
+    claimed = claimed_code(data)
+    if claimed is not None:
+        keys.append("c" + claimed)
     return keys, named

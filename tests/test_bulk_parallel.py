@@ -27,7 +27,19 @@ from ledger.application import open_ledger
 from ledger.bulk import BulkPoster, Problem, Summary
 from ledger.parallel import AHEAD, IN_FLIGHT, ParallelPoster, Worker
 from ledger.routing import keys_of, line_keys
-from tests.cli import BACKENDS, fingerprint, fresh_store, generate, jsonl, run, setup_office
+from tests.cli import (
+    ARCHIVIST,
+    BACKENDS,
+    BORROWER,
+    LEADER,
+    LIAISON,
+    fingerprint,
+    fresh_store,
+    generate,
+    jsonl,
+    run,
+    setup_office,
+)
 
 JOBS, CHUNK = "3", "7"  # windows of 21 lines
 
@@ -381,3 +393,54 @@ def test_codes_of_stored_records_are_looked_up_once_a_window(
         summary = poster.post([json.dumps(line).encode() + b"\n" for line in again])
     assert (summary.posted, summary.refused, summary.invalid) == (60, 0, 0), summary
     assert one_by_one == []
+
+
+def claimed_again_later(by: dict[str, str]) -> list[dict[str, Any]]:
+    """Record 5 is arranged with X-11, which is committed and forgotten by the time record
+    27 is arranged with X-11 too (refused, R3); record 5 is then shelved by id, lent by the
+    code and copied by another spelling of its id. The lines on record 5 must come out in
+    file order: lent, then the copy refused (R8). (Shrunk from a random file that posted
+    the copy before the loan with workers.)"""
+    ids = {n: f"00000000-0000-4000-8000-{n:012x}" for n in range(1, 31)}
+    secret = {7, 12, 13, 17, 22, 27, 28}
+    day = "2001-01-01T00:00:00+00:00"
+    lines: list[dict[str, Any]] = [
+        {"command": "receive", "id": f"x-{n}", "record": ids[n], "title": "会议纪要",
+         "department": "办公室", "year": 2000, "carrier": "paper", "pages": 10,
+         "secrecy": "secret" if n in secret else "public", "transferred_by": LIAISON,
+         "occurred_at": day, **by}
+        for n in range(5, 31)
+    ]  # fmt: skip
+
+    def arrange(line: str, record: str, code: str) -> dict[str, Any]:
+        return {"command": "arrange", "id": line, "record": record, "category": "business",
+                "retention": "10y", "code": code, "occurred_at": "2002-01-01T00:00:00+00:00",
+                **by}  # fmt: skip
+
+    use = {"purpose": "查考", "approved_by": LEADER, **by}
+    return [
+        *lines,
+        arrange("x-31", ids[1].replace("-", ""), "X-18"),  # no such record
+        arrange("x-32", ids[2], "X-17"),  # no such record
+        arrange("x-35", ids[5], "X-11"),
+        arrange("x-36", ids[6], "X-17"),
+        arrange("x-57", "urn:uuid:" + ids[27], "X-11"),  # refused: R3
+        {"command": "shelve", "id": "x-69", "record": ids[5], "location": "A1-01-1-1",
+         "occurred_at": "2005-01-01T00:00:09+00:00", **by},
+        {"command": "lend", "id": "x-71", "record": "X-11", "to": BORROWER,
+         "due": "2030-01-01", "occurred_at": "2005-01-01T00:00:11+00:00", **use},
+        {"command": "copy", "id": "x-76", "record": "urn:uuid:" + ids[5], "reader": BORROWER,
+         "pages": 10, "occurred_at": "2005-01-01T00:00:16+00:00", **use},  # refused: R8
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_code_claimed_again_after_its_holder_committed_keeps_its_records_lines_in_order(
+    backend: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "file.jsonl"
+    path.write_text(jsonl(claimed_again_later({"actor": ARCHIVIST})))
+    in_order, workers = posted_in_order_and_with_workers(backend, tmp_path, path)
+    assert "line 31: refused (R3)" in in_order[2], in_order
+    assert "line 34: refused (R8)" in in_order[2], in_order
+    assert workers == in_order
