@@ -290,6 +290,10 @@ class Record(ChainedAggregate):
     ) -> None:
         rules.check_may_post(actor, "report-loss")
         self._check_discrepancy_open()
+        if not 1 <= pages < self.pages:  # a loss leaves some pages, and fewer than before
+            raise InvalidInput(
+                f"pages after a loss must be at least 1 and fewer than the catalogue's {self.pages}"
+            )
         self.trigger_event(
             LossReported, actor=actor.id, occurred_at=occurred_at, pages=pages, note=note
         )

@@ -156,7 +156,12 @@ def repair(obj: Any, /, as_json: bool, **options: Any) -> None:
 
 @click.command("report-loss")
 @RECORD
-@click.option("--pages", required=True, type=int, help="Pages the archive now holds.")
+@click.option(
+    "--pages",
+    required=True,
+    type=int,
+    help="Pages the archive now holds: at least 1, fewer than catalogued.",
+)
 @click.option("--note", required=True, help="What was lost and how.")
 @posting
 @click.pass_obj

@@ -135,7 +135,7 @@ class Repair(RecordRequest):
 
 class ReportLoss(RecordRequest):
     command: Literal["report-loss"] = "report-loss"
-    pages: Annotated[int, Field(ge=0, le=MAX_PAGES)]
+    pages: Pages  # what is left: fewer than the record's (checked by the record)
     note: Text
 
 

@@ -45,6 +45,7 @@ LOANED = "00000000-0000-4000-8000-000000000004"  # on loan to BORROWER
 PERMANENT = "00000000-0000-4000-8000-000000000005"  # shelved, permanent
 APPRAISED = "00000000-0000-4000-8000-000000000006"  # standing decision to destroy
 DESTROYED = "00000000-0000-4000-8000-000000000007"  # destroyed
+SHORT = "00000000-0000-4000-8000-000000000008"  # returned 2 of its 10 pages short
 CODES = {
     PUBLIC: "E-PUB-0001",
     SECRET: "E-SEC-0001",
@@ -52,6 +53,7 @@ CODES = {
     PERMANENT: "E-PERM-0001",
     APPRAISED: "E-APPR-0001",
     DESTROYED: "E-DEST-0001",
+    SHORT: "E-SHORT-0001",
 }
 LAST_EVENT_AT = "2016-06-01T09:00:00+00:00"  # every record's last event is no later
 
@@ -79,6 +81,10 @@ def world_lines() -> list[dict[str, object]]:
         add("shelve", "2016-01-06T09:00:00+00:00", record=code, location="A1-01-1-1")
     add("lend", LAST_EVENT_AT, record=CODES[LOANED], to=BORROWER, due="2016-07-01",
         purpose="借阅", approved_by=LEADER)  # fmt: skip
+    add("lend", "2016-03-01T09:00:00+00:00", record=CODES[SHORT], to=BORROWER,
+        due="2016-04-01", purpose="借阅", approved_by=LEADER)  # fmt: skip
+    add("return", "2016-04-01T09:00:00+00:00", record=CODES[SHORT], pages=8,
+        condition="intact")  # fmt: skip
     for record in (APPRAISED, DESTROYED):
         add("appraise", "2016-02-01T09:00:00+00:00", actor=APPRAISER_1, record=record,
             decision="destroy", appraiser=[APPRAISER_1, APPRAISER_2], basis="期满")  # fmt: skip
@@ -172,6 +178,12 @@ CASES = [
          3, refused("R8"), recorded="R8"),
     Case("R9 return not on loan", ("return", PUB, "--pages", "10", "--condition", "intact"),
          3, refused("R9")),
+    # The pages a loss leaves: some, and fewer than catalogued (10).
+    *(Case(f"loss leaving {n} pages", ("report-loss", CODES[SHORT], "--pages", n, "--note",
+           "n"), 2, starts) for n, starts in [
+        ("0", "error: --pages: Input should be greater than or equal to 1"),
+        ("10", "error: pages after a loss must be at least 1 and fewer than the catalogue's 10"),
+        ("250", "error: pages after a loss must be at least 1 and fewer than the catalogue's")]),
     Case("R10 due before loan", ("lend", PUB, "--to", BORROWER, "--due", "2001-01-01",
          "--purpose", "p", "--approved-by", LEADER), 3, refused("R10")),
     Case("R11 permanent", ("appraise", PERM, "--decision", "destroy", *APPRAISE,
