@@ -104,7 +104,7 @@ def catalog(obj: Any, /, no_catch_up: bool, as_json: bool, as_csv: bool, **filte
     "--as-of",
     type=click.DateTime(formats=["%Y-%m-%d"]),
     metavar="DATE",
-    help="Judge open and overdue at the end of this day (default today).",
+    help="Judge open and overdue at the end of this day in UTC (default today).",
 )
 @catch_up_option
 @output_options

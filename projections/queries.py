@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from aggregates.values import Secrecy
@@ -87,10 +87,11 @@ def loans(
     borrower: str | None = None,
     as_of: date | None = None,
 ) -> list[dict[str, Any]]:
-    """``which``: open, overdue (open and past due) or all; as of the end of a day."""
-    day = (as_of or date.today()).isoformat()
+    """``which``: open, overdue (open and past due) or all; as of the end of a day in UTC
+    (default today), each row showing only what had happened by then."""
+    day = as_of or datetime.now(UTC).date()
+    end = utc_text(datetime.combine(day, time.max, UTC).isoformat())  # to the microsecond
     where = Where()
-    where.add("substr(l.lent_at, 1, 10) <= ?", day)
     if borrower:
         where.add("l.borrower = ?", borrower)
     sql = (
@@ -99,7 +100,11 @@ def loans(
     )
     found = []
     for row in view.select(sql, where.params):
-        row["status"] = _loan_status(row, day)
+        if utc_text(row["lent_at"]) > end:
+            continue
+        if row["returned_at"] is not None and utc_text(row["returned_at"]) > end:
+            row.update(dict.fromkeys(RETURN_COLUMNS))  # returned later: open then
+        row["status"] = _loan_status(row, day.isoformat())
         if (
             which == "all"
             or row["status"] == which
@@ -109,9 +114,11 @@ def loans(
     return sorted(found, key=lambda r: (utc_text(r["lent_at"]), r["record"], r["lent_version"]))
 
 
+RETURN_COLUMNS = ("returned_at", "returned_to", "condition", "pages_returned", "discrepancy")
+
+
 def _loan_status(row: dict[str, Any], day: str) -> str:
-    returned = row["returned_at"]
-    if returned is not None and returned[:10] <= day:
+    if row["returned_at"] is not None:
         return "returned"
     return "overdue" if row["due"] < day else "open"
 

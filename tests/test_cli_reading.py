@@ -24,6 +24,8 @@ from tests.cli import (
 
 RECORD = "00000000-0000-4000-8000-00000000000a"
 CODE = "R-READ-0001"
+LENT_AT = "2020-02-01T07:00:00+08:00"
+RETURNED_AT = "2020-02-10T20:00:00-08:00"
 SEAL_ID = "2615ddc5-ffe5-5ba9-bd7a-bccb5beabb46"  # aggregates.seal.SEAL_ID
 
 
@@ -48,6 +50,11 @@ def world_lines() -> list[dict[str, object]]:
     add("arrange", "2020-01-08T09:00:00+00:00", record=RECORD, code=CODE,
         category="administration", retention="30y")  # fmt: skip
     add("shelve", "2020-01-09T09:00:00+00:00", record=CODE, location="A1-01-1-1")
+    # Lent late on 31 January UTC (1 February locally), returned a page short early on
+    # 11 February UTC (10 February locally).
+    add("lend", LENT_AT, record=CODE, to=BORROWER, due="2020-02-10", purpose="p",
+        approved_by=LEADER)  # fmt: skip
+    add("return", RETURNED_AT, record=CODE, pages=9, condition="intact")
     return lines
 
 
@@ -58,7 +65,7 @@ def world(
     with fresh_store(request.param, tmp_path_factory.mktemp("reading")) as url:
         setup_office(url)
         done = post(url, world_lines())
-        assert done.code == 3 and done.stdout.startswith("posted 3, skipped 0, refused 1"), done
+        assert done.code == 3 and done.stdout.startswith("posted 5, skipped 0, refused 1"), done
         sealed = run(url, "seal", actor=AUDITOR)
         assert sealed.code == 0, sealed
         yield url
@@ -105,7 +112,7 @@ def test_audit_names_a_record_as_show_does(world: str) -> None:
     """`audit --record` matched the id as written, or the code as it was at each row: a
     refused attempt before arrangement was missed by code, other spellings of the id
     matched nothing, and an unknown record gave an empty trail (exit 0)."""
-    rows = [("consult", "refused", None)]
+    rows = [("consult", "refused", None), ("lent", "done", CODE), ("returned", "done", CODE)]
     plain = RECORD.replace("-", "")
     for ref in (CODE, RECORD, plain, "{" + RECORD + "}", f"urn:uuid:{RECORD}", RECORD.upper()):
         assert audit_rows(world, "--record", ref) == rows, ref
@@ -113,3 +120,34 @@ def test_audit_names_a_record_as_show_does(world: str) -> None:
         done = run(world, "audit", "--record", ref, actor=AUDITOR)
         assert (done.code, done.stdout) == (4, ""), done
         assert one_line(done.stderr).startswith(f"error: record {ref!r} not found"), done
+
+
+def loans_as_of(url: str, day: str) -> list[dict[str, object]]:
+    done = run(url, "loans", "--all", "--as-of", day, "--json", actor=AUDITOR)
+    assert done.code == 0, done
+    rows: list[dict[str, object]] = done.json()
+    return rows
+
+
+def test_loans_as_of_a_day_judge_instants_in_utc_and_show_only_what_had_happened(
+    world: str,
+) -> None:
+    """`loans --as-of DAY` compared each loan's local calendar date with the day, and a
+    row showed a return made after the day. The day ends at 24:00 UTC, as a date means
+    00:00 UTC for `audit`, and a loan returned later is shown open, without its return."""
+    returned = ("returned_at", "returned_to", "condition", "pages_returned", "discrepancy")
+    assert loans_as_of(world, "2020-01-30") == []
+    [lent] = loans_as_of(world, "2020-01-31")  # lent at 23:00 UTC
+    assert (lent["status"], lent["lent_at"], lent["due"]) == ("open", LENT_AT, "2020-02-10")
+    assert all(lent[k] is None for k in returned), lent
+    [due] = loans_as_of(world, "2020-02-10")  # returned at 04:00 UTC the day after
+    assert due["status"] == "open" and all(due[k] is None for k in returned), due
+    [back] = loans_as_of(world, "2020-02-11")
+    assert back["status"] == "returned", back
+    assert [back[k] for k in returned] == [
+        RETURNED_AT,
+        ARCHIVIST,
+        "intact",
+        9,
+        "9 pages returned, catalogue says 10",
+    ]
