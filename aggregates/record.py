@@ -46,6 +46,7 @@ class Record(ChainedAggregate):
         transferred_by: str,
         late: bool,
         actor: str,
+        occurred_at: datetime,
     ) -> None:
         self.title = title
         self.department = department
@@ -55,6 +56,7 @@ class Record(ChainedAggregate):
         self.secrecy = secrecy
         self.transferred_by = transferred_by
         self.received_by = actor
+        self.received_at = occurred_at  # R2 and a corrected year are judged against it
         self.late = late
         self.status = "received"
         self.category: str | None = None
@@ -407,8 +409,10 @@ class Record(ChainedAggregate):
             raise InvalidInput(f"pages must be between 1 and {rules.MAX_PAGES}")
         if "pages" in checked:
             rules.check_volume_pages(self.unit, checked["pages"])
-        if "year" in checked and not 1000 <= checked["year"] <= occurred_at.year:
-            raise InvalidInput(f"year must be between 1000 and {occurred_at.year}")
+        if "year" in checked and checked["year"] > self.received_at.year:  # as a receipt
+            raise InvalidInput(
+                f"year {checked['year']} lies after the receipt ({self.received_at.date()})"
+            )
         self.trigger_event(
             Corrected,
             actor=actor.id,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from aggregates.base import LedgerCreated, LedgerEvent
+from aggregates.rules import is_late
 from aggregates.values import (
     ActorId,
     ArchivalCode,
@@ -212,6 +213,8 @@ class Corrected(LedgerEvent):
     def apply(self, record: Record) -> None:
         for field, value in self.changes.items():
             setattr(record, field, value)
+        if "year" in self.changes:  # R2: due by 31 March of the (corrected) year + 1
+            record.late = is_late(record.year, record.received_at)
 
 
 RECORD_EVENTS: tuple[type[LedgerEvent], ...] = (

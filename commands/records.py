@@ -224,7 +224,8 @@ def destroy(obj: Any, /, as_json: bool, **options: Any) -> None:
     "changes",
     multiple=True,
     metavar="FIELD=VALUE",
-    help="A corrected catalogue field: title, department, year or pages.",
+    help="A corrected catalogue field: title, department, year (not after the receipt; "
+    "the late flag follows it) or pages.",
 )
 @posting
 @click.pass_obj

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from aggregates import record_events as ev
+from aggregates.rules import is_late
 from projections.base import LedgerProjection, as_dict, blank, row_maker
 from projections.log import Event
 from projections.tables import Changes, Table, TableChanges, ViewSpec
@@ -173,6 +175,10 @@ class CatalogProjection(LedgerProjection):
 
     def corrected(self, position: int, f: Any) -> None:
         if (row := self._row(f)) is not None:
-            for field, value in (f.changes or {}).items():
+            changes = f.changes or {}
+            for field, value in changes.items():
                 if field in CORRECTABLE:
                     row[field] = value
+            if "year" in changes:  # R2, judged as the record judges it
+                received = datetime.fromisoformat(row["received_at"])
+                row["late"] = 1 if is_late(int(row["year"]), received) else 0

@@ -196,6 +196,10 @@ CASES = [
          refused("R12")),
     Case("empty corrected title", ("correct", PUB, "--version", "1", "--reason", "r", "--set",
          "title= "), 2, "error: --set.title: String should have at least 1 character"),
+    # As a receipt checks it (RECEIVED was received on 2016-01-04).
+    Case("corrected year after the receipt", ("correct", RECEIVED, "--version", "1",
+         "--reason", "r", "--set", "year=2017"), 2,
+         "error: year 2017 lies after the receipt (2016-01-04)"),
     Case("R12 correct after destruction", ("correct", DESTROYED, "--version", "1",
          "--reason", "r", "--set", "title=x"), 3, refused("R12")),
 ]

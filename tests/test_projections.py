@@ -28,6 +28,7 @@ from tests.test_projections_history import (
     numbered,
     post_in_process,
     receive,
+    step,
 )
 
 ALL = ["catalog", "loans", "audit", "destruction"]
@@ -227,3 +228,25 @@ def stored_topics(log: EventLog) -> list[tuple[int, str]]:
     """(position, topic) of every stored event, straight from the table."""
     column = "notification_id" if log.backend == "postgres" else "rowid"
     return [(r[0], r[1]) for r in log._rows(f"SELECT {column}, topic FROM {log.table}", ())]
+
+
+def test_a_corrected_year_moves_the_late_flag_live_and_rebuilt(ledger: Ledger) -> None:
+    """R2: a record of 2015 received on 4 January 2016 is on time; corrected to 2014 it is
+    late (due by 31 March 2015), and back to 2015 on time again. The record, the live
+    catalog and a rebuilt one agree (the flag was the receipt's, whatever the year)."""
+    catch_up(ledger)
+    new = receive(NEW_RECORD, "2016-01-04T09:00:00+08:00", title="新", year=2015, secrecy="public")
+    corrections = [
+        step("correct", NEW_RECORD, f"2016-02-0{n}T09:00:00+08:00", version=1, reason="年度",
+             set={"year": year})
+        for n, year in ((1, 2014), (2, 2015))
+    ]  # fmt: skip
+    lines = numbered([new, *corrections], "late")
+    for upto, year, late in ((1, 2015, False), (2, 2014, True), (3, 2015, False)):
+        summary = post_in_process(ledger, lines[:upto])
+        assert summary.posted == 1, summary
+        catch_up(ledger)
+        assert ledger.record(NEW_RECORD).late is late
+        row = next(r for r in rows(ledger, "catalog") if r["id"] == NEW_RECORD)
+        assert (row["year"], row["late"]) == (year, int(late))
+        assert check(ledger, ["catalog"])[0] == []
