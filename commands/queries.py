@@ -178,7 +178,10 @@ def _utc(text: str | None, option: str) -> str | None:
         raise InvalidInput(f"{option}: {text!r} is not an ISO 8601 date or time") from None
     if moment.tzinfo is None:
         raise InvalidInput(f"{option}: {text!r} has no UTC offset (e.g. 2026-03-01T09:30:00+08:00)")
-    return utc_text(moment.isoformat())
+    try:
+        return utc_text(moment.isoformat())
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
+        raise InvalidInput(f"{option}: {text!r} is out of range in UTC (years 1-9999)") from None
 
 
 @click.group()

@@ -138,4 +138,5 @@ def utc_text(moment: str) -> str:
     parsed = datetime.fromisoformat(moment.replace("Z", "+00:00"))
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: %Y does not pad years before 1000 ("999-12-31T...").
+    return parsed.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"

@@ -24,6 +24,8 @@ from tests.cli import (
 
 RECORD = "00000000-0000-4000-8000-00000000000a"
 CODE = "R-READ-0001"
+OLD = "00000000-0000-4000-8000-00000000000b"
+OLD_AT = "1000-01-01T00:00:00+14:00"
 LENT_AT = "2020-02-01T07:00:00+08:00"
 RETURNED_AT = "2020-02-10T20:00:00-08:00"
 SEAL_ID = "2615ddc5-ffe5-5ba9-bd7a-bccb5beabb46"  # aggregates.seal.SEAL_ID
@@ -55,6 +57,12 @@ def world_lines() -> list[dict[str, object]]:
     add("lend", LENT_AT, record=CODE, to=BORROWER, due="2020-02-10", purpose="p",
         approved_by=LEADER)  # fmt: skip
     add("return", RETURNED_AT, record=CODE, pages=9, condition="intact")
+    # Consulted on 1 January 1000 locally, 31 December 999 in UTC.
+    add("receive", OLD_AT, record=OLD, **{**receipt, "year": 1000})
+    add("arrange", OLD_AT, record=OLD, code="R-OLD-0001", category="administration",
+        retention="permanent")  # fmt: skip
+    add("shelve", OLD_AT, record=OLD, location="A1-01-1-2")
+    add("consult", OLD_AT, record=OLD, reader=BORROWER, purpose="old")
     return lines
 
 
@@ -65,7 +73,7 @@ def world(
     with fresh_store(request.param, tmp_path_factory.mktemp("reading")) as url:
         setup_office(url)
         done = post(url, world_lines())
-        assert done.code == 3 and done.stdout.startswith("posted 5, skipped 0, refused 1"), done
+        assert done.code == 3 and done.stdout.startswith("posted 9, skipped 0, refused 1"), done
         sealed = run(url, "seal", actor=AUDITOR)
         assert sealed.code == 0, sealed
         yield url
@@ -151,3 +159,25 @@ def test_loans_as_of_a_day_judge_instants_in_utc_and_show_only_what_had_happened
         9,
         "9 pages returned, catalogue says 10",
     ]
+
+
+@pytest.mark.parametrize("option", ["--since", "--until"])
+@pytest.mark.parametrize("moment", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_audit_times_out_of_range_in_utc_are_invalid(world: str, option: str, moment: str) -> None:
+    """They failed with 'unexpected OverflowError' (exit 1)."""
+    done = run(world, "audit", option, moment, actor=AUDITOR)
+    assert (done.code, done.stdout) == (2, ""), done
+    expected = f"error: {option}: {moment!r} is out of range in UTC (years 1-9999)"
+    assert one_line(done.stderr) == expected, done
+
+
+def test_times_before_the_year_1000_in_utc_sort_and_filter_as_times(world: str) -> None:
+    """A time before the year 1000 in UTC was written with an unpadded year ("999-12-31T..."),
+    which sorted after every other time and fell outside --until 1000-01-01."""
+    assert [r[0] for r in audit_rows(world, "--until", "1000-01-01")] == ["consulted"]
+    assert audit_rows(world)[:2] == [
+        ("consulted", "done", "R-OLD-0001"),
+        ("consult", "refused", None),
+    ]
+    done = run(world, "report", "statistics", "--period", "year", "--json", actor=AUDITOR)
+    assert {"dimension": "uses per year", "value": "0999", "count": 1} in done.json(), done
