@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -121,16 +122,49 @@ class Actor(ChainedAggregate):
     def grant(self, roles: list[Role], *, by: str, occurred_at: Moment) -> None:
         self.trigger_event(RolesGranted, roles=roles, actor=by, occurred_at=occurred_at)
 
-    def revoke(self, roles: list[Role], *, by: str, occurred_at: Moment) -> None:
+    def revoke(
+        self,
+        roles: list[Role],
+        *,
+        by: str,
+        occurred_at: Moment,
+        another_director: Callable[[], bool] | None = None,
+    ) -> None:
+        """``another_director`` (the ledger's: whether another active director is
+        registered) is asked only when the director role is revoked from an active actor."""
+        if Role.DIRECTOR in roles:
+            self._check_not_last_director("revoke its director role", another_director)
         self.trigger_event(RolesRevoked, roles=roles, actor=by, occurred_at=occurred_at)
 
     def change_clearance(self, clearance: Secrecy, *, by: str, occurred_at: Moment) -> None:
         self.trigger_event(ClearanceChanged, clearance=clearance, actor=by, occurred_at=occurred_at)
 
-    def deactivate(self, reason: str, *, by: str, occurred_at: Moment) -> None:
+    def deactivate(
+        self,
+        reason: str,
+        *,
+        by: str,
+        occurred_at: Moment,
+        another_director: Callable[[], bool] | None = None,
+    ) -> None:
+        """``another_director`` as for ``revoke``."""
         if not self.active:
             raise RuleViolation("R19", f"actor {self.actor_id} is already deactivated")
+        self._check_not_last_director("deactivate it", another_director)
         self.trigger_event(ActorDeactivated, reason=reason, actor=by, occurred_at=occurred_at)
+
+    def _check_not_last_director(
+        self, doing: str, another_director: Callable[[], bool] | None
+    ) -> None:
+        """R19: the director manages actors; the ledger always keeps an active one."""
+        if not (self.active and Role.DIRECTOR in self.roles) or another_director is None:
+            return
+        if not another_director():
+            raise RuleViolation(
+                "R19",
+                f"actor {self.actor_id} is the only active director; register or grant "
+                f"another director before you {doing}",
+            )
 
     def view(self) -> ActorView:
         return ActorView(

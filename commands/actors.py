@@ -97,7 +97,7 @@ def grant(obj: Any, /, actor_id: str, as_json: bool, role: tuple[str, ...], **op
 def revoke(
     obj: Any, /, actor_id: str, as_json: bool, role: tuple[str, ...], **options: Any
 ) -> None:
-    """Revoke roles from an actor."""
+    """Revoke roles from an actor (never the last active director's director role)."""
     _change(obj, "RevokeRoles", as_json, actor_id=actor_id, role=list(role), **options)
 
 
@@ -117,5 +117,7 @@ def clearance(obj: Any, /, actor_id: str, level: str, as_json: bool, **options: 
 @posting
 @click.pass_obj
 def deactivate(obj: Any, /, actor_id: str, as_json: bool, **options: Any) -> None:
-    """Deactivate an actor: it may no longer act, approve, read or witness."""
+    """Deactivate an actor: it may no longer act, approve, read or witness.
+
+    The last active director is not deactivated (R19): grant the role to another first."""
     _change(obj, "DeactivateActor", as_json, actor_id=actor_id, **options)

@@ -16,7 +16,7 @@ from aggregates.errors import InvalidInput, NotFound, RuleViolation
 from aggregates.record import Record
 from aggregates.refusal import Refusal
 from aggregates.rules import check_may_post
-from aggregates.values import ACTOR_ID
+from aggregates.values import ACTOR_ID, Role
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
@@ -112,6 +112,15 @@ class Batch:
             )
         check_may_post(view, action)
         return view
+
+    def another_director(self, actor_id: str) -> bool:
+        """R19: whether an active director other than ``actor_id`` is registered (the
+        stored actors, as this batch leaves them)."""
+        actors = {a.actor_id: a for a in self.app.actors()}
+        actors.update((i, a) for i, a in self.actors.items() if a is not None)
+        return any(
+            a.active and Role.DIRECTOR in a.roles for i, a in actors.items() if i != actor_id
+        )
 
     def actor_aggregate(self, actor_id: str) -> Actor:
         found = self._actor(actor_id)

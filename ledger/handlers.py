@@ -362,7 +362,15 @@ def _(request: rq.GrantRoles, batch: Batch, actor: str | None) -> dict[str, Any]
 @_handler.register
 def _(request: rq.RevokeRoles, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_actor(
-        request, batch, actor, lambda t, by, at: t.revoke(request.role, by=by, occurred_at=at)
+        request,
+        batch,
+        actor,
+        lambda t, by, at: t.revoke(
+            request.role,
+            by=by,
+            occurred_at=at,
+            another_director=partial(batch.another_director, t.actor_id),
+        ),
     )
 
 
@@ -379,5 +387,13 @@ def _(request: rq.ChangeClearance, batch: Batch, actor: str | None) -> dict[str,
 @_handler.register
 def _(request: rq.DeactivateActor, batch: Batch, actor: str | None) -> dict[str, Any]:
     return _on_actor(
-        request, batch, actor, lambda t, by, at: t.deactivate(request.reason, by=by, occurred_at=at)
+        request,
+        batch,
+        actor,
+        lambda t, by, at: t.deactivate(
+            request.reason,
+            by=by,
+            occurred_at=at,
+            another_director=partial(batch.another_director, t.actor_id),
+        ),
     )

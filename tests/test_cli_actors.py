@@ -9,6 +9,7 @@ from tests.cli import (
     LIAISON,
     event_count,
     last_event,
+    one_line,
     run,
     setup_office,
 )
@@ -76,3 +77,32 @@ def test_a_refused_receipt_or_actor_change_keeps_the_time_it_was_attempted(db_ur
         topic, body = last_event(db_url)
         assert topic == "ledger/Refusal/AttemptRefused" and body["rule"] == "R19", body
         assert body["occurred_at"] == at and body["actor"] == BORROWER, body
+
+
+def test_the_ledger_always_keeps_an_active_director(db_url: str) -> None:
+    """The only director could revoke their own director role or deactivate themselves:
+    nobody could manage actors again, and `init --director` refuses a ledger with actors.
+    Either is refused (R19) while no other active director is registered."""
+    setup_office(db_url)
+    before = event_count(db_url)
+    only = f"refused (R19): actor {DIRECTOR} is the only active director; register or grant "
+    for change in (
+        ("revoke", DIRECTOR, "--role", "director"),
+        ("deactivate", DIRECTOR, "--reason", "left"),
+    ):
+        done = run(db_url, "actor", *change, actor=DIRECTOR)
+        assert (done.code, done.stdout) == (3, ""), done
+        assert one_line(done.stderr).startswith(only), done
+    assert event_count(db_url) == before
+
+    granted = run(db_url, "actor", "grant", ARCHIVIST, "--role", "director", actor=DIRECTOR)
+    assert granted.code == 0, granted
+    done = run(db_url, "actor", "revoke", DIRECTOR, "--role", "director", actor=DIRECTOR)
+    assert done.code == 0, done  # another director is left
+    done = run(db_url, "actor", "deactivate", ARCHIVIST, "--reason", "left", actor=ARCHIVIST)
+    assert (done.code, one_line(done.stderr)) == (
+        3,
+        f"refused (R19): actor {ARCHIVIST} is the only active director; register or grant "
+        "another director before you deactivate it",
+    )
+    assert event_count(db_url) == before + 2
