@@ -40,7 +40,7 @@ from ledger.batch import Batch
 from ledger.bulk import BulkPoster, Problem, Summary
 from ledger.lines import chunks, few_collections
 from ledger.posting_worker import work, worker_stopped
-from ledger.routing import LineKeys, Numbered, claimed_code, keys_of, line_keys
+from ledger.routing import LineKeys, Numbered, RouteKeys, line_keys, route_keys
 
 AHEAD = 2  # shares queued per worker behind those sent to it (windows read ahead)
 # Shares sent to a worker before it answers: it checks the next while the one before
@@ -247,21 +247,17 @@ class ParallelPoster:
         claim = Batch(self._here_poster().ledger).claim(code)
         return "r" + str(claim.record_id) if claim is not None else None
 
-    def _holders(self, lines: Numbered) -> dict[str, str]:
-        """The "r" keys of the records that hold, in the store, the codes that ``lines``
-        name or claim and that have no home, read at once. Only a code found is taken
-        from here for a line naming it (claims never change); one not found then may have
-        been claimed since by a line of this run, and is looked up again. (Routing reads
-        them again after it waited for commits: what was not found before may be found
-        then.) The lines' keys are read again here: only a window with such a code pays
-        for it."""
+    def _holders(self, keyed: list[RouteKeys]) -> dict[str, str]:
+        """The "r" keys of the records that hold, in the store, the codes that the lines
+        of ``keyed`` name or claim and that have no home, read at once. Only a code found
+        is taken from here for a line naming it (claims never change); one not found then
+        may have been claimed since by a line of this run, and is looked up again.
+        (Routing reads them again after it waited for commits: what was not found before
+        may be found then.)"""
         home, codes = self.home, set()
-        for _, text in lines:
-            data = line_keys(text)
-            named = keys_of(data)[1]
+        for _, named, claimed in keyed:
             if named is not None and "c" + named not in home:
                 codes.add(named)
-            claimed = claimed_code(data)
             if claimed is not None and "c" + claimed not in home:
                 codes.add(claimed)
         holders = self._here_poster().ledger.code_holders(list(codes))
@@ -277,26 +273,27 @@ class ParallelPoster:
         drafts = [Draft() for _ in workers]
         load = [w.load for w in self.workers]
         holders: dict[str, str] | None = None  # read at the window's first code with no home
+        parsed = [line_keys(text) for _, text in window]
+        keyed = [route_keys(data) for data in parsed]
         for index, line in enumerate(window):
-            data = line_keys(line[1])
+            data = parsed[index]
             if changes_actors(data):
                 self._send(drafts)
                 self._drain()
                 holders = None  # homes were forgotten: read again
                 self._post_here([line])
                 continue
-            keys, named = keys_of(data)
+            keys, named, claimed = keyed[index]
             code = None
             if named is not None:
                 code = "c" + named
                 holder = None
                 if code not in home:
                     if holders is None:
-                        holders = self._holders(window[index:])
+                        holders = self._holders(keyed[index:])
                     holder = holders.get(named) or self._holder(named)
                 if holder is not None:
                     keys.append(holder)
-            claimed = claimed_code(data)
             if claimed is not None:
                 # A code claimed before, in flight or in the store: this claim may be
                 # refused (R3) and the code stay with the record that holds it, so the line
@@ -307,7 +304,7 @@ class ParallelPoster:
                     keys += links[claim]
                 elif claim not in home:
                     if holders is None:
-                        holders = self._holders(window[index:])
+                        holders = self._holders(keyed[index:])
                     holder = holders.get(claimed)
                     if holder is not None:
                         keys.append(holder)

@@ -20,6 +20,7 @@ from uuid import UUID
 import msgspec
 
 Numbered = list[tuple[int, bytes]]
+RouteKeys = tuple[list[str], str | None, str | None]  # keys, code named, code claimed
 _CANONICAL_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _SHORTEST_ID = 32  # UUID() accepts no fewer than 32 characters
 
@@ -64,10 +65,11 @@ def claimed_code(data: LineKeys | None) -> str | None:
     return None
 
 
-def keys_of(data: LineKeys | None) -> tuple[list[str], str | None]:
-    """A line's keys, and the archival code it names its record by (None if by id)."""
+def route_keys(data: LineKeys | None) -> RouteKeys:
+    """A line's keys, the archival code it names its record by (None if by id), and the
+    code it claims (an arrangement)."""
     if data is None:
-        return [], None
+        return [], None, None
     keys = []
     named = None
     record = data.record
@@ -79,4 +81,4 @@ def keys_of(data: LineKeys | None) -> tuple[list[str], str | None]:
     claimed = claimed_code(data)
     if claimed is not None:
         keys.append("c" + claimed)
-    return keys, named
+    return keys, named, claimed

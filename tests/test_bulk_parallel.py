@@ -26,7 +26,7 @@ from aggregates.errors import Conflict
 from ledger.application import open_ledger
 from ledger.bulk import BulkPoster, Problem, Summary
 from ledger.parallel import AHEAD, IN_FLIGHT, ParallelPoster, Worker
-from ledger.routing import keys_of, line_keys
+from ledger.routing import line_keys, route_keys
 from tests.cli import (
     ARCHIVIST,
     BACKENDS,
@@ -268,15 +268,15 @@ def test_lines_naming_one_record_in_different_ways_share_a_key() -> None:
         {"id": "h", "command": "consult", "record": "urn:uuid:" + str(record).replace("-", "")},
         {"command": "shelve", "code": "CODE-2"},  # names no record; not an arrangement
     ]
-    keys = [keys_of(line_keys(json.dumps(t).encode())) for t in texts]
-    assert keys[0] == ([f"r{record}"], None)
-    assert keys[1] == (["cCODE-1"], "CODE-1")  # the store may know the code's record
+    keys = [route_keys(line_keys(json.dumps(t).encode())) for t in texts]
+    assert keys[0] == ([f"r{record}"], None, None)
+    assert keys[1] == (["cCODE-1"], "CODE-1", None)  # the store may know the code's record
     assert keys[3][0] == keys[7][0] == [f"r{record}"]
     assert keys[2][0] == keys[4][0] == [f"r{other}"]
-    assert keys[5][0] == [f"r{other}", f"c{odd}"]
-    assert keys[6] == ([f"c{odd}"], odd)
-    assert keys[8] == ([], None)
-    assert keys_of(line_keys(b"[1, 2]")) == ([], None)
+    assert keys[5] == ([f"r{other}", f"c{odd}"], None, odd)
+    assert keys[6] == ([f"c{odd}"], odd, None)
+    assert keys[8] == ([], None, None)
+    assert route_keys(line_keys(b"[1, 2]")) == ([], None, None)
 
 
 def test_a_repeated_line_id_follows_its_first_line_while_that_is_being_posted() -> None:
