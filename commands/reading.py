@@ -70,8 +70,11 @@ def custody(
         return
     columns = ["version", "occurred_at", "event", "actor", "custodian", "details"]
     rows = [dict(r, details=_details(r)) for r in chain["events"]]
-    if form == "csv":
-        output_rows(rows, form, columns)
+    if form == "csv":  # every field of --json's events, the others in details
+        role = ["db_role"] if roles else []  # PostgreSQL only, as in --json
+        everything = ["version", "occurred_at", "recorded_at", "event", "actor", "custodian",
+                      *role, "details", "prev_hash", "hash"]  # fmt: skip
+        output_rows(rows, form, everything)
         return
     click.echo(f"record {chain['record']}  code {chain['code'] or '-'}")
     output_rows(rows, form, columns)

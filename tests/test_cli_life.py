@@ -134,10 +134,12 @@ def check_custody(db: str, record: str) -> None:
 def check_custody_csv(db: str) -> None:
     done = ok(run(db, "custody", CODE, "--csv"))
     rows = list(csv.reader(io.StringIO(done.stdout)))
-    assert rows[0] == ["version", "occurred_at", "event", "actor", "custodian", "details"]
+    role = ["db_role"] if db.startswith("postgresql:") else []
+    assert rows[0] == ["version", "occurred_at", "recorded_at", "event", "actor", "custodian",
+                       *role, "details", "prev_hash", "hash"]  # fmt: skip
     assert len(rows) == 1 + len(EXPECTED)
-    assert [r[2] for r in rows[1:]] == [name for name, _, _ in EXPECTED]
-    assert rows[7][4] == BORROWER and rows[11][4] == ""
+    assert [r[3] for r in rows[1:]] == [name for name, _, _ in EXPECTED]
+    assert rows[7][5] == BORROWER and rows[11][5] == ""
 
 
 def check_show(db: str, record: str) -> None:

@@ -3,6 +3,8 @@ PostgreSQL: how they name records and actors, and what they answer at the edges.
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 
 import pytest
@@ -181,3 +183,18 @@ def test_times_before_the_year_1000_in_utc_sort_and_filter_as_times(world: str) 
     ]
     done = run(world, "report", "statistics", "--period", "year", "--json", actor=AUDITOR)
     assert {"dimension": "uses per year", "value": "0999", "count": 1} in done.json(), done
+
+
+def test_custody_csv_has_what_json_has(world: str) -> None:
+    """The CSV left out when each event was recorded (needed with --known-at), its hashes
+    and, on PostgreSQL, the database role that wrote it."""
+    as_json = run(world, "custody", CODE, "--json", actor=AUDITOR)
+    as_csv = run(world, "custody", CODE, "--csv", actor=AUDITOR)
+    assert as_json.code == as_csv.code == 0, (as_json, as_csv)
+    events = as_json.json()["events"]
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    shared = ["version", "occurred_at", "recorded_at", "event", "actor", "prev_hash", "hash"]
+    if "db_role" in events[0]:
+        shared.append("db_role")
+    assert [[r[k] for k in shared] for r in rows] == [[str(e[k]) for k in shared] for e in events]
+    assert ("db_role" in rows[0]) == world.startswith("postgresql:")
