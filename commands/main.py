@@ -99,9 +99,9 @@ class LedgerGroup(click.Group):
             click.echo(bare.ctx.get_help())
             sys.exit(0)
         except click.UsageError as error:
-            fail(f"error: {error.format_message()} (see --help)", 2)
+            fail(f"error: {one_line(error.format_message())} (see --help)", 2)
         except click.ClickException as error:
-            fail(f"error: {error.format_message()}", error.exit_code)
+            fail(f"error: {one_line(error.format_message())}", error.exit_code)
         except click.Abort:
             fail("error: aborted", 1)
         except Exception as error:  # the one place where errors become lines
@@ -133,6 +133,11 @@ def describe_validation(error: Any) -> str:
 
     where, message = first_problem(error)
     return f"{where.replace('_', '-')}: {message}" if where else message
+
+
+def one_line(message: str) -> str:
+    """Click lists choices one per line (a missing Choice option): every error is one."""
+    return " ".join(message.split())
 
 
 def fail(line: str, code: int) -> None:

@@ -142,6 +142,10 @@ UNKNOWN = "error: actor 'ghost' is not registered"
 CASES = [
     Case("missing option", ("receive", "--title", "t"), 2, "error: Missing option"),
     Case("bad pages", receipt(pages="x"), 2, "error: Invalid value for '--pages'"),
+    # Click lists the choices of a missing Choice option one per line.
+    Case("missing choice", ("actor", "add", "x4", "--name", "X", "--clearance", "public"), 2,
+         "error: Missing option '--role'. Choose from: archivist, director, liaison, leader, "
+         "appraiser, borrower, auditor (see --help)", actor=DIRECTOR),
     Case("no lines a chunk", ("post", "-", "--chunk-size", "0"), 2,
          "error: Invalid value for '--chunk-size'", input=""),
     Case("bad occurred-at", (*RECEIPT, "--occurred-at", "yesterday"), 2, "error: 'yesterday'"),
