@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -468,7 +469,14 @@ class ParallelPoster:
             parents_ends = [w.conn for w in self.workers] + [mine]
             process = context.Process(
                 target=work,
-                args=(theirs, parents_ends, self.open_ledger, self.actor, self.chunk_size),
+                args=(
+                    theirs,
+                    os.getpid(),
+                    parents_ends,
+                    self.open_ledger,
+                    self.actor,
+                    self.chunk_size,
+                ),
                 daemon=True,
             )
             process.start()
