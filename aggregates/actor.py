@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from aggregates.base import ChainedAggregate, LedgerCreated, LedgerEvent
-from aggregates.errors import RuleViolation
+from aggregates.errors import InvalidInput, RuleViolation
 from aggregates.values import ActorId, Moment, Role, Secrecy
 
 ACTOR_NAMESPACE = uuid5(NAMESPACE_URL, "records-custody-ledger/actor")
@@ -119,7 +119,13 @@ class Actor(ChainedAggregate):
             **fields,
         )
 
+    # A change that changes nothing is refused as invalid input: it would only add an event.
+
     def grant(self, roles: list[Role], *, by: str, occurred_at: Moment) -> None:
+        if not self.active:
+            raise InvalidInput(f"actor {self.actor_id} is deactivated; no role is granted to it")
+        if held := sorted(set(roles) & self.roles):
+            raise InvalidInput(f"actor {self.actor_id} already has {_names(held)}")
         self.trigger_event(RolesGranted, roles=roles, actor=by, occurred_at=occurred_at)
 
     def revoke(
@@ -132,11 +138,19 @@ class Actor(ChainedAggregate):
     ) -> None:
         """``another_director`` (the ledger's: whether another active director is
         registered) is asked only when the director role is revoked from an active actor."""
+        if missing := sorted(set(roles) - self.roles):
+            raise InvalidInput(f"actor {self.actor_id} does not have {_names(missing)}")
         if Role.DIRECTOR in roles:
             self._check_not_last_director("revoke its director role", another_director)
+        if not self.roles - set(roles):
+            raise InvalidInput(
+                f"actor {self.actor_id} would have no role left; deactivate it instead"
+            )
         self.trigger_event(RolesRevoked, roles=roles, actor=by, occurred_at=occurred_at)
 
     def change_clearance(self, clearance: Secrecy, *, by: str, occurred_at: Moment) -> None:
+        if clearance == self.clearance:
+            raise InvalidInput(f"actor {self.actor_id} already has clearance {clearance}")
         self.trigger_event(ClearanceChanged, clearance=clearance, actor=by, occurred_at=occurred_at)
 
     def deactivate(
@@ -177,3 +191,7 @@ class Actor(ChainedAggregate):
             active=self.active,
             db_role=self.db_role,
         )
+
+
+def _names(roles: list[Role]) -> str:
+    return ("the role " if len(roles) == 1 else "the roles ") + ", ".join(r.value for r in roles)

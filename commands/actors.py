@@ -85,7 +85,7 @@ def _change(obj: Any, name: str, as_json: bool, **options: Any) -> None:
 @posting
 @click.pass_obj
 def grant(obj: Any, /, actor_id: str, as_json: bool, role: tuple[str, ...], **options: Any) -> None:
-    """Grant roles to an actor."""
+    """Grant roles to an active actor that does not have them."""
     _change(obj, "GrantRoles", as_json, actor_id=actor_id, role=list(role), **options)
 
 
@@ -97,7 +97,8 @@ def grant(obj: Any, /, actor_id: str, as_json: bool, role: tuple[str, ...], **op
 def revoke(
     obj: Any, /, actor_id: str, as_json: bool, role: tuple[str, ...], **options: Any
 ) -> None:
-    """Revoke roles from an actor (never the last active director's director role)."""
+    """Revoke roles an actor has; it keeps at least one (deactivate it instead), and
+    the last active director keeps the director role (R19)."""
     _change(obj, "RevokeRoles", as_json, actor_id=actor_id, role=list(role), **options)
 
 
@@ -107,7 +108,7 @@ def revoke(
 @posting
 @click.pass_obj
 def clearance(obj: Any, /, actor_id: str, level: str, as_json: bool, **options: Any) -> None:
-    """Change an actor's clearance."""
+    """Change an actor's clearance (to another level)."""
     _change(obj, "ChangeClearance", as_json, actor_id=actor_id, clearance=level, **options)
 
 

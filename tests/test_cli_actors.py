@@ -6,6 +6,7 @@ from tests.cli import (
     ARCHIVIST,
     BORROWER,
     DIRECTOR,
+    EXTERNAL,
     LIAISON,
     event_count,
     last_event,
@@ -97,12 +98,41 @@ def test_the_ledger_always_keeps_an_active_director(db_url: str) -> None:
 
     granted = run(db_url, "actor", "grant", ARCHIVIST, "--role", "director", actor=DIRECTOR)
     assert granted.code == 0, granted
-    done = run(db_url, "actor", "revoke", DIRECTOR, "--role", "director", actor=DIRECTOR)
+    done = run(db_url, "actor", "deactivate", DIRECTOR, "--reason", "left", actor=DIRECTOR)
     assert done.code == 0, done  # another director is left
-    done = run(db_url, "actor", "deactivate", ARCHIVIST, "--reason", "left", actor=ARCHIVIST)
-    assert (done.code, one_line(done.stderr)) == (
-        3,
-        f"refused (R19): actor {ARCHIVIST} is the only active director; register or grant "
-        "another director before you deactivate it",
-    )
+    for change, doing in (
+        (("revoke", ARCHIVIST, "--role", "director"), "revoke its director role"),
+        (("deactivate", ARCHIVIST, "--reason", "left"), "deactivate it"),
+    ):
+        done = run(db_url, "actor", *change, actor=ARCHIVIST)
+        assert (done.code, one_line(done.stderr)) == (
+            3,
+            f"refused (R19): actor {ARCHIVIST} is the only active director; register or "
+            f"grant another director before you {doing}",
+        )
     assert event_count(db_url) == before + 2
+
+
+def test_an_actor_change_that_changes_nothing_is_refused_and_writes_nothing(db_url: str) -> None:
+    """Granting a role held, revoking one not held, setting the clearance it has and
+    granting to a deactivated actor each wrote an event that changed nothing; revoking
+    the last role left an actor with none. Each is invalid input (exit 2)."""
+    setup_office(db_url)
+    done = run(db_url, "actor", "deactivate", EXTERNAL, "--reason", "left", actor=DIRECTOR)
+    assert done.code == 0, done
+    before = event_count(db_url)
+    cases = [
+        (("grant", BORROWER, "--role", "borrower", "--role", "leader"),
+         f"actor {BORROWER} already has the role borrower"),
+        (("revoke", BORROWER, "--role", "auditor", "--role", "leader"),
+         f"actor {BORROWER} does not have the roles auditor, leader"),
+        (("clearance", BORROWER, "secret"), f"actor {BORROWER} already has clearance secret"),
+        (("grant", EXTERNAL, "--role", "leader"),
+         f"actor {EXTERNAL} is deactivated; no role is granted to it"),
+        (("revoke", BORROWER, "--role", "borrower"),
+         f"actor {BORROWER} would have no role left; deactivate it instead"),
+    ]  # fmt: skip
+    for args, message in cases:
+        done = run(db_url, "actor", *args, actor=DIRECTOR)
+        assert (done.code, done.stdout, one_line(done.stderr)) == (2, "", f"error: {message}")
+    assert event_count(db_url) == before

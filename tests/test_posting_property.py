@@ -196,6 +196,7 @@ def line(
         if args[0]:
             fields["unit"] = "市设计院"
     elif kind in ("actor-grant", "actor-revoke"):  # the archivist's own role, who posts most
+        # (a borrower too, so that the role can be revoked: an actor keeps a role)
         fields |= {
             "command": kind, "actor_id": ARCHIVIST, "role": ["archivist"], "actor": DIRECTOR,
         }  # fmt: skip
@@ -257,6 +258,8 @@ class Office:
 def office(backend: str, folder: Path) -> Iterator[Office]:
     with fresh_store(backend, folder) as url:
         setup_office(url)
+        granted = run(url, "actor", "grant", ARCHIVIST, "--role", "borrower", actor=DIRECTOR)
+        assert granted.code == 0, granted
         yield Office(backend, url, datetime.now(tz=UTC))
 
 
