@@ -54,7 +54,7 @@ def receive(obj: Any, /, as_json: bool, **options: Any) -> None:
 @RECORD
 @click.option("--category", required=True, help="门类, e.g. administration, business.")
 @click.option("--retention", required=True, type=click.Choice(["permanent", "30y", "10y"]))
-@click.option("--code", required=True, help="档号, unique across the ledger.")
+@click.option("--code", required=True, help="档号, unique across the ledger; not a UUID.")
 @click.option("--unit", type=click.Choice(["item", "volume"]), help="件 or 卷 (default item).")
 @posting
 @click.pass_obj

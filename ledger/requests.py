@@ -54,6 +54,19 @@ def _not_derived(value: UUID) -> UUID:
 RecordId = Annotated[UUID, AfterValidator(_not_derived)]
 
 
+def _not_an_id(code: str) -> str:
+    """A record is named by its id or its code, and text that parses as a UUID is an id:
+    such a code would name another record (or none)."""
+    try:
+        UUID(code)
+    except ValueError:
+        return code
+    raise ValueError("an archival code must not read as a record id (a UUID)")
+
+
+NewCode = Annotated[ArchivalCode, AfterValidator(_not_an_id)]  # stored codes stay as they are
+
+
 class Request(BaseModel):
     model_config = ConfigDict(
         extra="forbid", str_strip_whitespace=True, frozen=True, populate_by_name=True
@@ -81,7 +94,7 @@ class Arrange(RecordRequest):
     command: Literal["arrange"] = "arrange"
     category: Category
     retention: Retention
-    code: ArchivalCode
+    code: NewCode
     unit: Unit = Unit.ITEM
 
 

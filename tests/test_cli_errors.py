@@ -169,6 +169,11 @@ CASES = [
          actor="auditor", recorded="R19"),
     Case("R1 not a liaison", receipt(**{"transferred-by": BORROWER}), 3, refused("R1")),
     Case("R3 duplicate code", R3, 3, refused("R3")),
+    # A code that reads as a UUID would name another record: RECEIVED could not be named.
+    *(Case(f"code that is a UUID ({code[:8]})", ("arrange", RECEIVED, "--category", "business",
+           "--retention", "10y", "--code", code), 2,
+           "error: --code: Value error, an archival code must not read as a record id")
+      for code in (PUBLIC, "0123456789abcdef0123456789ABCDEF")),
     Case("R4 shelve unarranged", ("shelve", RECEIVED, "--location", "A1-01-1-2"), 3,
          refused("R4")),
     Case("R5 approver not a leader", (*COPY, ARCHIVIST), 3, refused("R5"), recorded="R5"),
