@@ -325,7 +325,7 @@ class Record(ChainedAggregate):
         secrecy_after = self.secrecy
         if decision is Decision.DESTROY:
             rules.check_not_on_loan(self, "appraised for destruction")
-            rules.check_destroy_allowed(self, occurred_at.date())
+            rules.check_destroy_allowed(self, occurred_at.date(), "appraised for destruction")
         elif decision is Decision.RETAIN and review_on is None:
             raise RuleViolation(
                 "R11", "a decision to retain needs a next review date (--review-on)"
@@ -334,6 +334,7 @@ class Record(ChainedAggregate):
             secrecy_after = rules.lower_secrecy(self.secrecy, secrecy_to)
         elif decision is Decision.OPEN:
             secrecy_after = Secrecy.PUBLIC
+        rules.check_review_date(review_on, occurred_at.date())
         self.trigger_event(
             Appraised,
             actor=actor.id,
@@ -362,7 +363,7 @@ class Record(ChainedAggregate):
             raise RuleViolation(
                 "R12", f"record {self.label} has no standing appraisal decision to destroy"
             )
-        rules.check_destroy_allowed(self, occurred_at.date())
+        rules.check_destroy_allowed(self, occurred_at.date(), "destroyed")
         rules.check_approver(approver, self, lambda: f"destruction of record {self.label}", "R12")
         if not register_no.strip():
             raise RuleViolation("R12", "a destruction needs a destruction-register number")

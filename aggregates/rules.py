@@ -154,7 +154,7 @@ def retention_expiry(year: int, retention: Retention) -> date | None:
     return date(year + 1 + retention.years, 1, 1)
 
 
-def check_destroy_allowed(record: Record, on: date) -> None:
+def check_destroy_allowed(record: Record, on: date, doing: str) -> None:
     if record.retention is None:
         raise RuleViolation("R11", f"record {record.label} is not arranged; it has no retention")
     expiry = retention_expiry(record.year, record.retention)
@@ -164,7 +164,17 @@ def check_destroy_allowed(record: Record, on: date) -> None:
         raise RuleViolation(
             "R11",
             f"retention of record {record.label} ({record.retention}) runs until "
-            f"{expiry.isoformat()}; it cannot be appraised for destruction before",
+            f"{expiry.isoformat()}; it cannot be {doing} before {expiry.isoformat()}",
+        )
+
+
+def check_review_date(review_on: date | None, appraised_on: date) -> None:
+    """R11: a next review lies after the appraisal."""
+    if review_on is not None and review_on <= appraised_on:
+        raise RuleViolation(
+            "R11",
+            f"the next review date ({review_on.isoformat()}) must lie after the appraisal "
+            f"({appraised_on.isoformat()})",
         )
 
 

@@ -183,7 +183,9 @@ def report_loss(obj: Any, /, as_json: bool, **options: Any) -> None:
     help="A committee member; give at least two.",
 )
 @click.option("--basis", required=True, help="The grounds of the decision.")
-@click.option("--review-on", metavar="DATE", help="Next review date (needed to retain).")
+@click.option(
+    "--review-on", metavar="DATE", help="Next review date, after the appraisal (needed to retain)."
+)
 @click.option(
     "--secrecy", type=SECRECY, help="Level a declassification lowers to (default public)."
 )

@@ -199,6 +199,14 @@ CASES = [
          "--appraiser", APPRAISER_2), 3, refused("R11"), actor=APPRAISER_1),
     Case("R11 one appraiser", ("appraise", PUB, "--decision", "retain",
          "--review-on", "2030-01-01", *APPRAISE), 3, refused("R11"), actor=APPRAISER_1),
+    Case("R11 retention not run out", ("appraise", PUB, "--decision", "destroy", *APPRAISE,
+         "--appraiser", APPRAISER_2), 3, "refused (R11): retention of record E-PUB-0001 (30y) "
+         "runs until 2046-01-01; it cannot be appraised for destruction before 2046-01-01",
+         actor=APPRAISER_1),
+    Case("R11 review before appraisal", ("appraise", PUB, "--decision", "retain",
+         "--review-on", "2020-01-01", "--occurred-at", "2020-01-01T09:00:00+00:00", *APPRAISE,
+         "--appraiser", APPRAISER_2), 3, "refused (R11): the next review date (2020-01-01) "
+         "must lie after the appraisal (2020-01-01)", actor=APPRAISER_1),
     Case("R12 no destroy appraisal", ("destroy", PUB, *DESTROY, DIRECTOR), 3, refused("R12")),
     Case("R12 same witness twice", ("destroy", APPR, *DESTROY, WITNESS), 3, refused("R12")),
     Case("R12 after destruction", ("relocate", DEST, "--location", "B1-01-1-1"), 3,

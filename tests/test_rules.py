@@ -11,6 +11,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 from uuid import uuid4
 
@@ -754,6 +755,14 @@ def test_r11_appraisal_by_a_committee_of_two_appraisers() -> None:
         lambda: appraise(record, appraisers=[APPRAISER_1, LEADER]),
     )
     refuses("R11", "needs a next review date", record, lambda: appraise(record, Decision.RETAIN))
+    on = later(record).date()  # the appraisal's day: a next review lies after it
+    for review_on in (on, on - timedelta(days=1)):
+        refuses(
+            "R11",
+            f"the next review date ({review_on}) must lie after the appraisal ({on})",
+            record,
+            partial(appraise, record, Decision.RETAIN, review_on=review_on),
+        )
     refuses(
         "R11",
         "cannot raise secrecy from public to secret",
@@ -771,7 +780,12 @@ def test_r11_appraisal_by_a_committee_of_two_appraisers() -> None:
 def test_r11_destroy_only_after_the_retention_period_never_permanent() -> None:
     # 10 years for a record of 2005 run until 1 January 2016.
     young = shelved(year=2005)
-    refuses("R11", "runs until 2016-01-01", young, lambda: appraise(young))
+    refuses(
+        "R11",
+        "runs until 2016-01-01; it cannot be appraised for destruction before 2016-01-01",
+        young,
+        lambda: appraise(young),
+    )
     permanent = shelved(retention=Retention.PERMANENT)
     refuses("R11", "is permanent and is never destroyed", permanent, lambda: appraise(permanent))
     old = shelved(year=2001)  # runs until 2012-01-01, the day T0 falls on
