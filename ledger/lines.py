@@ -55,9 +55,14 @@ def parse(number: int, text: bytes, default_actor: str | None) -> Line:
     return line
 
 
+BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark, which some editors put first
+
+
 def chunks(lines: Iterable[bytes], size: int) -> Iterator[list[tuple[int, bytes]]]:
     chunk: list[tuple[int, bytes]] = []
     for number, text in enumerate(lines, start=1):
+        if number == 1 and text.startswith(BOM):
+            text = text[len(BOM) :]
         if text.strip():
             chunk.append((number, text))
         if len(chunk) >= size:

@@ -253,6 +253,22 @@ def test_bad_json_line_is_reported_and_the_rest_posts(world: str) -> None:
     assert event_count(world) == before + 1
 
 
+@pytest.mark.parametrize("jobs", [("--jobs", "1"), ("--jobs", "2", "--chunk-size", "1")])
+def test_a_file_that_starts_with_a_byte_order_mark_posts(world: str, jobs: tuple[str]) -> None:
+    """Some editors save UTF-8 with a BOM first: line 1 was bad JSON. It is skipped, in
+    one process and with workers."""
+    before = event_count(world)
+    lines = [
+        {"command": "relocate", "id": f"bom-{n}-{jobs[1]}", "record": PUB,
+         "location": f"D{jobs[1]}-01-1-{n}"}
+        for n in (1, 2)
+    ]  # fmt: skip
+    done = run(world, "post", "-", *jobs, actor=ARCHIVIST, input="\ufeff" + jsonl(lines))
+    assert (done.code, done.stderr) == (0, ""), done
+    assert done.stdout == "posted 2, skipped 0, refused 0, invalid 0 (2 events)\n", done
+    assert event_count(world) == before + 2
+
+
 def test_a_line_whose_actor_is_no_actor_id_is_invalid_and_writes_nothing(world: str) -> None:
     """An actor id with a trailing newline (a sloppy export, say) was taken for an
     unregistered actor: its refused attempt was recorded under an id that prints as the
