@@ -89,11 +89,18 @@ def check(obj: Any, /, names: tuple[str, ...], jobs: int) -> None:
     click.echo(f"projections match a rebuild: {', '.join(chosen)} ({stats.events} events)")
 
 
+def _seconds(value: float) -> float:
+    if not 0 < value < float("inf"):  # nan too
+        raise click.BadParameter(f"{value} is not a number of seconds above 0")
+    return value
+
+
 @projections.command()
 @NAMES
 @click.option(
     "--interval",
     type=float,
+    callback=lambda _ctx, _param, value: _seconds(value),
     default=1.0,
     show_default=True,
     metavar="SECONDS",

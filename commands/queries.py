@@ -96,9 +96,9 @@ def catalog(obj: Any, /, no_catch_up: bool, as_json: bool, as_csv: bool, **filte
 
 
 @click.command()
-@click.option("--open", "which", flag_value="open", default=True, help="Open loans (default).")
-@click.option("--overdue", "which", flag_value="overdue", help="Open loans past their due date.")
-@click.option("--all", "which", flag_value="all", help="Every loan, returned ones too.")
+@click.option("--open", "open_", is_flag=True, help="Open loans (default).")
+@click.option("--overdue", is_flag=True, help="Open loans past their due date.")
+@click.option("--all", "all_", is_flag=True, help="Every loan, returned ones too.")
 @click.option("--borrower", metavar="ID", help="Only this borrower's loans.")
 @click.option(
     "--as-of",
@@ -112,7 +112,9 @@ def catalog(obj: Any, /, no_catch_up: bool, as_json: bool, as_csv: bool, **filte
 def loans(
     obj: Any,
     /,
-    which: str,
+    open_: bool,
+    overdue: bool,
+    all_: bool,
     borrower: str | None,
     as_of: datetime | None,
     no_catch_up: bool,
@@ -122,6 +124,12 @@ def loans(
     """List loans: open (default), overdue or all (R10)."""
     from projections import queries
 
+    chosen = [name for name, on in (("open", open_), ("overdue", overdue), ("all", all_)) if on]
+    if len(chosen) > 1:
+        raise click.UsageError("choose one of --open, --overdue and --all")
+    which = chosen[0] if chosen else "open"
+    if borrower is not None:
+        _registered(obj, borrower)
     view = projections_view(obj, ["loans", "catalog"], no_catch_up)
     day = as_of.date() if as_of else None
     rows = queries.loans(view, which=which, borrower=borrower, as_of=day)
@@ -152,6 +160,8 @@ def audit(
     """List uses and refused attempts of records: the audit trail."""
     from projections import queries
 
+    if who is not None:
+        _registered(obj, who)
     if filters["record"] is not None:  # by id in any spelling or by code, as `show` names it
         filters["record"] = str(obj.ledger().record(filters["record"]).id)
     view = projections_view(obj, ["audit"], no_catch_up)
@@ -159,6 +169,13 @@ def audit(
         view, actor=who, since=_utc(since, "--since"), until=_utc(until, "--until"), **filters
     )
     render(rows, fmt(as_json, as_csv), AUDIT_COLUMNS, AUDIT_TABLE)
+
+
+def _registered(obj: Any, actor_id: str) -> None:
+    """An actor a query filters by is registered (exit 4): a typo is no empty answer."""
+    from ledger.batch import Batch
+
+    Batch(obj.ledger()).actor(actor_id)
 
 
 def _utc(text: str | None, option: str) -> str | None:

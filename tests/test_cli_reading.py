@@ -198,3 +198,34 @@ def test_custody_csv_has_what_json_has(world: str) -> None:
         shared.append("db_role")
     assert [[r[k] for k in shared] for r in rows] == [[str(e[k]) for k in shared] for e in events]
     assert ("db_role" in rows[0]) == world.startswith("postgresql:")
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (("projections", "follow", "--interval", "-1"), "error: Invalid value for '--interval'"),
+        (("projections", "follow", "--interval", "nan"), "error: Invalid value for '--interval'"),
+        (("loans", "--all", "--overdue"), "error: choose one of --open, --overdue and --all"),
+        (("loans", "--open", "--all"), "error: choose one of --open, --overdue and --all"),
+    ],
+)
+def test_bad_or_conflicting_query_options_are_refused(
+    world: str, args: tuple[str, ...], line: str
+) -> None:
+    """They were accepted: follow ran with a negative interval, and of two loan filters
+    the last one given applied."""
+    done = run(world, *args, actor=AUDITOR)
+    assert (done.code, done.stdout) == (2, ""), done
+    assert one_line(done.stderr).startswith(line), done
+
+
+@pytest.mark.parametrize(
+    "args", [("audit", "--actor", "nobody"), ("loans", "--all", "--borrower", "nobody")]
+)
+def test_a_query_by_an_unregistered_actor_is_not_found(world: str, args: tuple[str, ...]) -> None:
+    """An auditor's typo printed "(none)" with exit 0, as if nobody had accessed anything."""
+    done = run(world, *args, actor=AUDITOR)
+    assert (done.code, done.stdout) == (4, ""), done
+    assert one_line(done.stderr) == "error: actor 'nobody' is not registered", done
+    assert len(run(world, "loans", "--all", "--borrower", BORROWER, "--json").json()) == 1
+    assert len(run(world, "audit", "--actor", LIAISON, "--json").json()) == 1
