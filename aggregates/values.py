@@ -106,8 +106,15 @@ def _whole_minute_offset(value: datetime) -> datetime:
     """The canonical encoding writes offsets as +HH:MM: seconds would be silently lost."""
     offset = value.utcoffset()
     if offset is not None and offset % timedelta(minutes=1):
-        raise ValueError(f"UTC offset {offset} is not whole minutes (e.g. +08:00)")
+        raise ValueError(f"UTC offset {_offset_text(offset)} is not whole minutes (e.g. +08:00)")
     return value
+
+
+def _offset_text(offset: timedelta) -> str:
+    """As ISO 8601 writes it (-05:00:30), not as a timedelta prints (-1 day, 18:59:30)."""
+    sign = "-" if offset < timedelta(0) else "+"
+    minutes, seconds = divmod(abs(int(offset.total_seconds())), 60)
+    return f"{sign}{minutes // 60:02d}:{minutes % 60:02d}:{seconds:02d}"
 
 
 def _category(value: str) -> str:

@@ -244,8 +244,10 @@ def test_an_offset_in_seconds_is_refused_rather_than_silently_rounded() -> None:
     # In text (a stored body, a bulk line), pydantic's ISO 8601 parser refuses it itself.
     with pytest.raises(ValidationError, match="occurred_at"):
         Received(**fields, occurred_at="2020-01-01T00:00:00+05:30:15")
-    with pytest.raises(InvalidInput, match="not whole minutes"):
+    with pytest.raises(InvalidInput, match=r"UTC offset \+05:30:15 is not whole minutes"):
         parse_moment("2020-01-01T00:00:00+05:30:15")
+    with pytest.raises(InvalidInput, match="UTC offset -05:00:30 is not"):
+        parse_moment("2022-05-04T10:00:00-05:00:30")
     assert Received(
         **fields, occurred_at=odd.replace(tzinfo=timezone(timedelta(hours=5, minutes=30)))
     )
