@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from pydantic import ValidationError
@@ -78,9 +78,15 @@ def later(record: Record, hours: int = 1) -> datetime:
     return record.last_occurred_at + timedelta(hours=hours)
 
 
-def received(*, year: int = 2000, pages: int = 10, secrecy: Secrecy = Secrecy.PUBLIC) -> Record:
+def received(
+    *,
+    year: int = 2000,
+    pages: int = 10,
+    secrecy: Secrecy = Secrecy.PUBLIC,
+    id: UUID | None = None,
+) -> Record:
     return Record.receive(
-        id=uuid4(),
+        id=id or uuid4(),
         actor=ARCHIVIST,
         liaison=LIAISON,
         occurred_at=T0,
@@ -193,7 +199,7 @@ def ledger(sqlite_url: str) -> Iterator[Ledger]:
     app.close()
 
 
-def receive_in(ledger: Ledger, **fields: Any) -> str:
+def receipt_request(**fields: Any) -> rq.Receive:
     values: dict[str, Any] = {
         "title": "Annual report 年度报告",
         "department": "Office",
@@ -204,7 +210,11 @@ def receive_in(ledger: Ledger, **fields: Any) -> str:
         "transferred_by": "liai",
     }
     values.update(fields)
-    result = ledger.execute(rq.Receive(**values), "arch")
+    return rq.Receive(**values)
+
+
+def receive_in(ledger: Ledger, **fields: Any) -> str:
+    result = ledger.execute(receipt_request(**fields), "arch")
     return str(result["record"])
 
 
@@ -309,15 +319,7 @@ def test_r1_receipt_names_a_department_liaison_and_an_archivist() -> None:
 
 
 def test_r1_receipt_refused_in_the_ledger_writes_nothing(ledger: Ledger) -> None:
-    request = rq.Receive(
-        title="t",
-        department="d",
-        year=2000,
-        carrier="paper",
-        pages=1,
-        secrecy="public",
-        transferred_by="bor",
-    )
+    request = receipt_request(transferred_by="bor")
     app_refuses(ledger, request, "arch", "R1", "not an active department liaison", recorded=False)
     record = receive_in(ledger)
     assert ledger.record(record).transferred_by == "liai"
@@ -1125,26 +1127,5 @@ def test_r19_a_record_holding_an_actors_derived_id_is_no_actor(ledger: Ledger) -
     """A record received under an actor's derived id (receipts took version-5 ids until
     they were refused) made every command naming that actor fail with an AttributeError:
     it is no actor, so the command is refused as by an unregistered one."""
-    squatter = Record.receive(
-        id=actor_uuid("late.comer"),
-        actor=ARCHIVIST,
-        liaison=LIAISON,
-        occurred_at=T0,
-        title="t",
-        department="d",
-        year=2000,
-        carrier=Carrier.PAPER,
-        pages=1,
-        secrecy=Secrecy.PUBLIC,
-    )
-    ledger.save(squatter)
-    receive = rq.Receive(
-        title="t",
-        department="d",
-        year=2000,
-        carrier="paper",
-        pages=1,
-        secrecy="public",
-        transferred_by="liai",
-    )
-    app_refuses(ledger, receive, "late.comer", "R19", "is not registered", recorded=True)
+    ledger.save(received(id=actor_uuid("late.comer")))
+    app_refuses(ledger, receipt_request(), "late.comer", "R19", "is not registered", recorded=True)
