@@ -6,6 +6,7 @@ Field names are the CLI's option names in snake_case, so a JSON Lines file for
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -35,7 +36,20 @@ from aggregates.values import (
     Unit,
 )
 
-Text = Annotated[str, Field(min_length=1, max_length=2000)]
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _printable(value: str) -> str:
+    """No control characters but tabs and line breaks: PostgreSQL's text refuses NUL (one
+    stored would stop every projection there for good), and a terminal's escape codes
+    would hide or forge text in a listing."""
+    if _CONTROL.search(value):
+        raise ValueError("control characters (such as NUL or ESC) are not allowed")
+    return value
+
+
+Text = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_printable)]
+Place = Annotated[Location, AfterValidator(_printable)]
 Year = Annotated[int, Field(ge=1000, le=9999)]
 Pages = Annotated[int, Field(ge=1, le=MAX_PAGES)]  # a record's, or a copy's
 
@@ -100,12 +114,12 @@ class Arrange(RecordRequest):
 
 class Shelve(RecordRequest):
     command: Literal["shelve"] = "shelve"
-    location: Location
+    location: Place
 
 
 class Relocate(RecordRequest):
     command: Literal["relocate"] = "relocate"
-    location: Location
+    location: Place
 
 
 class Consult(RecordRequest):

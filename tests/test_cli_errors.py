@@ -395,3 +395,27 @@ def test_unreachable_postgresql() -> None:
     assert "Connection refused" in line, done  # the server's reason, not the pool's timeout
     assert done.stdout == ""
     assert elapsed < 20, f"took {elapsed:.1f} s to report an unreachable server"
+
+
+@pytest.mark.parametrize("bad", ["\u0000", "\u001b[8m"])
+def test_control_characters_in_text_are_invalid_and_the_projections_go_on(
+    world: str, bad: str
+) -> None:
+    """A title with NUL was posted, and on PostgreSQL every catalog query and rebuild then
+    failed (its text refuses NUL), for good: the event cannot be removed. Terminal escape
+    codes would hide text in a listing. Such a line is invalid; the others post."""
+    before = event_count(world)
+    tag = f"{ord(bad[0]):02x}"
+    receipt = {"command": "receive", "id": f"ctl-{tag}-1", "title": f"会议{bad}纪要",
+               "department": "办公室", "year": 2000, "carrier": "paper", "pages": 3,
+               "secrecy": "public", "transferred_by": LIAISON}  # fmt: skip
+    moved = {"command": "relocate", "id": f"ctl-{tag}-2", "record": PUB,
+             "location": f"C{tag}{bad}-01-1-1"}  # fmt: skip
+    fine = {**receipt, "id": f"ctl-{tag}-3", "title": "会议纪要\t(二)"}
+    done = run(world, "post", "-", actor=ARCHIVIST, input=jsonl([receipt, moved, fine]))
+    assert done.code == 2, done
+    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 2 (1 events)\n", done
+    assert done.stderr.count("control characters (such as NUL or ESC) are not allowed") == 2
+    assert event_count(world) == before + 1
+    assert run(world, "catalog", "--json").code == 0
+    assert run(world, "projections", "rebuild").code == 0
