@@ -164,7 +164,10 @@ class Record(ChainedAggregate):
         rules.check_may_post(actor, "shelve")
         rules.check_not_destroyed(self)
         if self.status != "arranged":
-            hint = "use relocate to move it" if self.location else "arrange it first"
+            if self.status == "on-loan":
+                hint = "it returns to its shelf when it is returned"
+            else:
+                hint = "use relocate to move it" if self.location else "arrange it first"
             raise RuleViolation("R4", f"record {self.label} is {self.status}, not arranged; {hint}")
         self.trigger_event(Shelved, actor=actor.id, occurred_at=occurred_at, location=location)
 

@@ -45,8 +45,13 @@ def parse(number: int, text: bytes, default_actor: str | None) -> Line:
         line.problem = 'each line needs an "id" (its idempotency key), a non-empty string'
         return line
     line.key = key
-    actor = data.pop("actor", default_actor)
-    line.actor = actor if isinstance(actor, str) else None
+    actor = data.pop("actor", None)
+    if actor is None:  # absent or null: whoever the run acts as
+        actor = default_actor
+    elif not isinstance(actor, str):
+        line.problem = '"actor" must be an actor id (a string)'
+        return line
+    line.actor = actor
     try:  # the schema's own validator: TypeAdapter's wrapper cost a seventh of the call
         line.request = LINE.validator.validate_python(data)
     except ValidationError as error:

@@ -419,3 +419,23 @@ def test_control_characters_in_text_are_invalid_and_the_projections_go_on(
     assert event_count(world) == before + 1
     assert run(world, "catalog", "--json").code == 0
     assert run(world, "projections", "rebuild").code == 0
+
+
+def test_a_null_actor_is_the_runs_actor_and_any_other_non_text_actor_is_invalid(
+    world: str,
+) -> None:
+    """`"actor": null` was taken for no actor at all ("no acting actor: give --actor"),
+    though the run had one; a number said the same. Null is the run's actor, like an
+    absent one; anything else that is not text is an invalid line."""
+    before = event_count(world)
+    lines = [
+        {"command": "relocate", "id": "null-actor-1", "record": PUB,
+         "location": "N1-01-1-1", "actor": None},
+        {"command": "relocate", "id": "null-actor-2", "record": PUB,
+         "location": "N1-01-1-2", "actor": 7},
+    ]  # fmt: skip
+    done = run(world, "post", "-", actor=ARCHIVIST, input=jsonl(lines))
+    assert done.code == 2, done
+    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 1 (1 events)\n", done
+    assert one_line(done.stderr) == 'line 2: error: "actor" must be an actor id (a string)'
+    assert event_count(world) == before + 1

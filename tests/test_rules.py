@@ -483,6 +483,13 @@ def test_r4_only_an_arranged_record_is_shelved_and_a_move_is_its_own_event() -> 
     assert isinstance(moved, Relocated)
     assert (moved.previous_location, moved.location) == ("A1-01-1-1", "B2-07-3-1")
     assert (record.status, record.location) == ("shelved", "B2-07-3-1")
+    lent = on_loan()  # not "use relocate": R8 refuses that too
+    refuses(
+        "R4",
+        "is on-loan, not arranged; it returns to its shelf when it is returned",
+        lent,
+        lambda: lent.shelve(actor=ARCHIVIST, occurred_at=later(lent), location="B-1-1-1"),
+    )
 
 
 # -- R5 Use ---------------------------------------------------------------------------
