@@ -89,7 +89,8 @@ def check(obj: Any, /, names: tuple[str, ...], jobs: int) -> None:
     click.echo(f"projections match a rebuild: {', '.join(chosen)} ({stats.events} events)")
 
 
-def _seconds(value: float) -> float:
+def _seconds(_ctx: click.Context, _param: click.Parameter, value: float) -> float:
+    """A polling interval: click's FloatRange lets nan and inf through."""
     if not 0 < value < float("inf"):  # nan too
         raise click.BadParameter(f"{value} is not a number of seconds above 0")
     return value
@@ -100,7 +101,7 @@ def _seconds(value: float) -> float:
 @click.option(
     "--interval",
     type=float,
-    callback=lambda _ctx, _param, value: _seconds(value),
+    callback=_seconds,
     default=1.0,
     show_default=True,
     metavar="SECONDS",

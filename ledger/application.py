@@ -225,7 +225,9 @@ class Ledger(Application):  # type: ignore[type-arg]
         start = 1
         while True:
             page = self.recorder.select_notifications(start, 500, topics=topics)
-            found.extend(self.repository.get(n.originator_id) for n in page)
+            ids: list[Any] = [n.originator_id for n in page]  # UUIDs, as the recorders give
+            loaded = self.repository.get_many(ids)  # a few queries, not one an actor
+            found.extend(loaded[i] for i in ids)
             if len(page) < 500:
                 return found
             start = page[-1].id + 1
