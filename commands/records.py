@@ -238,4 +238,15 @@ def correct(obj: Any, /, as_json: bool, changes: tuple[str, ...], **options: Any
     pairs = [c.partition("=") for c in changes]
     if any(not sep or not key for key, sep, _ in pairs):
         raise InvalidInput("--set takes FIELD=VALUE")
-    post(obj, "Correct", as_json, set={k: v for k, _, v in pairs}, **options)
+    fields = {k: _number(v) if k in NUMBERS else v for k, _, v in pairs}
+    post(obj, "Correct", as_json, set=fields, **options)
+
+
+NUMBERS = ("year", "pages")  # the corrections' numbers: a request takes no "7" for 7
+
+
+def _number(value: str) -> int | str:
+    try:
+        return int(value)
+    except ValueError:
+        return value  # refused as not a number, naming the field

@@ -15,8 +15,10 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     ValidationError,
     model_validator,
 )
@@ -48,10 +50,29 @@ def _printable(value: str) -> str:
     return value
 
 
+def _written_out(value: Any) -> Any:
+    """Times and dates are ISO 8601 text. pydantic would take a number, or text of one,
+    as seconds since 1970: a line's `"occurred_at": 0` was posted as 1970-01-01."""
+    if isinstance(value, (int, float)):
+        raise ValueError("must be ISO 8601 text, not a number")
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return value
+        raise ValueError(f"{value!r} is a number, not an ISO 8601 date or time")
+    return value
+
+
 Text = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_printable)]
 Place = Annotated[Location, AfterValidator(_printable)]
-Year = Annotated[int, Field(ge=1000, le=9999)]
-Pages = Annotated[int, Field(ge=1, le=MAX_PAGES)]  # a record's, or a copy's
+# Numbers and flags are JSON's own: no `true` for 1, no "7" or 7.0 for 7, no "yes" for true.
+Count = Annotated[int, Strict()]
+Flag = Annotated[bool, Strict()]
+Year = Annotated[Count, Field(ge=1000, le=9999)]
+Pages = Annotated[Count, Field(ge=1, le=MAX_PAGES)]  # a record's, or a copy's
+When = Annotated[AwareDatetime, BeforeValidator(_written_out)]
+Day = Annotated[date, BeforeValidator(_written_out)]
 
 
 def _not_derived(value: UUID) -> UUID:
@@ -85,7 +106,7 @@ class Request(BaseModel):
     model_config = ConfigDict(
         extra="forbid", str_strip_whitespace=True, frozen=True, populate_by_name=True
     )
-    occurred_at: AwareDatetime | None = None
+    occurred_at: When | None = None
 
 
 class RecordRequest(Request):
@@ -142,7 +163,7 @@ class Copy(RecordRequest):
 class Lend(RecordRequest):
     command: Literal["lend"] = "lend"
     to: ActorId
-    due: date
+    due: Day
     purpose: Text
     approved_by: ActorId
     letter: Text | None = None
@@ -150,7 +171,7 @@ class Lend(RecordRequest):
 
 class Return(RecordRequest):
     command: Literal["return"] = "return"
-    pages: Annotated[int, Field(ge=0, le=MAX_PAGES)]
+    pages: Annotated[Count, Field(ge=0, le=MAX_PAGES)]
     condition: Condition
     note: Text | None = None
 
@@ -171,7 +192,7 @@ class Appraise(RecordRequest):
     decision: Decision
     appraiser: list[ActorId]
     basis: Text
-    review_on: date | None = None
+    review_on: Day | None = None
     secrecy: Secrecy | None = None  # the level a declassification lowers to
 
 
@@ -213,7 +234,7 @@ class Corrections(BaseModel):
 
 class Correct(RecordRequest):
     command: Literal["correct"] = "correct"
-    version: Annotated[int, Field(ge=1)]
+    version: Annotated[Count, Field(ge=1)]
     reason: Text
     set: Corrections = Corrections()
 
@@ -224,7 +245,7 @@ class AddActor(Request):
     name: Text
     role: Annotated[list[Role], Field(min_length=1)]
     clearance: Secrecy
-    external: bool = False
+    external: Flag = False
     unit: Text | None = None
     db_role: Text | None = None
 

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from uuid import NAMESPACE_URL, uuid5
 
 import pytest
@@ -217,6 +218,8 @@ CASES = [
     Case("corrected year after the receipt", ("correct", RECEIVED, "--version", "1",
          "--reason", "r", "--set", "year=2017"), 2,
          "error: year 2017 lies after the receipt (2016-01-04)"),
+    Case("corrected pages not a number", ("correct", PUB, "--version", "1", "--reason", "r",
+         "--set", "pages=many"), 2, "error: --set.pages: Input should be a valid integer"),
     Case("R12 correct after destruction", ("correct", DESTROYED, "--version", "1",
          "--reason", "r", "--set", "title=x"), 3, refused("R12")),
 ]
@@ -419,6 +422,36 @@ def test_control_characters_in_text_are_invalid_and_the_projections_go_on(
     assert event_count(world) == before + 1
     assert run(world, "catalog", "--json").code == 0
     assert run(world, "projections", "rebuild").code == 0
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("occurred_at", 0, "occurred_at: Value error, must be ISO 8601 text, not a number"),
+        ("occurred_at", "1700000000", "occurred_at: Value error, '1700000000' is a number"),
+        ("due", 20260101, "due: Value error, must be ISO 8601 text, not a number"),
+        ("pages", True, "pages: Input should be a valid integer"),
+        ("pages", "2", "pages: Input should be a valid integer"),
+        ("pages", 2.0, "pages: Input should be a valid integer"),
+    ],
+)
+def test_numbers_times_and_dates_are_taken_only_as_json_writes_them(
+    world: str, field: str, value: Any, message: str
+) -> None:
+    """pydantic's lax mode posted `"occurred_at": 0` as 1970-01-01, text of digits as
+    seconds since 1970, `true` as one page and "2" or 2.0 as two. Each is invalid now."""
+    before = event_count(world)
+    lend = {"command": "lend", "id": f"lax-{field}-{value!r}", "record": PUB, "to": BORROWER,
+            "due": "2099-01-01", "purpose": "审计", "approved_by": DIRECTOR}  # fmt: skip
+    copy = {"command": "copy", "id": f"lax-{field}-{value!r}", "record": PUB,
+            "reader": BORROWER, "pages": 1, "purpose": "审计", "approved_by": DIRECTOR}  # fmt: skip
+    line = {**(copy if field == "pages" else lend), field: value}
+    done = run(world, "post", "-", actor=ARCHIVIST, input=jsonl([line]))
+    assert done.code == 2, done
+    assert done.stdout == "posted 0, skipped 0, refused 0, invalid 1 (0 events)\n", done
+    assert one_line(done.stderr).startswith(f"line 1: error: {field}: "), done
+    assert message in done.stderr, done
+    assert event_count(world) == before
 
 
 def test_a_null_actor_is_the_runs_actor_and_any_other_non_text_actor_is_invalid(

@@ -199,7 +199,7 @@ def build(
     if kind == "destroy":
         return rq.Destroy(approved_by=LEADER, witness=[WITNESS, APPRAISER_2], register=f"XH-{n}",
                           **common), ARCHIVIST  # fmt: skip
-    value = {"title": "更正题名", "pages": "12", "year": "1999", "department": "档案室"}[args[0]]
+    value = {"title": "更正题名", "pages": 12, "year": 1999, "department": "档案室"}[args[0]]
     return rq.Correct(version=1, reason="更正", set={args[0]: value}, **common), ARCHIVIST
 
 

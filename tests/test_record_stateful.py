@@ -728,10 +728,10 @@ class RecordLedgerMachine(RuleBasedStateMachine):
         changes=st.sampled_from(
             [
                 {"title": "Corrected 更正"},
-                {"pages": "12"},
-                {"pages": "250"},
-                {"year": "2009"},
-                {"year": "2000"},
+                {"pages": 12},
+                {"pages": 250},
+                {"year": 2009},
+                {"year": 2000},
                 {},
             ]
         ),
