@@ -39,8 +39,9 @@ def post(
 
     FILE is JSON Lines (- for stdin); each line is {"command": NAME, "id": KEY, ...options
     in snake_case}, with an optional "actor". A line whose id was posted before is
-    skipped, so a re-run after a crash posts nothing twice. Refused and malformed lines
-    are reported on stderr with their line number. Exit 0 when every line was posted or
+    skipped, so a re-run after a crash posts nothing twice; a line whose id a refused
+    attempt took before is named again as refused. Refused and malformed lines are
+    reported on stderr with their line number. Exit 0 when every line was posted or
     skipped, 3 if some were refused, 2 if some were malformed.
 
     Long files are posted by --jobs worker processes, lines that touch the same record,

@@ -88,8 +88,13 @@ class BulkPoster:
         on_problem: Callable[[Problem], None] | None = None,
         before_commit: Callable[[list[Problem]], None] | None = None,
         on_settled: Callable[[Summary, set[str]], None] | None = None,
+        started: Any = None,
     ) -> None:
         self.ledger = ledger
+        # When the run started, by the store's clock: a line whose id a refused attempt
+        # took before then is reported again (_ChunkRun._refused_before).
+        recorder: Any = ledger.recorder
+        self.started = recorder.clock() if started is None else started
         self.actor = actor
         self.chunk_size = chunk_size
         self.stop_on_error = stop_on_error
@@ -252,7 +257,8 @@ class _ChunkRun:
         self.poster = poster
         self.lines = lines
         self.look_up = look_up  # the lines' ids in the store (see BulkPoster.look_up)
-        self.found: set[str] | None = None  # ... those the look-up found there
+        self.found: dict[str, bool] | None = None  # ... those the look-up found there
+        self.refused_before: set[str] = set()  # ... as refused attempts: reported again
         self.batch = Batch(poster.ledger, careful=careful)
         self.counts = Summary()
         self.seen: set[str] = set()  # the ids of lines taken up (not skipped)
@@ -276,8 +282,9 @@ class _ChunkRun:
         stopped the chunk (--stop-on-error)."""
         keys = [line.key for line in self.lines if line.key]
         if keys and self.look_up:
-            self.found = self.poster.ledger.recorder.posted_ids(keys)  # type: ignore[attr-defined]
-        done = self.found | self.taken_before if self.found else self.taken_before
+            recorder: Any = self.poster.ledger.recorder
+            self.found = recorder.posted_ids(keys, self.poster.started)
+        done = self.found.keys() | self.taken_before if self.found else self.taken_before
         # Not a closure over this run: that would tie the batch to it in a cycle, left
         # for the cyclic collector (3 % more instructions in a post).
         self.batch.upcoming = partial(named_and_made, self.lines, done)
@@ -341,7 +348,10 @@ class _ChunkRun:
         judged = [
             p
             for p in self.counts.problems
-            if p.id and p.line not in self.malformed and not self._kept_here(p.id)
+            if p.id
+            and p.line not in self.malformed
+            and p.id not in self.refused_before
+            and not self._kept_here(p.id)
         ]
         if not judged:
             return
@@ -366,6 +376,8 @@ class _ChunkRun:
             return self._problem(line, "invalid", f"error: {line.problem}")
         assert line.key is not None
         if line.key in done or line.key in self.seen or line.key in self.poster.seen:
+            if self._first_refused_before(line.key):
+                return self._refused_before(line)
             counts.skipped += 1
             return True
         self.seen.add(line.key)
@@ -386,6 +398,34 @@ class _ChunkRun:
         self.batch.posted.append((line.key, "posted"))
         counts.posted += 1
         return True
+
+    def _first_refused_before(self, key: str) -> bool:
+        """Whether ``key`` is a refused attempt's from before this run, and no line
+        with it was taken up in this run yet."""
+        return (
+            bool(self.found and self.found.get(key))
+            and key not in self.seen
+            and key not in self.taken_before
+            and key not in self.poster.seen
+        )
+
+    def _refused_before(self, line: Line) -> bool:
+        """A line whose id a refused attempt took before this run started (a re-run's,
+        after a kill or a lost report): reported as refused again, once, so that every
+        run of a file names its refused lines. The rule is in the audit trail."""
+        assert line.key is not None
+        self.refused_before.add(line.key)
+        # Taken up here, its key written by no one in this run: so a later line with the
+        # id is skipped, in this run's later chunks and (as their answers pass the id
+        # on) by the other workers.
+        self.seen.add(line.key)
+        self.unrecorded.add(line.key)
+        return self._problem(
+            line,
+            "refused",
+            "refused before this run: its id was taken by a refused attempt "
+            "(see ledger audit --refused)",
+        )
 
     def _problem(self, line: Line, outcome: str, message: str) -> bool:
         problem = Problem(line.number, line.key, outcome, message)

@@ -176,6 +176,7 @@ class ParallelPoster:
         # and, as they answer, by the workers: a later line with one is skipped.
         self.seen: set[str] = set()
         self._here: BulkPoster | None = None
+        self.started: Any = None  # the run's start, as the workers read the store's clock
 
     def post(self, lines: Iterable[bytes]) -> Summary:
         windows = chunks(lines, self.jobs * self.chunk_size)
@@ -233,7 +234,9 @@ class ParallelPoster:
 
     def _here_poster(self) -> BulkPoster:
         if self._here is None:
-            self._here = BulkPoster(self.open_ledger(), self.actor, chunk_size=self.chunk_size)
+            self._here = BulkPoster(
+                self.open_ledger(), self.actor, chunk_size=self.chunk_size, started=self.started
+            )
         return self._here
 
     def _post_here(self, numbered: Numbered) -> None:
@@ -489,6 +492,7 @@ class ParallelPoster:
                 raise worker_stopped() from None
             if kind == "error":
                 raise payload
+            self.started = payload if self.started is None else min(self.started, payload)
 
     def _stop_workers(self) -> None:
         for worker in self.workers:

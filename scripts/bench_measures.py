@@ -189,9 +189,9 @@ def measure_post(backend: Backend, cfg: Config) -> list[Row]:
     )  # fmt: skip
     found.append(
         Row(
-            "re-post the same file (all skipped)",
+            "re-post the same file (nothing written; its refused lines reported again)",
             backend.name,
-            summary["skipped"] / again,
+            (summary["skipped"] + summary["refused"]) / again,
             "lines/s",
             note="idempotency: nothing posted twice",
         )

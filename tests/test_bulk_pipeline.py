@@ -111,11 +111,15 @@ def test_a_run_failing_while_a_chunk_commits_keeps_and_reports_that_chunk(
         assert poster.summary.posted + poster.summary.refused == size
         assert not poster.summary.problems  # reported, not kept as well
 
+        # The re-run skips the first chunk's posted lines, names its refused ones as
+        # refused before it, and posts the rest.
         rest = run(url, "post", str(generated.path), "--jobs", "1")
         assert rest.code == 3, rest
-        assert f"skipped {size}," in rest.stdout, rest
-        again = [int(line.split(":")[0].removeprefix("line ")) for line in rest.stderr.splitlines()]
-        assert sorted([p.line for p in reported] + again) == generated.refused
+        assert f"skipped {size - len(first)}," in rest.stdout, rest
+        again = dict(line.split(": ", 1) for line in rest.stderr.splitlines())
+        assert [int(n.removeprefix("line ")) for n in again] == generated.refused, rest
+        before = [n for n, message in again.items() if message.startswith("refused before")]
+        assert before == [f"line {n}" for n in first], rest
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -289,7 +293,7 @@ def test_a_refusal_that_records_nothing_leaves_its_line_to_be_tried_again(db_url
     its line took up its key all the same, so the store said "refused" for an attempt it
     did not keep. Now only a recorded refusal takes up the key: a re-run tries the line
     again. A refused attempt that is recorded (an unregistered actor's, R19) keeps both,
-    and is skipped."""
+    and is named as refused before the re-run, not tried again."""
     lines = [
         {"id": "off-1", "command": "actor-deactivate", "actor_id": "ext", "reason": "离职"},
         {"id": "off-2", "command": "actor-deactivate", "actor_id": "ext", "reason": "离职"},
@@ -306,7 +310,11 @@ def test_a_refusal_that_records_nothing_leaves_its_line_to_be_tried_again(db_url
         "line 3: refused (R19): actor 'ghost' is not registered and may not act",
     ], first
     counts = json.loads(again.stdout)
-    assert (counts["skipped"], counts["refused"]) == (2, 1), again
-    assert again.stderr.splitlines() == ["line 2: refused (R19): actor ext is already deactivated"]
+    assert (counts["skipped"], counts["refused"]) == (1, 2), again
+    assert again.stderr.splitlines() == [
+        "line 2: refused (R19): actor ext is already deactivated",
+        "line 3: refused before this run: its id was taken by a refused attempt "
+        "(see ledger audit --refused)",
+    ]
     assert {"off-1", "off-3"} <= keys and "off-2" not in keys
     assert refusal_count(db_url) == before + 1  # off-3's, once

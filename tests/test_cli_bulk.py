@@ -94,10 +94,16 @@ def test_generated_file_posts_with_exact_counts_and_once(
     assert event_count(clean.url) == clean.office_events + generated.events
     assert [b["rule"] for b in bodies(clean.url, REFUSAL)] == ["R6"] * len(generated.refused)
 
+    # A re-run writes nothing, and names the refused lines again (their ids are taken).
     again = run(clean.url, "post", str(generated.path))
-    assert again.code == 0, again
-    assert again.stdout == summary(0, generated.lines, 0, 0, 0)
-    assert again.stderr == ""
+    assert again.code == 3, again
+    refused = len(generated.refused)
+    assert again.stdout == summary(0, generated.lines - refused, refused, 0, 0)
+    assert again.stderr.splitlines() == [
+        f"line {n}: refused before this run: its id was taken by a refused attempt "
+        "(see ledger audit --refused)"
+        for n in generated.refused
+    ]
     assert event_count(clean.url) == clean.office_events + generated.events
 
 
@@ -185,14 +191,15 @@ def test_a_killed_worker_stops_the_post_and_a_re_run_completes_it(
         assert rest.code in (0, 3), rest
         assert event_count(url) == event_count(clean.url)
         assert fingerprint(url) == fingerprint(clean.url)
-        # Each refused line is reported once: by the killed run if a surviving worker
-        # committed it (the re-run skips it), else by the re-run.
+        # The re-run reports every refused line, once: refused now, or before this run
+        # (by the killed one, which may have reported it too).
         reported = [
             int(line.split(":")[0].removeprefix("line "))
-            for line in (err + rest.stderr).splitlines()
+            for line in rest.stderr.splitlines()
             if line.startswith("line ")
         ]
-        assert sorted(reported) == generated.refused, (err, rest.stderr)
+        assert reported == generated.refused, rest.stderr
+        assert rest.code == 3, rest
 
 
 RECORD = "00000000-0000-4000-8000-00000000b001"
@@ -270,16 +277,59 @@ def test_stdin_per_line_actor_malformed_lines_and_stop_on_error(
     assert one_line(stopped.stderr).startswith("line 2: refused (R19): "), stopped
     assert event_count(db_url) == before + 2
 
+    # The re-run posts the rest, and names line 2 again: its refused attempt took its id.
     rest = run(db_url, "post", str(path), "--json", actor=ARCHIVIST)
-    assert rest.code == 0, rest
+    assert rest.code == 3, rest
     assert rest.json() == {
         "posted": 1,
-        "skipped": 2,
-        "refused": 0,
+        "skipped": 1,
+        "refused": 1,
         "invalid": 0,
         "events": 1,
         "jobs": 1,
     }
+    assert rest.stderr == (
+        "line 2: refused before this run: its id was taken by a refused attempt "
+        "(see ledger audit --refused)\n"
+    )
     assert event_count(db_url) == before + 3
     state = run(db_url, "show", "B-1", "--json").json()
     assert (state["location"], state["version"]) == ("A3-01-1-1", 5)
+
+
+def test_a_re_run_names_the_lines_refused_before_it_once(db_url: str, tmp_path: Path) -> None:
+    """A refused attempt takes its line's id: a re-run names that line as refused before
+    it (exit 3), alone or with workers. A later line with the same id is skipped, in the
+    run that refused the first (even in a later chunk) and in a re-run."""
+    setup_office(db_url)
+    arrange = {"command": "arrange", "id": "a2", "record": RECORD, "category": "business",
+               "retention": "10y", "code": "B-1"}  # fmt: skip
+    shelve = {"command": "shelve", "record": "B-1", "location": "A1-01-1-1"}
+    path = tmp_path / "lines.jsonl"
+    path.write_text(
+        jsonl(
+            [
+                RECEIPT,  # line 1
+                arrange,  # line 2
+                {**shelve, "id": "s", "actor": BORROWER},  # line 3: refused (R19), kept
+                {**shelve, "id": "s"},  # line 4: its id is taken: skipped
+                {**shelve, "id": "t"},  # line 5: posted
+            ]
+        )
+    )
+    first = run(db_url, "post", str(path), "--chunk-size", "1", actor=ARCHIVIST)
+    assert first.code == 3, first
+    assert first.stdout == summary(3, 1, 1, 0, 5)  # the arrangement claims its code too
+    assert one_line(first.stderr).startswith("line 3: refused (R19): "), first
+    events = event_count(db_url)
+
+    before = (
+        "line 3: refused before this run: its id was taken by a refused attempt "
+        "(see ledger audit --refused)\n"
+    )
+    for jobs in ("1", "2"):
+        again = run(db_url, "post", str(path), "--chunk-size", "1", "--jobs", jobs)
+        assert again.code == 3, again
+        assert again.stdout == summary(0, 4, 1, 0, 0), again
+        assert again.stderr == before, again
+    assert event_count(db_url) == events
