@@ -53,14 +53,16 @@ def _printable(value: str) -> str:
 def _written_out(value: Any) -> Any:
     """Times and dates are ISO 8601 text. pydantic would take a number, or text of one,
     as seconds since 1970: a line's `"occurred_at": 0` was posted as 1970-01-01."""
-    if isinstance(value, (int, float)):
-        raise ValueError("must be ISO 8601 text, not a number")
     if isinstance(value, str):
+        if value[4:5] == "-" and value[:4].isdigit():  # YYYY-...: no number reads so
+            return value
         try:
             float(value)
         except ValueError:
             return value
         raise ValueError(f"{value!r} is a number, not an ISO 8601 date or time")
+    if isinstance(value, (int, float)):
+        raise ValueError("must be ISO 8601 text, not a number")
     return value
 
 
