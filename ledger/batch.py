@@ -12,6 +12,7 @@ from eventsourcing.application import AggregateNotFoundError
 from aggregates.actor import Actor, ActorView, actor_uuid
 from aggregates.base import ChainedAggregate
 from aggregates.code_claim import CodeClaim, code_uuid
+from aggregates.directorate import DIRECTORATE_ID, Change, Directorate
 from aggregates.errors import InvalidInput, NotFound, RuleViolation
 from aggregates.record import Record
 from aggregates.refusal import Refusal
@@ -40,6 +41,7 @@ class Batch:
         self.views: dict[str, tuple[int, ActorView]] = {}  # actor id -> (version, view)
         self.allowed: dict[tuple[str, str], tuple[int, ActorView]] = {}  # passed R19
         self.claims: dict[str, CodeClaim | None] = {}
+        self.directorate: Directorate | None = None  # once read or made (R19)
         self.ids: dict[str, UUID] = {}  # record ids as written -> parsed
         self.new: list[ChainedAggregate] = []
         self.refusals = 0  # refused attempts recorded (``refuse``)
@@ -228,6 +230,24 @@ class Batch:
             self.claims[aggregate.code] = aggregate
         elif isinstance(aggregate, Actor):
             self.actors[aggregate.actor_id] = aggregate
+        elif isinstance(aggregate, Directorate):
+            self.directorate = aggregate
+
+    def director_left(self, director: str, change: Change, by: str, occurred_at: datetime) -> None:
+        """R19: an active director is one no longer. Written to the directorate at the
+        version this batch read, so that a concurrent loss of another director collides
+        with this one (aggregates.directorate)."""
+        if self.directorate is None:
+            found = self._get(DIRECTORATE_ID)
+            self.directorate = found if isinstance(found, Directorate) else None
+        if self.directorate is None:
+            self.add(
+                Directorate.first_loss(
+                    director=director, change=change, by=by, occurred_at=occurred_at
+                )
+            )
+        else:
+            self.directorate.lose(director=director, change=change, by=by, occurred_at=occurred_at)
 
     def check_code_free(self, code: str, record: Record) -> None:
         """R3: the code is unique across the ledger (fast batches leave the store's
@@ -279,6 +299,7 @@ class Batch:
             *self.new,
             *self.records.values(),
             *(a for a in self.actors.values() if a is not None),
+            *([self.directorate] if self.directorate is not None else []),
         ]:
             seen.setdefault(id(aggregate), aggregate)
         return [a for a in seen.values() if a.pending_events]

@@ -10,7 +10,7 @@ from uuid import UUID
 
 import orjson
 
-from aggregates import actor, code_claim, record_events, refusal
+from aggregates import actor, code_claim, directorate, record_events, refusal
 from aggregates import seal as seal_events
 from aggregates.base import LedgerEvent
 from aggregates.chain import GENESIS
@@ -24,10 +24,12 @@ KINDS = {
     "Record": "record",
     "Actor": "actor",
     "CodeClaim": "code claim",
+    "Directorate": "directorate",
     "Refusal": "refused attempt",
     "Seal": "seal chain",
 }
-_MODULES = (actor, code_claim, record_events, refusal, seal_events)  # every topic is registered
+# Every topic is registered (imported for that).
+_MODULES = (actor, code_claim, directorate, record_events, refusal, seal_events)
 
 
 def _known_topics() -> dict[int, str]:

@@ -12,8 +12,10 @@ from typing import Any
 from uuid import uuid4
 
 from aggregates.actor import Actor
+from aggregates.directorate import Change
 from aggregates.errors import InvalidInput, RuleViolation
 from aggregates.record import Record
+from aggregates.values import Role
 from ledger import requests as rq
 from ledger.batch import Batch
 
@@ -343,13 +345,21 @@ def _on_actor(
     """A director's change to a registered actor; returns the actor's state after it."""
     acting = _acting(batch, actor, "manage-actors", request)
     target = batch.actor_aggregate(request.actor_id)
+    was_director = _active_director(target)
     change(target, acting.id, when(request))
+    if was_director and not _active_director(target):
+        how: Change = "deactivated" if not target.active else "role-revoked"
+        batch.director_left(target.actor_id, how, acting.id, when(request))
     return {
         "actor": target.actor_id,
         "roles": sorted(r.value for r in target.roles),
         "clearance": target.clearance.value,
         "active": target.active,
     }
+
+
+def _active_director(actor: Actor) -> bool:
+    return actor.active and Role.DIRECTOR in actor.roles
 
 
 @_handler.register

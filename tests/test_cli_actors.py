@@ -110,7 +110,7 @@ def test_the_ledger_always_keeps_an_active_director(db_url: str) -> None:
             f"refused (R19): actor {ARCHIVIST} is the only active director; register or "
             f"grant another director before you {doing}",
         )
-    assert event_count(db_url) == before + 2
+    assert event_count(db_url) == before + 3  # the deactivation's loss of a director too
 
 
 def test_an_actor_change_that_changes_nothing_is_refused_and_writes_nothing(db_url: str) -> None:
