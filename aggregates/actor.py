@@ -122,8 +122,7 @@ class Actor(ChainedAggregate):
     # A change that changes nothing is refused as invalid input: it would only add an event.
 
     def grant(self, roles: list[Role], *, by: str, occurred_at: Moment) -> None:
-        if not self.active:
-            raise InvalidInput(f"actor {self.actor_id} is deactivated; no role is granted to it")
+        self._check_active("no role is granted to it")
         if held := sorted(set(roles) & self.roles):
             raise InvalidInput(f"actor {self.actor_id} already has {_names(held)}")
         self.trigger_event(RolesGranted, roles=roles, actor=by, occurred_at=occurred_at)
@@ -138,6 +137,7 @@ class Actor(ChainedAggregate):
     ) -> None:
         """``another_director`` (the ledger's: whether another active director is
         registered) is asked only when the director role is revoked from an active actor."""
+        self._check_active("its roles stay as they were")
         if missing := sorted(set(roles) - self.roles):
             raise InvalidInput(f"actor {self.actor_id} does not have {_names(missing)}")
         if Role.DIRECTOR in roles:
@@ -149,6 +149,7 @@ class Actor(ChainedAggregate):
         self.trigger_event(RolesRevoked, roles=roles, actor=by, occurred_at=occurred_at)
 
     def change_clearance(self, clearance: Secrecy, *, by: str, occurred_at: Moment) -> None:
+        self._check_active("its clearance stays as it was")
         if clearance == self.clearance:
             raise InvalidInput(f"actor {self.actor_id} already has clearance {clearance}")
         self.trigger_event(ClearanceChanged, clearance=clearance, actor=by, occurred_at=occurred_at)
@@ -166,6 +167,12 @@ class Actor(ChainedAggregate):
             raise RuleViolation("R19", f"actor {self.actor_id} is already deactivated")
         self._check_not_last_director("deactivate it", another_director)
         self.trigger_event(ActorDeactivated, reason=reason, actor=by, occurred_at=occurred_at)
+
+    def _check_active(self, so: str) -> None:
+        """A deactivated actor acts no more: a change to its roles or clearance would
+        change nothing that counts, and only add an event."""
+        if not self.active:
+            raise InvalidInput(f"actor {self.actor_id} is deactivated; {so}")
 
     def _check_not_last_director(
         self, doing: str, another_director: Callable[[], bool] | None

@@ -114,9 +114,10 @@ def test_the_ledger_always_keeps_an_active_director(db_url: str) -> None:
 
 
 def test_an_actor_change_that_changes_nothing_is_refused_and_writes_nothing(db_url: str) -> None:
-    """Granting a role held, revoking one not held, setting the clearance it has and
-    granting to a deactivated actor each wrote an event that changed nothing; revoking
-    the last role left an actor with none. Each is invalid input (exit 2)."""
+    """Granting a role held, revoking one not held, setting the clearance it has, and
+    granting to, revoking from or changing the clearance of a deactivated actor each
+    wrote an event that changed nothing; revoking the last role left an actor with none.
+    Each is invalid input (exit 2)."""
     setup_office(db_url)
     done = run(db_url, "actor", "deactivate", EXTERNAL, "--reason", "left", actor=DIRECTOR)
     assert done.code == 0, done
@@ -129,6 +130,10 @@ def test_an_actor_change_that_changes_nothing_is_refused_and_writes_nothing(db_u
         (("clearance", BORROWER, "secret"), f"actor {BORROWER} already has clearance secret"),
         (("grant", EXTERNAL, "--role", "leader"),
          f"actor {EXTERNAL} is deactivated; no role is granted to it"),
+        (("revoke", EXTERNAL, "--role", "borrower"),
+         f"actor {EXTERNAL} is deactivated; its roles stay as they were"),
+        (("clearance", EXTERNAL, "public"),
+         f"actor {EXTERNAL} is deactivated; its clearance stays as it was"),
         (("revoke", BORROWER, "--role", "borrower"),
          f"actor {BORROWER} would have no role left; deactivate it instead"),
     ]  # fmt: skip
