@@ -25,6 +25,10 @@ from ledger.lines import Line, chunks, few_collections, parse
 from ledger.requests import Arrange, Receive, RecordRequest
 
 RETRIES = 5
+REFUSED_BEFORE = (
+    "refused",
+    "refused before this run: its id was taken by a refused attempt (see ledger audit --refused)",
+)
 
 
 @dataclass
@@ -342,7 +346,9 @@ class _ChunkRun:
         """A line refused here, or naming what was not there, because a concurrent run of
         the same file posted it first (an actor it added, a record it arranged) was posted,
         not failed: its key, committed before this run read that state, says so. A
-        malformed line failed whatever the store held: it stays reported."""
+        malformed line failed whatever the store held: it stays reported. A line checked
+        without a look-up whose key a refused attempt took before this run is named as
+        such, as the look-up would have had it (_refused_before)."""
         if self.poster.stop_on_error:  # it stopped there: the report stays, nothing is lost
             return
         judged = [
@@ -356,14 +362,19 @@ class _ChunkRun:
         if not judged:
             return
         recorder: Any = self.poster.ledger.recorder
-        done = recorder.posted_ids([p.id for p in judged])
+        done = recorder.posted_ids([p.id for p in judged], self.poster.started)
         for problem in [p for p in judged if p.id in done]:
-            self.counts.problems.remove(problem)
             if problem.outcome == "refused":
                 self.counts.refused -= 1
             else:
                 self.counts.invalid -= 1
-            self.counts.skipped += 1
+            if done[problem.id]:
+                at = self.counts.problems.index(problem)
+                self.counts.problems[at] = Problem(problem.line, problem.id, *REFUSED_BEFORE)
+                self.counts.refused += 1
+            else:
+                self.counts.problems.remove(problem)
+                self.counts.skipped += 1
 
     def _kept_here(self, key: str) -> bool:
         """Whether this chunk writes ``key`` (its line posted, or its refusal kept)."""
@@ -420,12 +431,7 @@ class _ChunkRun:
         # on) by the other workers.
         self.seen.add(line.key)
         self.unrecorded.add(line.key)
-        return self._problem(
-            line,
-            "refused",
-            "refused before this run: its id was taken by a refused attempt "
-            "(see ledger audit --refused)",
-        )
+        return self._problem(line, *REFUSED_BEFORE)
 
     def _problem(self, line: Line, outcome: str, message: str) -> bool:
         problem = Problem(line.number, line.key, outcome, message)

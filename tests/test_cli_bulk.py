@@ -333,3 +333,16 @@ def test_a_re_run_names_the_lines_refused_before_it_once(db_url: str, tmp_path: 
         assert again.stdout == summary(0, 4, 1, 0, 0), again
         assert again.stderr == before, again
     assert event_count(db_url) == events
+
+    # Another file with the id, after a line whose look-up found nothing (so the rest is
+    # checked as new, without look-ups): the line fails here (R4, not kept), and its id is
+    # found taken as it is reported; named all the same. (Found by the long-file property
+    # of tests/test_posting_property.py: it was counted as skipped.)
+    later = tmp_path / "later.jsonl"
+    moves = [{**shelve, "command": "relocate", "id": f"m{n}", "location": f"A1-01-1-{n}"}
+             for n in (2, 3)]  # fmt: skip
+    later.write_text(jsonl([moves[0], {**shelve, "id": "s"}, moves[1]]))
+    done = run(db_url, "post", str(later), "--chunk-size", "1", "--jobs", "1", actor=ARCHIVIST)
+    assert done.code == 3, done
+    assert done.stdout == summary(2, 0, 1, 0, 2), done
+    assert done.stderr == before.replace("line 3", "line 2"), done
