@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from enum import Enum
@@ -84,8 +85,18 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 
 
 def _width(text: str) -> int:
-    """Display width: CJK characters take two columns."""
-    return sum(2 if ord(ch) > 0x2E7F else 1 for ch in text)
+    """Display width in a terminal's columns: wide and fullwidth characters (CJK, 全角
+    punctuation) take two, combining marks none, the rest one (halfwidth forms and
+    East Asian "ambiguous" ones such as · and —, as most terminals draw them)."""
+    if text.isascii():
+        return len(text)
+    return sum(_char_width(ch) for ch in text)
+
+
+def _char_width(ch: str) -> int:
+    if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
 
 
 def _line(values: Sequence[str], widths: Sequence[int]) -> str:

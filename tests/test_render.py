@@ -1,0 +1,24 @@
+"""Text tables line up in a terminal's columns, whatever the script of their text."""
+
+from __future__ import annotations
+
+from commands.render import _width, table
+
+
+def test_columns_line_up_with_wide_halfwidth_and_combining_characters() -> None:
+    """Wide characters (汉字, 全角 punctuation, 한글) take two columns, halfwidth forms one,
+    a combining accent none. Halfwidth katakana and combining accents were counted as
+    wide and as one column, and pushed the next column out of line."""
+    assert [_width(t) for t in ("会议", "（二）", "한국", "ｶﾀｶﾅ", "e\u0301", "·", "A-1")] == [
+        4, 6, 4, 4, 1, 1, 3
+    ]  # fmt: skip
+    rows = [
+        {"code": "Z001-WS·2012-D10-BGS-0001", "title": "关于年度工作的报告（二）", "by": "办公室"},
+        {"code": "Z1", "title": "ｶﾀｶﾅ 目録", "by": "arch"},
+        {"code": "Z2", "title": "re\u0301sume\u0301", "by": "한국"},
+    ]
+    lines = table(rows, ["code", "title", "by"]).splitlines()
+    assert len(lines) == 5
+    # Where the last column starts, in display columns, is the same on every line.
+    starts = {_width(line[: line.rindex("  ") + 2]) for line in lines}
+    assert len(starts) == 1, lines
