@@ -168,18 +168,44 @@ def parse_location(text: str) -> str:
     return "-".join(parts)
 
 
+# ISO 8601's extended form, as RFC 3339 profiles it (a space for the T allowed): one rule
+# for the command line and bulk lines. (Python's fromisoformat alone also took week dates,
+# the basic form and any separator; pydantic's parser took others, and a lowercase z.)
+_MOMENT = re.compile(
+    r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?(Z|[+-]\d\d:\d\d(:\d\d)?)?"
+)
+_DAY = re.compile(r"\d{4}-\d\d-\d\d")
+
+
 def parse_moment(text: str) -> datetime:
-    """ISO 8601 with an offset; a bare date or a naive time is refused."""
+    """ISO 8601 with an offset (2026-03-01T09:30:00+08:00, or Z); a bare date or a naive
+    time is refused."""
+    match = _MOMENT.fullmatch(text)
+    if match is None:
+        raise InvalidInput(f"{text!r} is not an ISO 8601 time (e.g. 2026-03-01T09:30:00+08:00)")
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{text!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        raise InvalidInput(f"{text!r} has no UTC offset (e.g. 2026-03-01T09:30:00+08:00)")
-    try:
-        return _whole_minute_offset(moment)
+        moment = datetime.fromisoformat(text)
     except ValueError as error:
-        raise InvalidInput(f"{text!r}: {error}") from None
+        raise InvalidInput(f"{text!r} is not a time: {error}") from None
+    zone, seconds = match.groups()
+    if zone is None:
+        raise InvalidInput(f"{text!r} has no UTC offset (e.g. 2026-03-01T09:30:00+08:00)")
+    if seconds is not None:  # only then can the offset be other than whole minutes
+        try:
+            _whole_minute_offset(moment)
+        except ValueError as error:
+            raise InvalidInput(f"{text!r}: {error}") from None
+    return moment
+
+
+def parse_day(text: str) -> date:
+    """A calendar date, YYYY-MM-DD."""
+    if not _DAY.fullmatch(text):
+        raise InvalidInput(f"{text!r} is not a date (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(text)
+    except ValueError as error:
+        raise InvalidInput(f"{text!r} is not a date: {error}") from None
 
 
 def _location(value: str) -> str:

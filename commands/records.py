@@ -246,7 +246,7 @@ NUMBERS = ("year", "pages")  # the corrections' numbers: a request takes no "7" 
 
 
 def _number(value: str) -> int | str:
-    try:
+    """Plain decimal digits (int() would also take 1_3, +13 or Arabic-Indic digits)."""
+    if value.isascii() and value.isdigit():
         return int(value)
-    except ValueError:
-        return value  # refused as not a number, naming the field
+    return value  # refused as not a number, naming the field

@@ -23,6 +23,7 @@ from pydantic import (
     model_validator,
 )
 
+from aggregates.errors import InvalidInput
 from aggregates.rules import MAX_PAGES
 from aggregates.values import (
     ActorId,
@@ -36,34 +37,47 @@ from aggregates.values import (
     Role,
     Secrecy,
     Unit,
+    parse_day,
+    parse_moment,
 )
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _printable(value: str) -> str:
     """No control characters but tabs and line breaks: PostgreSQL's text refuses NUL (one
     stored would stop every projection there for good), and a terminal's escape codes
     would hide or forge text in a listing."""
-    if _CONTROL.search(value):
+    if CONTROL.search(value):
         raise ValueError("control characters (such as NUL or ESC) are not allowed")
     return value
 
 
-def _written_out(value: Any) -> Any:
-    """Times and dates are ISO 8601 text. pydantic would take a number, or text of one,
-    as seconds since 1970: a line's `"occurred_at": 0` was posted as 1970-01-01."""
+def _moment(value: Any) -> Any:
+    """Times are ISO 8601 text, read as the command line reads them (parse_moment):
+    pydantic would take a number, or text of one, as seconds since 1970 (a line's
+    `"occurred_at": 0` was posted as 1970-01-01), and accepted other texts."""
     if isinstance(value, str):
-        if value[4:5] == "-" and value[:4].isdigit():  # YYYY-...: no number reads so
-            return value
-        try:
-            float(value)
-        except ValueError:
-            return value
-        raise ValueError(f"{value!r} is a number, not an ISO 8601 date or time")
+        return _text(parse_moment, value)
     if isinstance(value, (int, float)):
         raise ValueError("must be ISO 8601 text, not a number")
     return value
+
+
+def _day(value: Any) -> Any:
+    """Dates are YYYY-MM-DD (pydantic took a number, or a time at midnight in any zone)."""
+    if isinstance(value, str):
+        return _text(parse_day, value)
+    if isinstance(value, (int, float)):
+        raise ValueError("must be a date as text (YYYY-MM-DD), not a number")
+    return value
+
+
+def _text(parse: Any, value: str) -> Any:
+    try:
+        return parse(value)
+    except InvalidInput as error:  # a validation error of its field
+        raise ValueError(str(error)) from None
 
 
 Text = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_printable)]
@@ -73,8 +87,8 @@ Count = Annotated[int, Strict()]
 Flag = Annotated[bool, Strict()]
 Year = Annotated[Count, Field(ge=1000, le=9999)]
 Pages = Annotated[Count, Field(ge=1, le=MAX_PAGES)]  # a record's, or a copy's
-When = Annotated[AwareDatetime, BeforeValidator(_written_out)]
-Day = Annotated[date, BeforeValidator(_written_out)]
+When = Annotated[AwareDatetime, BeforeValidator(_moment)]
+Day = Annotated[date, BeforeValidator(_day)]
 
 
 def _not_derived(value: UUID) -> UUID:

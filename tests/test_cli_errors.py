@@ -220,6 +220,8 @@ CASES = [
          "error: year 2017 lies after the receipt (2016-01-04)"),
     Case("corrected pages not a number", ("correct", PUB, "--version", "1", "--reason", "r",
          "--set", "pages=many"), 2, "error: --set.pages: Input should be a valid integer"),
+    Case("corrected pages not plain digits", ("correct", PUB, "--version", "1", "--reason",
+         "r", "--set", "pages=1_3"), 2, "error: --set.pages: Input should be a valid integer"),
     Case("R12 correct after destruction", ("correct", DESTROYED, "--version", "1",
          "--reason", "r", "--set", "title=x"), 3, refused("R12")),
 ]
@@ -428,8 +430,11 @@ def test_control_characters_in_text_are_invalid_and_the_projections_go_on(
     ("field", "value", "message"),
     [
         ("occurred_at", 0, "occurred_at: Value error, must be ISO 8601 text, not a number"),
-        ("occurred_at", "1700000000", "occurred_at: Value error, '1700000000' is a number"),
-        ("due", 20260101, "due: Value error, must be ISO 8601 text, not a number"),
+        ("occurred_at", "1700000000", "'1700000000' is not an ISO 8601 time"),
+        ("occurred_at", "2016-06-01T10:00:00z", "'2016-06-01T10:00:00z' is not an ISO 8601"),
+        ("occurred_at", "2016-06-01_10:00:00Z", "'2016-06-01_10:00:00Z' is not an ISO 8601"),
+        ("due", 20260101, "due: Value error, must be a date as text (YYYY-MM-DD), not a number"),
+        ("due", "2099-01-01T00:00:00-23:00", "'2099-01-01T00:00:00-23:00' is not a date"),
         ("pages", True, "pages: Input should be a valid integer"),
         ("pages", "2", "pages: Input should be a valid integer"),
         ("pages", 2.0, "pages: Input should be a valid integer"),
@@ -439,7 +444,10 @@ def test_numbers_times_and_dates_are_taken_only_as_json_writes_them(
     world: str, field: str, value: Any, message: str
 ) -> None:
     """pydantic's lax mode posted `"occurred_at": 0` as 1970-01-01, text of digits as
-    seconds since 1970, `true` as one page and "2" or 2.0 as two. Each is invalid now."""
+    seconds since 1970, `true` as one page and "2" or 2.0 as two; its parser took a
+    lowercase z, an underscore for the T, and a time at midnight in any zone for a date,
+    which the command line refused (and the command line took week dates and the basic
+    form, which bulk lines refused). Each is invalid now, by one rule for both."""
     before = event_count(world)
     lend = {"command": "lend", "id": f"lax-{field}-{value!r}", "record": PUB, "to": BORROWER,
             "due": "2099-01-01", "purpose": "审计", "approved_by": DIRECTOR}  # fmt: skip
@@ -452,6 +460,41 @@ def test_numbers_times_and_dates_are_taken_only_as_json_writes_them(
     assert one_line(done.stderr).startswith(f"line 1: error: {field}: "), done
     assert message in done.stderr, done
     assert event_count(world) == before
+
+
+@pytest.mark.parametrize("moment", ["2016-W22-3T10:00:00+08:00", "20160601T100000+0800"])
+def test_the_command_line_reads_times_as_bulk_lines_do(world: str, moment: str) -> None:
+    """--occurred-at took ISO 8601's week dates and basic form, which bulk lines refused."""
+    done = run(world, "relocate", PUB, "--location", "W1-01-1-1", "--occurred-at", moment,
+               actor=ARCHIVIST)  # fmt: skip
+    assert (done.code, one_line(done.stderr)) == (
+        2,
+        f"error: {moment!r} is not an ISO 8601 time (e.g. 2026-03-01T09:30:00+08:00)",
+    ), done
+
+
+@pytest.mark.parametrize(
+    ("key", "why"), [("bad\u0000id", "NUL"), ("k" * 201, "long"), ("tab\u001bid", "ESC")]
+)
+def test_a_line_id_with_control_characters_or_too_long_is_invalid(
+    world: str, key: str, why: str
+) -> None:
+    """On PostgreSQL a line id with NUL (refused by its text) or of 10,000 characters (over
+    its key index's row size) failed the whole run, and every re-run of the file, with
+    exit 1: nothing after it could be posted. Such a line is malformed; the others post."""
+    before = event_count(world)
+    moves = [{"command": "relocate", "record": PUB, "id": f"key-{why}-{n}",
+              "location": f"K{n}-01-1-1"} for n in (1, 2)]  # fmt: skip
+    bad = {**moves[0], "id": key, "location": "K3-01-1-1"}
+    done = run(
+        world, "post", "-", "--jobs", "1", actor=ARCHIVIST, input=jsonl([moves[0], bad, moves[1]])
+    )
+    assert done.code == 2, done
+    assert done.stdout == "posted 2, skipped 0, refused 0, invalid 1 (2 events)\n", done
+    assert one_line(done.stderr) == (
+        'line 2: error: "id" must be at most 200 characters, with no control characters'
+    )
+    assert event_count(world) == before + 2
 
 
 def test_a_null_actor_is_the_runs_actor_and_any_other_non_text_actor_is_invalid(
