@@ -25,9 +25,9 @@ from ledger.lines import Line, chunks, few_collections, parse
 from ledger.requests import Arrange, Receive, RecordRequest
 
 RETRIES = 5
-REFUSED_BEFORE = (
+REFUSED_ELSEWHERE = (
     "refused",
-    "refused before this run: its id was taken by a refused attempt (see ledger audit --refused)",
+    "refused already: its id was taken by a refused attempt (see ledger audit --refused)",
 )
 
 
@@ -92,13 +92,8 @@ class BulkPoster:
         on_problem: Callable[[Problem], None] | None = None,
         before_commit: Callable[[list[Problem]], None] | None = None,
         on_settled: Callable[[Summary, set[str]], None] | None = None,
-        started: Any = None,
     ) -> None:
         self.ledger = ledger
-        # When the run started, by the store's clock: a line whose id a refused attempt
-        # took before then is reported again (_ChunkRun._refused_before).
-        recorder: Any = ledger.recorder
-        self.started = recorder.clock() if started is None else started
         self.actor = actor
         self.chunk_size = chunk_size
         self.stop_on_error = stop_on_error
@@ -108,15 +103,17 @@ class BulkPoster:
         self.on_problem = on_problem
         self.summary = Summary()
         # Line ids this run took up that no posted-line key in the store records (refused
-        # under a rule whose refusals are not kept, or failed): a later line with one is
-        # skipped, as the store's keys make it skip the rest. Only these are kept in
-        # memory, so a file of millions of lines does not hold millions of ids.
+        # under a rule whose refusals are not kept, or failed), or whose refused attempt
+        # this run recorded: a later line with one is skipped, as the store's keys make it
+        # skip the rest (a key the store holds as refused, not in here, was refused by
+        # another run, and its line is named: _ChunkRun._refused_elsewhere). Only these
+        # are kept in memory, so a file of millions of lines does not hold millions of ids.
         self.seen: set[str] = set()
         # Called with a chunk's problems just before its transaction commits (a posting
         # worker sends them ahead, in case it dies between its commit and its answer).
         self.before_commit = before_commit
-        # Called with each committed chunk's counts and the ids it took up without a key
-        # (a posting worker answers with them), instead of adding them to the summary.
+        # Called with each committed chunk's counts and the ids it adds to ``seen`` (a
+        # posting worker answers with them), instead of adding them to the summary.
         self.on_settled = on_settled
         self.writing: _ChunkRun | None = None  # the chunk whose transaction is under way
         # Whether to look a chunk's line ids up in the store before checking it. Once a
@@ -184,14 +181,14 @@ class BulkPoster:
 
     def settled(self, run: _ChunkRun) -> None:
         """A chunk is committed: report its problems, count it in."""
-        unrecorded = run.unrecorded
-        self.seen |= unrecorded
+        taken = run.unrecorded | run.refused_here
+        self.seen |= taken
         if self.on_problem is not None:
             for problem in run.counts.problems:
                 self.on_problem(problem)
             run.counts.problems = []
         if self.on_settled is not None:
-            self.on_settled(run.counts, unrecorded)
+            self.on_settled(run.counts, taken)
         else:
             self.summary.add(run.counts)
 
@@ -261,12 +258,13 @@ class _ChunkRun:
         self.poster = poster
         self.lines = lines
         self.look_up = look_up  # the lines' ids in the store (see BulkPoster.look_up)
-        self.found: dict[str, bool] | None = None  # ... those the look-up found there
-        self.refused_before: set[str] = set()  # ... as refused attempts: reported again
+        self.found: dict[str, str] | None = None  # ... those the look-up found there
+        self.refused_elsewhere: set[str] = set()  # ... as another run's refusals: named
         self.batch = Batch(poster.ledger, careful=careful)
         self.counts = Summary()
         self.seen: set[str] = set()  # the ids of lines taken up (not skipped)
         self.unrecorded: set[str] = set()  # ... that failed with no id kept in the store
+        self.refused_here: set[str] = set()  # ... whose refused attempts this chunk keeps
         # The numbers of lines that are no command at all: reported as such whatever the
         # store holds (a malformed line takes up no id, and is skipped for none). Kept as
         # they come: derived from the lines, it took a pass over every chunk with a
@@ -287,7 +285,7 @@ class _ChunkRun:
         keys = [line.key for line in self.lines if line.key]
         if keys and self.look_up:
             recorder: Any = self.poster.ledger.recorder
-            self.found = recorder.posted_ids(keys, self.poster.started)
+            self.found = recorder.posted_ids(keys)
         done = self.found.keys() | self.taken_before if self.found else self.taken_before
         # Not a closure over this run: that would tie the batch to it in a cycle, left
         # for the cyclic collector (3 % more instructions in a post).
@@ -347,8 +345,8 @@ class _ChunkRun:
         the same file posted it first (an actor it added, a record it arranged) was posted,
         not failed: its key, committed before this run read that state, says so. A
         malformed line failed whatever the store held: it stays reported. A line checked
-        without a look-up whose key a refused attempt took before this run is named as
-        such, as the look-up would have had it (_refused_before)."""
+        without a look-up whose key another run's refused attempt took is named as such,
+        as the look-up would have had it (_refused_elsewhere)."""
         if self.poster.stop_on_error:  # it stopped there: the report stays, nothing is lost
             return
         judged = [
@@ -356,21 +354,21 @@ class _ChunkRun:
             for p in self.counts.problems
             if p.id
             and p.line not in self.malformed
-            and p.id not in self.refused_before
+            and p.id not in self.refused_elsewhere
             and not self._kept_here(p.id)
         ]
         if not judged:
             return
         recorder: Any = self.poster.ledger.recorder
-        done = recorder.posted_ids([p.id for p in judged], self.poster.started)
+        done = recorder.posted_ids([p.id for p in judged])
         for problem in [p for p in judged if p.id in done]:
             if problem.outcome == "refused":
                 self.counts.refused -= 1
             else:
                 self.counts.invalid -= 1
-            if done[problem.id]:
+            if done[problem.id] == "refused":
                 at = self.counts.problems.index(problem)
-                self.counts.problems[at] = Problem(problem.line, problem.id, *REFUSED_BEFORE)
+                self.counts.problems[at] = Problem(problem.line, problem.id, *REFUSED_ELSEWHERE)
                 self.counts.refused += 1
             else:
                 self.counts.problems.remove(problem)
@@ -387,8 +385,8 @@ class _ChunkRun:
             return self._problem(line, "invalid", f"error: {line.problem}")
         assert line.key is not None
         if line.key in done or line.key in self.seen or line.key in self.poster.seen:
-            if self._first_refused_before(line.key):
-                return self._refused_before(line)
+            if self._refused_by_another_run(line.key):
+                return self._refused_elsewhere(line)
             counts.skipped += 1
             return True
         self.seen.add(line.key)
@@ -400,6 +398,7 @@ class _ChunkRun:
             # refusals under R7 and R19 are of the command, not of an attempt: not recorded).
             if self.batch.refusals > recorded:
                 self.batch.posted.append((line.key, "refused"))
+                self.refused_here.add(line.key)
             else:
                 self.unrecorded.add(line.key)
             return self._problem(line, "refused", error.line())
@@ -410,28 +409,31 @@ class _ChunkRun:
         counts.posted += 1
         return True
 
-    def _first_refused_before(self, key: str) -> bool:
-        """Whether ``key`` is a refused attempt's from before this run, and no line
-        with it was taken up in this run yet."""
+    def _refused_by_another_run(self, key: str) -> bool:
+        """Whether the store holds ``key`` as a refused attempt that this run did not
+        record (an earlier run's, or one running at the same time), and no line with it
+        was taken up in this run yet."""
         return (
-            bool(self.found and self.found.get(key))
+            self.found is not None
+            and self.found.get(key) == "refused"
             and key not in self.seen
             and key not in self.taken_before
             and key not in self.poster.seen
         )
 
-    def _refused_before(self, line: Line) -> bool:
-        """A line whose id a refused attempt took before this run started (a re-run's,
-        after a kill or a lost report): reported as refused again, once, so that every
-        run of a file names its refused lines. The rule is in the audit trail."""
+    def _refused_elsewhere(self, line: Line) -> bool:
+        """A line whose id another run's refused attempt took (an earlier run's, after a
+        kill or a lost report, or one running at the same time): named as refused, once,
+        so that every run of a file names all its refused lines. The rule is in the audit
+        trail."""
         assert line.key is not None
-        self.refused_before.add(line.key)
-        # Taken up here, its key written by no one in this run: so a later line with the
-        # id is skipped, in this run's later chunks and (as their answers pass the id
-        # on) by the other workers.
+        self.refused_elsewhere.add(line.key)
+        # Taken up here, its key written by no one in this run: a later line with the id
+        # is skipped, in this run's later chunks and (as their answers pass the id on) by
+        # the other workers.
         self.seen.add(line.key)
         self.unrecorded.add(line.key)
-        return self._problem(line, *REFUSED_BEFORE)
+        return self._problem(line, *REFUSED_ELSEWHERE)
 
     def _problem(self, line: Line, outcome: str, message: str) -> bool:
         problem = Problem(line.number, line.key, outcome, message)

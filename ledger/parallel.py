@@ -10,13 +10,13 @@ its lines and its worker has answered a later share (see ``_forget``): the homes
 those of the lines in flight, however long the file. A code keeps with it the records its
 lines named, so that a record named by code and by id keeps one home. A line whose id an
 earlier line still being posted has goes to that line's worker, after it; a line whose id
-an earlier, committed line took up without a key in the store (ledger.bulk: BulkPoster.seen)
-is sent with that id, so the worker skips it, as one process would. A line whose keys have
-two homes (a code claimed for a second record, say) is sent once everything sent before
-it is committed, and its keys move to one home. There is no barrier between windows
-otherwise: each worker starts its next share as soon as it has committed the last. Lines
-that change actors, whom every other line reads, are posted alone in this process, in
-their place in the file, once all work is committed.
+an earlier, committed line took up without a key in the store, or with a refused attempt of
+this run's (ledger.bulk: BulkPoster.seen), is sent with that id, so the worker skips it, as
+one process would. A line whose keys have two homes (a code claimed for a second record,
+say) is sent once everything sent before it is committed, and its keys move to one home.
+There is no barrier between windows otherwise: each worker starts its next share as soon
+as it has committed the last. Lines that change actors, whom every other line reads, are
+posted alone in this process, in their place in the file, once all work is committed.
 
 The outcome is the outcome of posting the file in order in one process: same lines
 posted, refused and invalid, same events (tests/test_bulk_parallel.py). Problems are
@@ -172,11 +172,10 @@ class ParallelPoster:
         self.outstanding: dict[int, Share] = {}  # shares not yet answered, by number
         self.numbers = count()
         self.held: list[Problem] = []  # reported once every earlier line is posted
-        # Line ids taken up without a key in the store (BulkPoster.seen) by this process
-        # and, as they answer, by the workers: a later line with one is skipped.
+        # Line ids taken up without a key in the store, or refused (BulkPoster.seen), by this
+        # process and, as they answer, by the workers: a later line with one is skipped.
         self.seen: set[str] = set()
         self._here: BulkPoster | None = None
-        self.started: Any = None  # the run's start, as the workers read the store's clock
 
     def post(self, lines: Iterable[bytes]) -> Summary:
         windows = chunks(lines, self.jobs * self.chunk_size)
@@ -234,9 +233,7 @@ class ParallelPoster:
 
     def _here_poster(self) -> BulkPoster:
         if self._here is None:
-            self._here = BulkPoster(
-                self.open_ledger(), self.actor, chunk_size=self.chunk_size, started=self.started
-            )
+            self._here = BulkPoster(self.open_ledger(), self.actor, chunk_size=self.chunk_size)
         return self._here
 
     def _post_here(self, numbered: Numbered) -> None:
@@ -343,7 +340,7 @@ class ParallelPoster:
             draft.keys += keys
             if line_id is not None:
                 if line_id in seen:
-                    draft.taken.append(line_id)  # taken up elsewhere, with no stored key
+                    draft.taken.append(line_id)  # taken up elsewhere (BulkPoster.seen)
                 pending[line_id] = (target, self.round)
                 draft.ids.append(line_id)
             draft.lines.append(line)
@@ -492,7 +489,6 @@ class ParallelPoster:
                 raise worker_stopped() from None
             if kind == "error":
                 raise payload
-            self.started = payload if self.started is None else min(self.started, payload)
 
     def _stop_workers(self) -> None:
         for worker in self.workers:

@@ -64,7 +64,7 @@ def work(
             ),
             on_settled=lambda summary, taken: conn.send(("done", (summary, taken))),
         )
-        conn.send(("ready", poster.started))
+        conn.send(("ready", None))
         with few_collections():
             try:
                 while (sent := conn.recv()) is not None:

@@ -119,7 +119,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         if posted:
             # One time for the transaction, in the column default's format: evaluating the
             # default for every row cost a sixth of a bulk post's inserts.
-            at = _posted_time()
+            at = datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
             c.executemany(
                 f"INSERT INTO {POSTED_TABLE} (id, outcome, posted_at) VALUES (?, ?, ?)",
                 [(key, outcome, at) for key, outcome in posted],
@@ -152,29 +152,20 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 found += [(ids[r[0]], r[1], r[2]) for r in c.fetchall()]
         return found
 
-    def clock(self) -> str:
-        """Now, as the posted-line table writes its times (see posted_ids)."""
-        return _posted_time()
-
-    def posted_ids(self, ids: Sequence[str], refused_before: str = "") -> dict[str, bool]:
-        """The line ids among ``ids`` that the store holds, each with whether a refused
-        attempt took it before ``refused_before`` (a ``clock()`` reading)."""
-        found: dict[str, bool] = {}
+    def posted_ids(self, ids: Sequence[str]) -> dict[str, str]:
+        """The line ids among ``ids`` that the store holds, each with its outcome
+        (``posted``, or ``refused``: a refused attempt recorded)."""
+        found: dict[str, str] = {}
         with self.datastore.transaction(commit=False) as c:
             for start in range(0, len(ids), 500):
                 chunk = list(ids[start : start + 500])
                 c.execute(
-                    f"SELECT id, outcome = 'refused' AND posted_at < ? FROM {POSTED_TABLE} "
+                    f"SELECT id, outcome FROM {POSTED_TABLE} "
                     f"WHERE id IN ({','.join('?' * len(chunk))})",
-                    [refused_before, *chunk],
+                    chunk,
                 )
-                found.update((row[0], bool(row[1])) for row in c.fetchall())
+                found.update((row[0], row[1]) for row in c.fetchall())
         return found
-
-
-def _posted_time() -> str:
-    """UTC now, as the posted-line table's column default writes it (text that sorts)."""
-    return datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def __getattr__(name: str) -> Any:

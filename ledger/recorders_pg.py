@@ -4,7 +4,6 @@ the posted-lines table and the database role of each writer (see ledger.recorder
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -125,24 +124,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             for row in rows:
                 copy.write_row(row)
 
-    def clock(self) -> datetime:
-        """The server's now: the posted-line table's times are the server's."""
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute("SELECT clock_timestamp()")
-            now: datetime = curs.fetchone()[0]  # type: ignore[index]
-            return now
-
-    def posted_ids(
-        self, ids: Sequence[str], refused_before: datetime | None = None
-    ) -> dict[str, bool]:
+    def posted_ids(self, ids: Sequence[str]) -> dict[str, str]:
         """See SQLiteLedgerRecorder.posted_ids."""
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(
-                SQL(
-                    "SELECT id, coalesce(outcome = 'refused' AND posted_at < %s, false) "
-                    "FROM {0} WHERE id = ANY(%s)"
-                ).format(self.posted_table),
-                (refused_before, list(ids)),
+                SQL("SELECT id, outcome FROM {0} WHERE id = ANY(%s)").format(self.posted_table),
+                (list(ids),),
             )
             return dict(curs.fetchall())
 

@@ -308,7 +308,7 @@ def test_a_worker_dying_between_its_commit_and_its_answer_loses_no_refused_line(
 ) -> None:
     """Each worker dies right after committing its first share with a refused line,
     before it answers. The run still reports those lines, and the re-run names every
-    refused line: those as refused before it, the others as refused now."""
+    refused line: those as refused already, the others as refused now."""
     generated = generate(tmp_path / "gen.jsonl", 40)
     settled = BulkPoster.settled
 
@@ -333,7 +333,7 @@ def test_a_worker_dying_between_its_commit_and_its_answer_loses_no_refused_line(
         assert rest.code == 3, rest
         again = dict(line.split(": ", 1) for line in rest.stderr.splitlines())
         assert [int(n.removeprefix("line ")) for n in again] == generated.refused, rest
-        before = [n for n, message in again.items() if message.startswith("refused before")]
+        before = [n for n, message in again.items() if message.startswith("refused already")]
         assert before == [f"line {p.line}" for p in reported], rest
 
 

@@ -100,7 +100,7 @@ def test_generated_file_posts_with_exact_counts_and_once(
     refused = len(generated.refused)
     assert again.stdout == summary(0, generated.lines - refused, refused, 0, 0)
     assert again.stderr.splitlines() == [
-        f"line {n}: refused before this run: its id was taken by a refused attempt "
+        f"line {n}: refused already: its id was taken by a refused attempt "
         "(see ledger audit --refused)"
         for n in generated.refused
     ]
@@ -289,7 +289,7 @@ def test_stdin_per_line_actor_malformed_lines_and_stop_on_error(
         "jobs": 1,
     }
     assert rest.stderr == (
-        "line 2: refused before this run: its id was taken by a refused attempt "
+        "line 2: refused already: its id was taken by a refused attempt "
         "(see ledger audit --refused)\n"
     )
     assert event_count(db_url) == before + 3
@@ -324,7 +324,7 @@ def test_a_re_run_names_the_lines_refused_before_it_once(db_url: str, tmp_path: 
     events = event_count(db_url)
 
     before = (
-        "line 3: refused before this run: its id was taken by a refused attempt "
+        "line 3: refused already: its id was taken by a refused attempt "
         "(see ledger audit --refused)\n"
     )
     for jobs in ("1", "2"):

@@ -17,7 +17,8 @@ uses the rules refuse. Posted into copies of one store:
 The counts, the problems reported (line, id, outcome, message) and every stored event's
 fields must be the same, but for the recording time and the chain link that depends on
 it, and a refused attempt's random id. A third property posts a file twice at once, from
-two processes: each line posted once, each refused attempt recorded once, the log sound.
+two processes: each line posted once, each refused attempt recorded once and named by both
+runs, the log sound.
 """
 
 from __future__ import annotations
@@ -574,6 +575,8 @@ def runs_at_once(
         assert keys["posted"] == posted, (keys, counts)
         refusals = sum(1 for *_, topic, _ in stored_rows(url) if topic.startswith("ledger/Ref"))
         assert keys["refused"] == refusals, (keys, refusals)
+        # Each run names every line whose id a refused attempt took, whichever run kept it.
+        assert all(c[2] >= keys["refused"] for c in counts), (keys, counts)
         done = run(url, "verify")
         assert done.code == 0, done
 
