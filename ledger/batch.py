@@ -42,6 +42,8 @@ class Batch:
         self.allowed: dict[tuple[str, str], tuple[int, ActorView]] = {}  # passed R19
         self.claims: dict[str, CodeClaim | None] = {}
         self.directorate: Directorate | None = None  # once read or made (R19)
+        self.directorate_read = False
+        self.seeded: set[str] = set()  # actors an uncommitted batch before this one changed
         self.ids: dict[str, UUID] = {}  # record ids as written -> parsed
         self.new: list[ChainedAggregate] = []
         self.refusals = 0  # refused attempts recorded (``refuse``)
@@ -117,9 +119,20 @@ class Batch:
 
     def another_director(self, actor_id: str) -> bool:
         """R19: whether an active director other than ``actor_id`` is registered (the
-        stored actors, as this batch leaves them)."""
+        stored actors, as this batch leaves them). The directorate is read first: a
+        loss of a director committed after it collides with this batch's
+        (``director_left``), one committed before it shows in the actors read next."""
+        self._read_directorate()
         actors = {a.actor_id: a for a in self.app.actors()}
-        actors.update((i, a) for i, a in self.actors.items() if a is not None)
+        # This batch's state of an actor wins where it is newer than the store's: one it
+        # changes, or one a batch before it changed and has not committed (``seed``). One
+        # it only read may be older than the directorate (a director's authority checked
+        # before a concurrent loss): the store's is taken.
+        actors.update(
+            (i, a)
+            for i, a in self.actors.items()
+            if a is not None and (a.pending_events or i in self.seeded)
+        )
         return any(
             a.active and Role.DIRECTOR in a.roles for i, a in actors.items() if i != actor_id
         )
@@ -232,14 +245,13 @@ class Batch:
             self.actors[aggregate.actor_id] = aggregate
         elif isinstance(aggregate, Directorate):
             self.directorate = aggregate
+            self.directorate_read = True
 
     def director_left(self, director: str, change: Change, by: str, occurred_at: datetime) -> None:
         """R19: an active director is one no longer. Written to the directorate at the
         version this batch read, so that a concurrent loss of another director collides
         with this one (aggregates.directorate)."""
-        if self.directorate is None:
-            found = self._get(DIRECTORATE_ID)
-            self.directorate = found if isinstance(found, Directorate) else None
+        self._read_directorate()
         if self.directorate is None:
             self.add(
                 Directorate.first_loss(
@@ -248,6 +260,12 @@ class Batch:
             )
         else:
             self.directorate.lose(director=director, change=change, by=by, occurred_at=occurred_at)
+
+    def _read_directorate(self) -> None:
+        if not self.directorate_read:
+            found = self._get(DIRECTORATE_ID)
+            self.directorate = found if isinstance(found, Directorate) else None
+            self.directorate_read = True
 
     def check_code_free(self, code: str, record: Record) -> None:
         """R3: the code is unique across the ledger (fast batches leave the store's
@@ -309,6 +327,8 @@ class Batch:
         (their state in the store lags behind them); see ledger.bulk."""
         for aggregate in changed:
             self._know(aggregate)
+            if isinstance(aggregate, Actor):
+                self.seeded.add(aggregate.actor_id)
 
     def collect(self) -> tuple[list[Any], list[Any]]:
         """(the aggregates with new events, those events), the events taken off them."""

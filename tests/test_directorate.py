@@ -111,3 +111,64 @@ def test_directors_leaving_at_the_same_moment_leave_one(db_url: str) -> None:
         ]
     )
     assert run(db_url, "verify").code == 0
+
+
+def test_a_loss_committed_while_the_check_runs_still_collides(db_url: str) -> None:
+    """The other director's loss commits after this command has read the actors but
+    before it wrote the directorate: the directorate was read only then, at its new
+    version, so both saves succeeded and no director was left (23 of 280 races of two
+    real processes, found by exploratory testing). It is read before the actors now."""
+    setup_office(db_url)
+    grant_director(db_url, ARCHIVIST, DIRECTOR)
+    mine, theirs = open_ledger(db_url), open_ledger(db_url)
+    try:
+        first = checked(mine, *leaves(DIRECTOR))  # checked, not saved yet
+        batch = Batch(theirs)
+        check = batch.another_director
+
+        def then_the_other_saves(actor_id: str) -> bool:
+            answer = check(actor_id)
+            first.save()
+            return answer
+
+        batch.another_director = then_the_other_saves  # type: ignore[method-assign]
+        handle(leaves(ARCHIVIST)[0], batch, ARCHIVIST)
+        with pytest.raises(IntegrityError):
+            batch.save()
+        with pytest.raises(RuleViolation, match=f"actor {ARCHIVIST} is the only active director"):
+            theirs.execute(*leaves(ARCHIVIST))
+    finally:
+        mine.close()
+        theirs.close()
+    assert directors(db_url) == [ARCHIVIST]
+
+
+def test_a_directors_authority_read_before_a_concurrent_loss_does_not_count(
+    db_url: str,
+) -> None:
+    """The command's own director was read (to check its authority) before the other
+    command took that director's role and committed: the check counted the stale copy as
+    another director, read the directorate after the commit, and both saves succeeded
+    (2 of 40 races of real processes). The check counts the actors as the store holds
+    them after the directorate was read, but for those this batch changes."""
+    setup_office(db_url)
+    grant_director(db_url, ARCHIVIST, DIRECTOR)
+    mine, theirs = open_ledger(db_url), open_ledger(db_url)
+    try:
+        revoke = rq.RevokeRoles(actor_id=ARCHIVIST, role=["director"])
+        first = checked(mine, revoke, DIRECTOR)  # checked, not saved yet
+        batch = Batch(theirs)
+        check = batch.another_director
+
+        def after_the_other_saved(actor_id: str) -> bool:
+            first.save()
+            return check(actor_id)
+
+        batch.another_director = after_the_other_saved  # type: ignore[method-assign]
+        deactivate = rq.DeactivateActor(actor_id=DIRECTOR, reason="调离")
+        with pytest.raises(RuleViolation, match=f"actor {DIRECTOR} is the only active director"):
+            handle(deactivate, batch, ARCHIVIST)
+    finally:
+        mine.close()
+        theirs.close()
+    assert directors(db_url) == [DIRECTOR]
