@@ -8,7 +8,7 @@ from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import Mapper, StoredEvent
-from eventsourcing.utils import resolve_topic
+from eventsourcing.utils import TopicError, resolve_topic
 
 # Every aggregate's topics resolve here, the seal chain's too: a record id naming the
 # chain failed to load with a TopicError instead of not being a record.
@@ -16,6 +16,19 @@ import aggregates.seal  # noqa: F401  (registers its topics)
 from aggregates.base import LedgerEvent
 from aggregates.chain import envelope, open_envelope
 from aggregates.errors import IntegrityFailure
+
+# What reading a stored event raises when its bytes or its topic were changed (not JSON,
+# fields missing or of the wrong type, a topic no class has).
+UNREADABLE = (ValueError, TypeError, KeyError, TopicError)
+
+
+def unreadable(error: BaseException, where: str = "") -> IntegrityFailure:
+    """The one-line error (exit 6) for a stored event that cannot be read."""
+    reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return IntegrityFailure(
+        f"a stored event could not be read ({where}{reason}): its bytes were changed, or it "
+        "was written with another key; `ledger verify` names every such event"
+    )
 
 
 def upcast(cls: type[LedgerEvent], fields: dict[str, Any], stored_version: int) -> dict[str, Any]:
@@ -68,21 +81,19 @@ class LedgerMapper(Mapper):  # type: ignore[type-arg]
 
     def event_from(self, topic: str, state: bytes) -> Any:
         """The event a stored row holds, validated, upcast to its class's version."""
+        # Not decrypted, no envelope, not JSON, not the topic's fields: a key, or a change.
+        # (The store's first event was read with this key when it was opened.)
         try:
             if self.cipher or self.compressor:
                 body, recorded_hash = self.decode_state(state)
             else:
                 body, recorded_hash = open_envelope(state)
-        except ValueError as error:  # not decrypted, or no envelope: a key, or a change
-            # (The store's first event was read with this key when it was opened.)
-            raise IntegrityFailure(
-                f"a stored event could not be read ({error}): its bytes were changed, or it "
-                "was written with another key; `ledger verify` names every such event"
-            ) from None
-        fields = orjson.loads(body)
-        fields.pop("topic", None)
-        stored_version = fields.pop("class_version", 1)
-        cls: type[LedgerEvent] = resolve_topic(topic)
-        if stored_version < cls.class_version:
-            fields = upcast(cls, fields, stored_version)
-        return cls.from_store(fields, recorded_hash)
+            fields = orjson.loads(body)
+            fields.pop("topic", None)
+            stored_version = fields.pop("class_version", 1)
+            cls: type[LedgerEvent] = resolve_topic(topic)
+            if stored_version < cls.class_version:
+                fields = upcast(cls, fields, stored_version)
+            return cls.from_store(fields, recorded_hash)
+        except UNREADABLE as error:
+            raise unreadable(error) from None

@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
+import msgspec
 from psycopg.rows import tuple_row
 
 from ledger.application import Ledger
+from ledger.mapper import UNREADABLE, unreadable
 from projections.fields import TopicFields
 
 Row = tuple[int, str, bytes]  # (notification id, topic, stored state)
@@ -90,14 +92,19 @@ class EventLog:
         events: list[Event] = []
         append = events.append
         plain = mapper.cipher is None and mapper.compressor is None
-        for notification_id, topic, state in rows:
-            decoder = fields.get(topic)
-            if decoder is None:
-                continue
-            if plain:  # the envelope {"body":B,"hash":H} is JSON itself: one parse
-                append((notification_id, topic, decoder.from_envelope(state)))
-            else:
-                append((notification_id, topic, decoder.from_body(mapper.decode_state(state)[0])))
+        notification_id = None
+        try:
+            for notification_id, topic, state in rows:
+                decoder = fields.get(topic)
+                if decoder is None:
+                    continue
+                if plain:  # the envelope {"body":B,"hash":H} is JSON itself: one parse
+                    append((notification_id, topic, decoder.from_envelope(state)))
+                else:
+                    body = mapper.decode_state(state)[0]
+                    append((notification_id, topic, decoder.from_body(body)))
+        except (msgspec.MsgspecError, *UNREADABLE) as error:
+            raise unreadable(error, f"position {notification_id}: ") from None
         return events
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
