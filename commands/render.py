@@ -77,11 +77,20 @@ def output_rows(rows: Sequence[dict[str, Any]], form: str, columns: Sequence[str
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     if not rows:
         return "(none)"
-    cells = [[cell(row.get(c)) for c in columns] for row in rows]
+    cells = [[_on_one_line(cell(row.get(c))) for c in columns] for row in rows]
     widths = [max(_width(x) for x in [c, *(r[i] for r in cells)]) for i, c in enumerate(columns)]
     lines = [_line(columns, widths), _line(["-" * w for w in widths], widths)]
     lines.extend(_line(r, widths) for r in cells)
     return "\n".join(lines)
+
+
+_BREAKS = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+def _on_one_line(text: str) -> str:
+    """A table cell on one line: a line break or tab in a title (text may hold them)
+    is shown as \\n or \\t, not laid out by the terminal (JSON and CSV keep them)."""
+    return text if text.isprintable() else text.translate(_BREAKS)
 
 
 def _width(text: str) -> int:
@@ -111,4 +120,4 @@ def output_mapping(data: dict[str, Any], form: str) -> None:
     else:
         width = max((len(k) for k in data), default=0)
         for key, value in data.items():
-            click.echo(f"{key.ljust(width)}  {cell(value)}")
+            click.echo(f"{key.ljust(width)}  {_on_one_line(cell(value))}")

@@ -22,3 +22,14 @@ def test_columns_line_up_with_wide_halfwidth_and_combining_characters() -> None:
     # Where the last column starts, in display columns, is the same on every line.
     starts = {_width(line[: line.rindex("  ") + 2]) for line in lines}
     assert len(starts) == 1, lines
+
+
+def test_line_breaks_and_tabs_in_text_stay_on_the_row() -> None:
+    """Text may hold tabs and line breaks: in a table a title with a line break was split
+    over two lines and a tab pushed the next columns out (found by exploratory testing).
+    They are shown as \\n and \\t; JSON and CSV keep the text as it is."""
+    rows = [{"title": "第一行\n第二行", "by": "办\t公室"}, {"title": "纪要", "by": "arch"}]
+    lines = table(rows, ["title", "by"]).splitlines()
+    assert len(lines) == 4
+    assert lines[2] == "第一行\\n第二行  办\\t公室"
+    assert len({_width(line[: line.rindex("  ") + 2]) for line in lines}) == 1
