@@ -68,10 +68,10 @@ def custody(
     if form == "json":
         emit_json(chain)
         return
-    columns = ["version", "occurred_at", "event", "actor", "custodian", "details"]
+    role = ["db_role"] if roles else []  # PostgreSQL only, as in --json
+    columns = ["version", "occurred_at", "event", "actor", *role, "custodian", "details"]
     rows = [dict(r, details=_details(r)) for r in chain["events"]]
     if form == "csv":  # every field of --json's events, the others in details
-        role = ["db_role"] if roles else []  # PostgreSQL only, as in --json
         everything = ["version", "occurred_at", "recorded_at", "event", "actor", "custodian",
                       *role, "details", "prev_hash", "hash"]  # fmt: skip
         output_rows(rows, form, everything)

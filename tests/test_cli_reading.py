@@ -198,6 +198,10 @@ def test_custody_csv_has_what_json_has(world: str) -> None:
         shared.append("db_role")
     assert [[r[k] for k in shared] for r in rows] == [[str(e[k]) for k in shared] for e in events]
     assert ("db_role" in rows[0]) == world.startswith("postgresql:")
+    # The table shows who wrote each event on PostgreSQL too, as README says.
+    table = run(world, "custody", CODE, actor=AUDITOR)
+    header = table.stdout.splitlines()[1].split()
+    assert ("db_role" in header) == world.startswith("postgresql:"), table
 
 
 @pytest.mark.parametrize(
