@@ -303,10 +303,14 @@ def _(request: rq.Correct, batch: Batch, actor: str | None) -> dict[str, Any]:
 
 def _acting(batch: Batch, actor: str | None, action: str, request: Any) -> Any:
     """R19 for a command on no record (a receipt; managing actors, the director's): a
-    refusal is recorded as the attempted command, at the attempt's time."""
+    refusal is recorded as the attempted command, at the attempt's time. An attempt on
+    an actor names it and what was asked, in the refusal's reason (an auditor must see
+    whom someone tried to deactivate, say)."""
     try:
         return batch.acting(actor, action)
     except RuleViolation as error:
+        if hasattr(request, "actor_id"):
+            error = RuleViolation(error.rule, f"{error.message}; attempted: {_asked(request)}")
         batch.refuse(
             error,
             action=request.command,
@@ -315,7 +319,15 @@ def _acting(batch: Batch, actor: str | None, action: str, request: Any) -> Any:
             details={},
             occurred_at=when(request),
         )
-        raise
+        raise error from None
+
+
+def _asked(request: Any) -> str:
+    """An actor command as asked: its name and options, e.g. ``actor-deactivate dir
+    reason=离职``."""
+    fields = request.model_dump(exclude={"command", "actor_id", "occurred_at"}, exclude_none=True)
+    options = [f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in fields.items()]
+    return " ".join([request.command, request.actor_id, *options])
 
 
 @_handler.register

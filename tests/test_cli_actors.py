@@ -141,3 +141,20 @@ def test_an_actor_change_that_changes_nothing_is_refused_and_writes_nothing(db_u
         done = run(db_url, "actor", *args, actor=DIRECTOR)
         assert (done.code, done.stdout, one_line(done.stderr)) == (2, "", f"error: {message}")
     assert event_count(db_url) == before
+
+
+def test_a_refused_attempt_on_an_actor_names_the_actor_and_what_was_asked(db_url: str) -> None:
+    """An archivist's attempt to deactivate the director was recorded with its action and
+    the rule only: an auditor could not tell whom it named (found by exploratory testing).
+    The refusal's reason, on stderr and in the audit trail, now says what was asked."""
+    setup_office(db_url)
+    done = run(db_url, "actor", "deactivate", DIRECTOR, "--reason", "篡位", actor=ARCHIVIST)
+    line = (
+        f"refused (R19): actor {ARCHIVIST} may not manage-actors: it needs the role director; "
+        f"attempted: actor-deactivate {DIRECTOR} reason=篡位"
+    )
+    assert (done.code, one_line(done.stderr)) == (3, line), done
+    rows = run(db_url, "audit", "--refused", "--actor", ARCHIVIST, "--json").json()
+    assert [(r["action"], r["rule"], r["detail"]) for r in rows] == [
+        ("actor-deactivate", "R19", line.removeprefix("refused (R19): "))
+    ]
