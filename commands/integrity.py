@@ -108,6 +108,12 @@ def report_lines(report: Any, limit: int) -> list[str]:
     if report.given is not None:
         verdict = {True: "matches", False: "DIFFERS", None: "not reached"}[report.given_matches]
         lines.append(f"given digest at position {report.given.position}: {verdict}")
-    lines.append(f"log digest at position {report.head}: {report.digest}")
+    if report.digest is None:
+        lines.append(
+            f"log digest at position {report.head}: unknown "
+            f"({report.unreadable:,} events could not be read)"
+        )
+    else:
+        lines.append(f"log digest at position {report.head}: {report.digest}")
     lines.append("intact" if report.intact else "NOT INTACT")
     return lines

@@ -43,7 +43,7 @@ class Report:
     seconds: float = 0.0
     encrypted: bool = False
     seals: list[SealEntry] = field(default_factory=list)
-    digest: str = GENESIS  # of the whole log up to head
+    digest: str | None = GENESIS  # of the whole log up to head; None if not every event read
     given: Given | None = None
     given_matches: bool | None = None
     problems: list[Problem] = field(default_factory=list)
@@ -135,7 +135,8 @@ def verify_log(ledger: Ledger, *, record: UUID | None = None, given: Given | Non
             scan.bound = bindings(table, report.head)
         scan.run(report.head, split_scan(table, report.head) if record is None else None)
         report.events, report.unreadable = scan.count, scan.unreadable
-        report.digest = scan.final_digest.hex()
+        # An event that could not be read has no hash to chain: the digest would be made up.
+        report.digest = None if scan.unreadable else scan.final_digest.hex()
         report.given_matches = scan.given_matches
         suspects = [record.hex] if record else scan.ordered_suspects()
         chains: dict[str, Chain] = {}
