@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -172,9 +172,10 @@ def parse_location(text: str) -> str:
 # for the command line and bulk lines. (Python's fromisoformat alone also took week dates,
 # the basic form and any separator; pydantic's parser took others, and a lowercase z.)
 _MOMENT = re.compile(
-    r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?(Z|[+-]\d\d:\d\d(:\d\d)?)?"
+    r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(?::\d\d(?:\.\d{1,6})?)?(Z|[+-]\d\d:\d\d(:\d\d)?)?",
+    re.ASCII,  # digits 0-9 only
 )
-_DAY = re.compile(r"\d{4}-\d\d-\d\d")
+_DAY = re.compile(r"\d{4}-\d\d-\d\d", re.ASCII)
 
 
 def parse_moment(text: str) -> datetime:
@@ -195,6 +196,11 @@ def parse_moment(text: str) -> datetime:
             _whole_minute_offset(moment)
         except ValueError as error:
             raise InvalidInput(f"{text!r}: {error}") from None
+    if moment.year in (1, 9999):  # in UTC it may fall outside years 1-9999
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:  # (a refusal at such a time stopped the audit trail for good)
+            raise InvalidInput(f"{text!r} is out of range in UTC (years 1-9999)") from None
     return moment
 
 

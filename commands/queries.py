@@ -7,7 +7,7 @@ head of the event log, so it never shows stale data.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import click
@@ -102,9 +102,9 @@ def catalog(obj: Any, /, no_catch_up: bool, as_json: bool, as_csv: bool, **filte
 @click.option("--borrower", metavar="ID", help="Only this borrower's loans.")
 @click.option(
     "--as-of",
-    type=click.DateTime(formats=["%Y-%m-%d"]),
+    callback=lambda _ctx, _param, text: _day(text, "--as-of"),
     metavar="DATE",
-    help="Judge open and overdue at the end of this day in UTC (default today).",
+    help="Judge open and overdue at the end of this day in UTC, YYYY-MM-DD (default today).",
 )
 @catch_up_option
 @output_options
@@ -178,27 +178,35 @@ def _registered(obj: Any, actor_id: str) -> None:
     Batch(obj.ledger()).actor(actor_id)
 
 
-def _utc(text: str | None, option: str) -> str | None:
-    """An ISO 8601 time (or a date, meaning 00:00 UTC) as the audit's UTC text."""
+def _day(text: str | None, option: str) -> datetime | None:
+    """A date, YYYY-MM-DD, as the start of that day (the one rule: aggregates.values)."""
     from aggregates.errors import InvalidInput
-    from projections.base import utc_text
+    from aggregates.values import parse_day
 
     if text is None:
         return None
     try:
+        return datetime.combine(parse_day(text), datetime.min.time())
+    except InvalidInput as error:
+        raise InvalidInput(f"{option}: {error}") from None
+
+
+def _utc(text: str | None, option: str) -> str | None:
+    """An ISO 8601 time (or a date, meaning 00:00 UTC) as the audit's UTC text."""
+    from aggregates.errors import InvalidInput
+    from aggregates.values import parse_day, parse_moment
+    from projections.base import utc_text
+
+    if text is None:
+        return None
+    try:  # the one rule for times and dates (aggregates.values)
         if len(text) == 10:
-            return utc_text(
-                datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC).isoformat()
-            )
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{option}: {text!r} is not an ISO 8601 date or time") from None
-    if moment.tzinfo is None:
-        raise InvalidInput(f"{option}: {text!r} has no UTC offset (e.g. 2026-03-01T09:30:00+08:00)")
-    try:
-        return utc_text(moment.isoformat())
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00
-        raise InvalidInput(f"{option}: {text!r} is out of range in UTC (years 1-9999)") from None
+            moment = datetime.combine(parse_day(text), datetime.min.time(), UTC)
+        else:
+            moment = parse_moment(text)
+    except InvalidInput as error:
+        raise InvalidInput(f"{option}: {error}") from None
+    return utc_text(moment.isoformat())
 
 
 @click.group()

@@ -323,10 +323,13 @@ def _acting(batch: Batch, actor: str | None, action: str, request: Any) -> Any:
 
 
 def _asked(request: Any) -> str:
-    """An actor command as asked: its name and options, e.g. ``actor-deactivate dir
-    reason=离职``."""
-    fields = request.model_dump(exclude={"command", "actor_id", "occurred_at"}, exclude_none=True)
-    options = [f"{k}={','.join(v) if isinstance(v, list) else v}" for k, v in fields.items()]
+    """An actor command as asked: its name and the options given, text quoted (a line
+    break in a name stays in its quotes, on one line), e.g. ``actor-deactivate dir
+    reason='离职'``."""
+    fields = request.model_dump(
+        mode="json", exclude={"command", "actor_id", "occurred_at"}, exclude_unset=True
+    )
+    options = [f"{k}={','.join(v) if isinstance(v, list) else repr(v)}" for k, v in fields.items()]
     return " ".join([request.command, request.actor_id, *options])
 
 

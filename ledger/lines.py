@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 from pydantic import TypeAdapter, ValidationError
 
-from ledger.requests import CONTROL, AnyRequest, first_problem
+from ledger.requests import AnyRequest, first_problem
 
 LINE = TypeAdapter(AnyRequest)
 MAX_KEY = 200  # characters of a line's id
@@ -45,10 +45,13 @@ def parse(number: int, text: bytes, default_actor: str | None) -> Line:
     if not isinstance(key, str) or not key.strip():
         line.problem = 'each line needs an "id" (its idempotency key), a non-empty string'
         return line
-    if len(key) > MAX_KEY or CONTROL.search(key):
+    if len(key) > MAX_KEY or not key.isprintable():
         # A key is stored and looked up as text: PostgreSQL refuses NUL in text, and its
-        # key index a long one; either failed every run of the file, for good.
-        line.problem = f'"id" must be at most {MAX_KEY} characters, with no control characters'
+        # key index a long one; either failed every run of the file, for good. Tabs, line
+        # breaks and other unprintable characters would hide in a report.
+        line.problem = (
+            f'"id" must be at most {MAX_KEY} characters, all printable (no control characters)'
+        )
         return line
     line.key = key
     actor = data.pop("actor", None)

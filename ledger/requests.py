@@ -41,14 +41,14 @@ from aggregates.values import (
     parse_moment,
 )
 
-CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def _printable(value: str) -> str:
     """No control characters but tabs and line breaks: PostgreSQL's text refuses NUL (one
     stored would stop every projection there for good), and a terminal's escape codes
     would hide or forge text in a listing."""
-    if CONTROL.search(value):
+    if _CONTROL.search(value):
         raise ValueError("control characters (such as NUL or ESC) are not allowed")
     return value
 

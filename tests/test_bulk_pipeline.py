@@ -308,7 +308,7 @@ def test_a_refusal_that_records_nothing_leaves_its_line_to_be_tried_again(db_url
     assert first.code == 3 and first.stderr.splitlines() == [
         "line 2: refused (R19): actor ext is already deactivated",
         "line 3: refused (R19): actor 'ghost' is not registered and may not act; "
-        "attempted: actor-deactivate ext reason=离职",
+        "attempted: actor-deactivate ext reason='离职'",
     ], first
     counts = json.loads(again.stdout)
     assert (counts["skipped"], counts["refused"]) == (1, 2), again

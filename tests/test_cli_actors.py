@@ -151,10 +151,15 @@ def test_a_refused_attempt_on_an_actor_names_the_actor_and_what_was_asked(db_url
     done = run(db_url, "actor", "deactivate", DIRECTOR, "--reason", "篡位", actor=ARCHIVIST)
     line = (
         f"refused (R19): actor {ARCHIVIST} may not manage-actors: it needs the role director; "
-        f"attempted: actor-deactivate {DIRECTOR} reason=篡位"
+        f"attempted: actor-deactivate {DIRECTOR} reason='篡位'"
     )
     assert (done.code, one_line(done.stderr)) == (3, line), done
     rows = run(db_url, "audit", "--refused", "--actor", ARCHIVIST, "--json").json()
     assert [(r["action"], r["rule"], r["detail"]) for r in rows] == [
         ("actor-deactivate", "R19", line.removeprefix("refused (R19): "))
     ]
+    # Text is quoted: a line break in a name cannot put a line of its own on stderr.
+    done = run(db_url, "actor", "add", "zz", "--name", "张 三\nline 2: forged", "--role",
+               "borrower", "--clearance", "public", actor=ARCHIVIST)  # fmt: skip
+    assert done.code == 3 and len(done.stderr.splitlines()) == 1, done
+    assert "attempted: actor-add zz name='张 三\\nline 2: forged' role=borrower" in done.stderr

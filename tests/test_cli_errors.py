@@ -462,19 +462,33 @@ def test_numbers_times_and_dates_are_taken_only_as_json_writes_them(
     assert event_count(world) == before
 
 
-@pytest.mark.parametrize("moment", ["2016-W22-3T10:00:00+08:00", "20160601T100000+0800"])
-def test_the_command_line_reads_times_as_bulk_lines_do(world: str, moment: str) -> None:
-    """--occurred-at took ISO 8601's week dates and basic form, which bulk lines refused."""
+@pytest.mark.parametrize(
+    ("moment", "why"),
+    [
+        ("2016-W22-3T10:00:00+08:00", "is not an ISO 8601 time (e.g. 2026-03-01T09:30:00+08:00)"),
+        ("20160601T100000+0800", "is not an ISO 8601 time (e.g. 2026-03-01T09:30:00+08:00)"),
+        ("0001-01-01T00:00:00+01:00", "is out of range in UTC (years 1-9999)"),
+    ],
+)
+def test_the_command_line_reads_times_as_bulk_lines_do(world: str, moment: str, why: str) -> None:
+    """--occurred-at took ISO 8601's week dates and basic form, which bulk lines refused.
+    A time in year 1 with an offset east of UTC was taken too, and a refusal recorded at
+    it (year 0 in UTC) stopped the audit trail and the projections for good, exit 1."""
     done = run(world, "relocate", PUB, "--location", "W1-01-1-1", "--occurred-at", moment,
                actor=ARCHIVIST)  # fmt: skip
-    assert (done.code, one_line(done.stderr)) == (
-        2,
-        f"error: {moment!r} is not an ISO 8601 time (e.g. 2026-03-01T09:30:00+08:00)",
-    ), done
+    assert (done.code, one_line(done.stderr)) == (2, f"error: {moment!r} {why}"), done
 
 
 @pytest.mark.parametrize(
-    ("key", "why"), [("bad\u0000id", "NUL"), ("k" * 201, "long"), ("tab\u001bid", "ESC")]
+    ("key", "why"),
+    [
+        ("bad\u0000id", "NUL"),
+        ("k" * 201, "long"),
+        ("esc\u001bid", "ESC"),
+        ("tab\tid", "TAB"),
+        ("nl\nid", "LF"),
+        ("c1\u009bid", "CSI"),
+    ],
 )
 def test_a_line_id_with_control_characters_or_too_long_is_invalid(
     world: str, key: str, why: str
@@ -492,7 +506,7 @@ def test_a_line_id_with_control_characters_or_too_long_is_invalid(
     assert done.code == 2, done
     assert done.stdout == "posted 2, skipped 0, refused 0, invalid 1 (2 events)\n", done
     assert one_line(done.stderr) == (
-        'line 2: error: "id" must be at most 200 characters, with no control characters'
+        'line 2: error: "id" must be at most 200 characters, all printable (no control characters)'
     )
     assert event_count(world) == before + 2
 

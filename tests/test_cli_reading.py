@@ -211,6 +211,10 @@ def test_custody_csv_has_what_json_has(world: str) -> None:
         (("projections", "follow", "--interval", "nan"), "error: Invalid value for '--interval'"),
         (("loans", "--all", "--overdue"), "error: choose one of --open, --overdue and --all"),
         (("loans", "--open", "--all"), "error: choose one of --open, --overdue and --all"),
+        # One rule for times and dates (they were taken here, refused elsewhere).
+        (("loans", "--as-of", "2026-3-1"), "error: --as-of: '2026-3-1' is not a date"),
+        (("audit", "--since", "2026-W10-1T09:30Z"), "error: --since: '2026-W10-1T09:30Z' is "),
+        (("audit", "--until", "2026-03-01t09:30Z"), "error: --until: '2026-03-01t09:30Z' is "),
     ],
 )
 def test_bad_or_conflicting_query_options_are_refused(
