@@ -32,9 +32,6 @@ class DirectorLeft(LedgerEvent):
     director: ActorId
     change: Change
 
-    def apply(self, directorate: Directorate) -> None:
-        directorate.left += 1
-
 
 class FirstDirectorLeft(DirectorLeft, LedgerCreated):
     """The first loss of a director in a store: it starts the aggregate."""
@@ -46,7 +43,7 @@ class Directorate(ChainedAggregate):
     TOPIC = "ledger/Directorate"
 
     def __init__(self) -> None:
-        self.left = 0  # directors lost so far (each event adds one)
+        """No state of its own: its version is what concurrent losses collide on."""
 
     @classmethod
     def first_loss(
