@@ -48,6 +48,10 @@ class Batch:
         self.new: list[ChainedAggregate] = []
         self.refusals = 0  # refused attempts recorded (``refuse``)
         self.posted: list[tuple[str, str]] = []
+        # R6, R19: the actors (authority, clearance) the commands were checked against
+        # and did not change, with the versions read: the write is refused if another
+        # writer changed one since (ledger.recorders: ReadChanged), and run again.
+        self.relied: list[tuple[UUID, int]] = []
         # What the batch's commands name and make, asked for when a record or a code must
         # first be read from the store, to read them all at once (see ``preload``).
         self.upcoming: Callable[[], tuple[list[str], set[Any]]] | None = None
@@ -331,8 +335,11 @@ class Batch:
                 self.seeded.add(aggregate.actor_id)
 
     def collect(self) -> tuple[list[Any], list[Any]]:
-        """(the aggregates with new events, those events), the events taken off them."""
+        """(the aggregates with new events, those events), the events taken off them;
+        the actors read and not changed are kept as relied on (see ``insertion``)."""
         changed = self.pending()
+        actors = [a for a in self.actors.values() if a is not None]
+        self.relied = [(a.id, a.version) for a in actors if not a.pending_events]
         return changed, [event for a in changed for event in a.collect_events()]
 
     def insertion(self, events: list[Any]) -> Callable[[], Callable[[], None]]:
@@ -350,7 +357,8 @@ class Batch:
         recorder: Any = self.app.recorder
         rows = self.app.mapper.to_rows(events, recorder.stored_id)  # type: ignore[attr-defined]
         posted = self.posted
-        return lambda: recorder.insert_uncommitted(rows, posted)
+        relied = [(recorder.stored_id(i), version) for i, version in self.relied]
+        return lambda: recorder.insert_uncommitted(rows, posted, relied)
 
     def save(self) -> int:
         """Write every pending event and the posted-line keys in one transaction."""

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 
 APPEND_ONLY_MESSAGE = "ledger tables are append-only"
@@ -49,6 +49,23 @@ def insert_then_commit(
 
 
 Row = tuple[Any, int, str, bytes]  # an event table row: id, version, topic, state
+# Aggregates a write relied on without changing them: (stored id, version it read).
+Relied = Sequence[tuple[Any, int]]
+
+
+class ReadChanged(IntegrityError):
+    """An aggregate that a write's commands read, and did not change, was changed by
+    another writer before the write: what they checked no longer holds."""
+
+
+def check_unchanged(stored: dict[Any, int], relied: Relied) -> None:
+    """Raise ReadChanged unless each relied-on aggregate is stored at the version read
+    (``stored``: the latest stored version of each, read under the write lock)."""
+    changed = [i for i, version in relied if stored.get(i) != version]
+    if changed:
+        raise ReadChanged(
+            f"{len(changed)} aggregate(s) read by this write changed before it was saved"
+        )
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
@@ -94,13 +111,14 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         return None
 
     def insert_uncommitted(
-        self, rows: list[Row], posted: list[tuple[str, str]]
+        self, rows: list[Row], posted: list[tuple[str, str]], relied: Relied = ()
     ) -> Callable[[], None]:
         """The bulk write: event rows (``stored_id``, version, topic, state) and
         posted-line keys, inserted now, committed by the returned call (see
-        insert_then_commit)."""
+        insert_then_commit); refused (ReadChanged) if an aggregate in ``relied`` was
+        changed since it was read."""
         return insert_then_commit(
-            self._bulk_transaction(), lambda c: self._insert_rows(c, rows, posted)
+            self._bulk_transaction(), lambda c: self._insert_rows(c, rows, posted, relied)
         )
 
     @contextmanager
@@ -114,7 +132,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 yield curs
 
     def _insert_rows(
-        self, c: SQLiteCursor, rows: list[Row], posted: list[tuple[str, str]] | None
+        self,
+        c: SQLiteCursor,
+        rows: list[Row],
+        posted: list[tuple[str, str]] | None,
+        relied: Relied = (),
     ) -> None:
         if posted:
             # One time for the transaction, in the column default's format: evaluating the
@@ -125,6 +147,13 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 [(key, outcome, at) for key, outcome in posted],
             )
         c.executemany(self.insert_events_statement, rows)
+        if relied:  # read now, with the write lock held since the first insert
+            c.execute(
+                f"SELECT originator_id, MAX(originator_version) FROM {self.events_table_name} "
+                f"WHERE originator_id IN ({','.join('?' * len(relied))}) GROUP BY originator_id",
+                [stored_id for stored_id, _ in relied],
+            )
+            check_unchanged({row[0]: row[1] for row in c.fetchall()}, relied)
 
     def history(self, originator_id: UUID) -> tuple[Sequence[StoredEvent], dict[int, str]]:
         """An aggregate's stored events, and the database role that wrote each: none on

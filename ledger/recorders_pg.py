@@ -12,7 +12,14 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
-from ledger.recorders import APPEND_ONLY_MESSAGE, POSTED_TABLE, Row, insert_then_commit
+from ledger.recorders import (
+    APPEND_ONLY_MESSAGE,
+    POSTED_TABLE,
+    Relied,
+    Row,
+    check_unchanged,
+    insert_then_commit,
+)
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
@@ -39,6 +46,10 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self.select_events_of = SQL(
             "SELECT originator_id, topic, state FROM {0}.{1} "
             "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        ).format(schema, events)
+        self.select_versions = SQL(
+            "SELECT originator_id AS id, MAX(originator_version) AS version FROM {0}.{1} "
+            "WHERE originator_id = ANY(%s) GROUP BY originator_id"
         ).format(schema, events)
         self.copy_events = SQL(
             "COPY {0}.{1} (originator_id, originator_version, topic, state) "
@@ -101,18 +112,24 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         return originator_id
 
     def insert_uncommitted(
-        self, rows: list[Row], posted: list[tuple[str, str]]
+        self, rows: list[Row], posted: list[tuple[str, str]], relied: Relied = ()
     ) -> Callable[[], None]:
         """One transaction: take the table lock (notification ids commit in order),
-        notify followers, COPY the posted-line keys and the event rows in binary; commit
-        on the returned call (see ledger.recorders.insert_then_commit)."""
+        check that the aggregates in ``relied`` are unchanged (ledger.recorders:
+        ReadChanged), notify followers, COPY the posted-line keys and the event rows in
+        binary; commit on the returned call (see ledger.recorders.insert_then_commit)."""
         return insert_then_commit(
             self.datastore.transaction(commit=True),
-            lambda curs: self._copy_rows(curs, rows, posted),
+            lambda curs: self._copy_rows(curs, rows, posted, relied),
         )
 
-    def _copy_rows(self, curs: Any, rows: list[Row], posted: list[tuple[str, str]]) -> None:
+    def _copy_rows(
+        self, curs: Any, rows: list[Row], posted: list[tuple[str, str]], relied: Relied
+    ) -> None:
         self._lock_table(curs)
+        if relied:  # every writer takes the lock: what is read now stays so until commit
+            curs.execute(self.select_versions, ([stored_id for stored_id, _ in relied],))
+            check_unchanged({row["id"]: row["version"] for row in curs.fetchall()}, relied)
         self._notify_channel(curs)
         if posted:
             with curs.copy(self.copy_posted) as copy:

@@ -151,10 +151,10 @@ def test_a_collision_has_the_chunk_posted_again_and_the_next_checked_again(
         recorder: Any = poster.ledger.recorder
         insert, inserts = recorder.insert_uncommitted, count()
 
-        def receipt_first(rows: Any, posted: Any) -> Any:
+        def receipt_first(rows: Any, posted: Any, relied: Any) -> Any:
             if next(inserts) == 0:
                 BulkPoster(open_ledger(url), None).post(rest[:1])
-            return insert(rows, posted)
+            return insert(rows, posted, relied)
 
         settles: list[bool] = []
         settle = BulkPoster.settle
