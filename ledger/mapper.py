@@ -12,7 +12,12 @@ from eventsourcing.utils import TopicError, resolve_topic
 
 # Every aggregate's topics resolve here, the seal chain's too: a record id naming the
 # chain failed to load with a TopicError instead of not being a record.
-import aggregates.seal  # noqa: F401  (registers its topics)
+import aggregates.actor
+import aggregates.code_claim
+import aggregates.directorate
+import aggregates.record_events
+import aggregates.refusal
+import aggregates.seal  # noqa: F401  (these register their topics)
 from aggregates.base import LedgerEvent
 from aggregates.chain import envelope, open_envelope
 from aggregates.errors import IntegrityFailure
@@ -20,6 +25,30 @@ from aggregates.errors import IntegrityFailure
 # What reading a stored event raises when its bytes or its topic were changed (not JSON,
 # fields missing or of the wrong type, a topic no class has).
 UNREADABLE = (ValueError, TypeError, KeyError, TopicError)
+
+
+def _event_topics() -> frozenset[str]:
+    """The topic of every event class of the aggregates: all that the ledger writes."""
+    found: set[str] = set()
+    classes: list[type[LedgerEvent]] = [LedgerEvent]
+    while classes:
+        cls = classes.pop()
+        classes.extend(cls.__subclasses__())
+        if "TOPIC" in cls.__dict__:
+            found.add(cls.TOPIC)
+    return frozenset(found)
+
+
+# A stored row with any other topic (its topic column rewritten, or corrupted) is an event
+# the ledger cannot read, whatever reads it: a rebuild, a check, a catch-up, a seal.
+KNOWN_TOPICS = _event_topics()
+
+
+def unknown_topic(position: object, topic: object) -> IntegrityFailure:
+    """``unreadable`` for the row at ``position``, whose topic the ledger never writes."""
+    from ledger.integrity import literal  # (imports the application, which imports this)
+
+    return unreadable(ValueError(f"unknown topic {literal(topic)}"), f"position {position}: ")
 
 
 def unreadable(error: BaseException, where: str = "") -> IntegrityFailure:

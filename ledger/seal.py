@@ -21,6 +21,7 @@ from aggregates.seal import SEAL_ID, SEALED_TOPIC, Seal
 from ledger.application import Ledger
 from ledger.batch import Batch
 from ledger.integrity import ZERO, EventTable, link_bytes, open_table, unhex
+from ledger.mapper import KNOWN_TOPICS
 from ledger.sketch import Sketch
 
 
@@ -111,6 +112,8 @@ def measure_log(table: EventTable, last: Seal | None) -> LogMeasure:
         if not checked and position > sealed_at:
             _check_against(last, digest, events)
             checked = True
+        if topic not in KNOWN_TOPICS:  # an event no command can read (its topic rewritten)
+            raise _odd_row(position)
         try:
             event_hash = unhex(recorded or "")
         except ValueError:
@@ -124,13 +127,17 @@ def measure_log(table: EventTable, last: Seal | None) -> LogMeasure:
             try:
                 sketch.add(position, key, version, topic, event_hash)
             except ValueError:  # SQLite: a version, originator or topic set to another type
-                raise IntegrityFailure(
-                    f"the event at position {position} has a version, originator or topic the "
-                    "ledger never writes; run `ledger verify`; nothing was sealed"
-                ) from None
+                raise _odd_row(position) from None
     if not checked:
         _check_against(last, digest, events)
     return LogMeasure(position=head, events=events, digest=digest.hex(), sketch=sketch)
+
+
+def _odd_row(position: int) -> IntegrityFailure:
+    return IntegrityFailure(
+        f"the event at position {position} has a version, originator or topic the ledger "
+        "never writes; run `ledger verify`; nothing was sealed"
+    )
 
 
 def _check_against(last: Seal | None, digest: bytes, events: int) -> None:

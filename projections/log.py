@@ -16,7 +16,7 @@ import msgspec
 from psycopg.rows import tuple_row
 
 from ledger.application import Ledger
-from ledger.mapper import UNREADABLE, unreadable
+from ledger.mapper import KNOWN_TOPICS, UNREADABLE, unknown_topic, unreadable
 from projections.fields import TopicFields
 
 Row = tuple[int, str, bytes]  # (notification id, topic, stored state)
@@ -43,8 +43,33 @@ class EventLog:
         sql = f"SELECT count(*) FROM {self.table} WHERE {column} > {int(position)}"
         return int(self._rows(sql, ())[0][0])
 
+    def first_unknown(self, stop: int) -> tuple[int, Any] | None:
+        """The first row up to ``stop`` whose topic the ledger never writes (position,
+        topic), or None: one scan of the log's topics, no state read."""
+        known = sorted(KNOWN_TOPICS)
+        if self.backend == "postgres":
+            sql = (
+                f"SELECT notification_id, topic FROM {self.table} WHERE notification_id <= %s "
+                "AND (topic IS NULL OR NOT topic = ANY(%s)) ORDER BY notification_id LIMIT 1"
+            )
+            found = self._rows(sql, (stop, known))
+        else:
+            sql = (
+                f"SELECT rowid, topic FROM {self.table} WHERE rowid <= ? AND (topic IS NULL "
+                f"OR topic NOT IN ({','.join('?' * len(known))})) ORDER BY rowid LIMIT 1"
+            )
+            found = self._rows(sql, (stop, *known))
+        return (int(found[0][0]), found[0][1]) if found else None
+
+    def refuse_unknown(self, stop: int) -> None:
+        """IntegrityFailure (exit 6) if an event up to ``stop`` has a topic the ledger never
+        writes: it could not be read, so nothing built up to ``stop`` would be right."""
+        found = self.first_unknown(stop)
+        if found is not None:
+            raise unknown_topic(*found)
+
     def pages(
-        self, after: int, stop: int, limit: int, topics: Collection[str]
+        self, after: int, stop: int, limit: int, topics: Collection[str], vetted: int = 0
     ) -> Iterator[tuple[list[Row], int, int]]:
         """The stored rows with ``after < id <= stop``, ``limit`` at a time: each page with
         the position it covers up to (its last row, or ``stop`` for the last page) and how
@@ -56,17 +81,23 @@ class EventLog:
         SQLite: only rows of ``topics`` are selected (the rowid range is scanned either way,
         and rows skipped in the engine cost nothing here); its rowids are the positions, one
         per event with no gaps (the log is append-only), so a page covers ``end - after``.
+        On both, a row whose topic the ledger never writes (ledger.mapper.KNOWN_TOPICS) is
+        in its page too, so that ``decode()`` refuses it instead of the page passing over
+        it: an event the ledger cannot read is never skipped as one of no interest. Up to
+        ``vetted`` (positions ``refuse_unknown`` found clean) SQLite selects by topic alone.
         """
         if self.backend == "postgres":
             yield from self._pg_pages(after, stop, limit, topics)
             return
         wanted = sorted(topics)
+        known = sorted(KNOWN_TOPICS) if stop > vetted else []
+        others = f"OR topic IS NULL OR topic NOT IN ({','.join('?' * len(known))})" if known else ""
         sql = (
             f"SELECT rowid, topic, state FROM {self.table} WHERE rowid > ? AND rowid <= ? "
-            f"AND topic IN ({','.join('?' * len(wanted))}) ORDER BY rowid LIMIT ?"
+            f"AND (topic IN ({','.join('?' * len(wanted))}) {others}) ORDER BY rowid LIMIT ?"
         )
         while after < stop:
-            rows = self._rows(sql, (after, stop, *wanted, limit))
+            rows = self._rows(sql, (after, stop, *wanted, *known, limit))
             end = rows[-1][0] if len(rows) == limit else stop
             yield rows, end, end - after
             after = end
@@ -87,7 +118,8 @@ class EventLog:
             yield inside, after, len(inside)
 
     def decode(self, rows: Sequence[Row], fields: Mapping[str, TopicFields]) -> list[Event]:
-        """The events of ``rows`` whose topic has a decoder in ``fields``."""
+        """The events of ``rows`` whose topic has a decoder in ``fields``; a row whose topic
+        the ledger does not know is an event that cannot be read (IntegrityFailure, exit 6)."""
         mapper: Any = self.ledger.mapper
         events: list[Event] = []
         append = events.append
@@ -97,6 +129,8 @@ class EventLog:
             for notification_id, topic, state in rows:
                 decoder = fields.get(topic)
                 if decoder is None:
+                    if topic not in KNOWN_TOPICS:
+                        raise unknown_topic(notification_id, topic)
                     continue
                 if plain:  # the envelope {"body":B,"hash":H} is JSON itself: one parse
                     append((notification_id, topic, decoder.from_envelope(state)))

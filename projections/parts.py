@@ -57,13 +57,19 @@ class Helpers:
         return len(self.conns)
 
     def start(
-        self, store: Any, parts: Sequence[Sequence[str]], suffix: str, stop: int, indexed: bool
+        self,
+        store: Any,
+        parts: Sequence[Sequence[str]],
+        suffix: str,
+        stop: int,
+        indexed: bool,
+        vetted: int = 0,
     ) -> None:
         """Each helper builds one of ``parts`` into ``<table><suffix>`` up to ``stop``
         (``build_scratch``)."""
         for (process, conn), names in zip(self.conns, parts, strict=False):
             try:
-                conn.send((store, list(names), suffix, stop, indexed))
+                conn.send((store, list(names), suffix, stop, indexed, vetted))
             except OSError:
                 raise _stopped() from None
             self.busy.append((process, conn))
@@ -137,12 +143,14 @@ def _help(conn: Connection, parents_ends: list[Connection]) -> None:
             conn.send(("error", sendable(error)))
 
 
-def _build(store: Any, names: list[str], suffix: str, stop: int, indexed: bool) -> None:
+def _build(
+    store: Any, names: list[str], suffix: str, stop: int, indexed: bool, vetted: int
+) -> None:
     from ledger.application import Ledger
     from projections.rebuild import build_scratch
 
     ledger = Ledger(store)
     try:
-        build_scratch(ledger, names, suffix, stop=stop, indexed=indexed)
+        build_scratch(ledger, names, suffix, stop=stop, indexed=indexed, vetted=vetted)
     finally:
         ledger.close()

@@ -72,13 +72,15 @@ def build_scratch(
     stop: int | None = None,
     progress: Progress | None = None,
     indexed: bool = False,
+    vetted: int = 0,
 ) -> tuple[list[LedgerProjection], Stats]:
     """Fresh ``<table><suffix>`` tables built from the first event up to ``stop`` (then
-    given the live tables' indexes, if ``indexed``, where the swap can keep them)."""
+    given the live tables' indexes, if ``indexed``, where the swap can keep them);
+    ``vetted``: the position up to which the caller has refused unknown topics."""
     for name in names:
         open_view(ledger, name, suffix).drop_tables()
     projections = open_projections(ledger, names, suffix)
-    stats = Runner(ledger, projections).run(stop=stop, progress=progress)
+    stats = Runner(ledger, projections, vetted=vetted).run(stop=stop, progress=progress)
     if indexed:
         for projection in projections:
             projection.view.index_scratch()
@@ -94,14 +96,15 @@ def build_parts(
     progress: Progress | None = None,
     helpers: Helpers | None = None,
     indexed: bool = False,
+    vetted: int = 0,
 ) -> tuple[list[LedgerProjection], Stats]:
     """``build_scratch`` of every name up to ``stop``: with helper processes, the names are
     shared out by cost and each part is built in its own process at the same time."""
     parts = split(names, COSTS, 1 + (len(helpers) if helpers else 0))
     if helpers and len(parts) > 1:
-        helpers.start(ledger.store, parts[1:], suffix, stop, indexed)
+        helpers.start(ledger.store, parts[1:], suffix, stop, indexed, vetted)
     _, stats = build_scratch(
-        ledger, parts[0], suffix, stop=stop, progress=progress, indexed=indexed
+        ledger, parts[0], suffix, stop=stop, progress=progress, indexed=indexed, vetted=vetted
     )
     if helpers:
         helpers.wait()
@@ -120,9 +123,18 @@ def rebuild(
     chosen = names_or_all(names)
     started = time.perf_counter()
     with exclusive(ledger):
-        stop = EventLog(ledger).head()  # every part is built up to the same position
+        log = EventLog(ledger)
+        stop = log.head()  # every part is built up to the same position
+        log.refuse_unknown(stop)  # before anything is built: nothing is written
         built, stats = build_parts(
-            ledger, chosen, "_new", stop, progress=progress, helpers=helpers, indexed=True
+            ledger,
+            chosen,
+            "_new",
+            stop,
+            progress=progress,
+            helpers=helpers,
+            indexed=True,
+            vetted=stop,
         )
         open_view(ledger, chosen[0]).swap([p.view for p in built])
     stats.seconds = time.perf_counter() - started
@@ -155,9 +167,14 @@ def check(
     ones, at the same position."""
     chosen = names_or_all(names)
     with exclusive(ledger):
+        log = EventLog(ledger)
+        vetted = log.head()
+        log.refuse_unknown(vetted)  # before the live projections catch up: nothing written
         live = open_projections(ledger, chosen)
-        Runner(ledger, live).run()
-        scratch, stats = build_parts(ledger, chosen, "_check", _position(live), helpers=helpers)
+        Runner(ledger, live, vetted=vetted).run()
+        scratch, stats = build_parts(
+            ledger, chosen, "_check", _position(live), helpers=helpers, vetted=vetted
+        )
         try:
             return _compare(ledger, live, scratch), stats
         finally:

@@ -106,10 +106,13 @@ class Runner:
         projections: Sequence[LedgerProjection],
         *,
         page_size: int = PAGE_SIZE,
+        vetted: int = 0,
     ) -> None:
         self.log = EventLog(ledger)
         self.projections = list(projections)
         self.page_size = page_size
+        # Positions up to here hold no topic the ledger does not know (EventLog.refuse_unknown)
+        self.vetted = vetted
 
     def run(self, stop: int | None = None, progress: Progress | None = None) -> Stats:
         """Process every event up to ``stop`` (default: the head); retry if raced."""
@@ -154,7 +157,8 @@ class Runner:
             with self._writer() as writer:
                 for projection in behind:
                     projection.barrier = writer.drain
-                for rows, end, covered in self.log.pages(after, head, self.page_size, fields):
+                pages = self.log.pages(after, head, self.page_size, fields, self.vetted)
+                for rows, end, covered in pages:
                     events = self.log.decode(rows, fields)
                     writer.submit(self._apply(behind, routes, events, end))
                     stats.events += covered
