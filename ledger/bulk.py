@@ -25,10 +25,29 @@ from ledger.lines import Line, chunks, few_collections, parse
 from ledger.requests import Arrange, Receive, RecordRequest
 
 RETRIES = 5
-REFUSED_ELSEWHERE = (
-    "refused",
-    "refused already: its id was taken by a refused attempt (see ledger audit --refused)",
-)
+
+
+def refused_outcome(rule: str) -> str:
+    """A refused attempt's line, as the posted-line table keeps it: with its rule."""
+    return f"refused {rule}"
+
+
+def is_refused(outcome: str | None) -> bool:
+    """Whether a posted-line outcome is a refused attempt's (stores written before the
+    rule was kept hold a bare "refused")."""
+    return outcome is not None and outcome.startswith("refused")
+
+
+def refused_already(outcome: str) -> tuple[str, str]:
+    """The problem of a line whose id another run's refused attempt took, naming the
+    rule where the store kept it."""
+    rule = outcome.partition(" ")[2]
+    named = f" ({rule})" if rule else ""
+    return (
+        "refused",
+        f"refused{named} already: its id was taken by a refused attempt "
+        "(see ledger audit --refused)",
+    )
 
 
 @dataclass
@@ -366,9 +385,11 @@ class _ChunkRun:
                 self.counts.refused -= 1
             else:
                 self.counts.invalid -= 1
-            if done[problem.id] == "refused":
+            if is_refused(done[problem.id]):
                 at = self.counts.problems.index(problem)
-                self.counts.problems[at] = Problem(problem.line, problem.id, *REFUSED_ELSEWHERE)
+                self.counts.problems[at] = Problem(
+                    problem.line, problem.id, *refused_already(done[problem.id])
+                )
                 self.counts.refused += 1
             else:
                 self.counts.problems.remove(problem)
@@ -397,7 +418,7 @@ class _ChunkRun:
             # A refused attempt recorded as an event takes up its line's key with it (some
             # refusals under R7 and R19 are of the command, not of an attempt: not recorded).
             if self.batch.refusals > recorded:
-                self.batch.posted.append((line.key, "refused"))
+                self.batch.posted.append((line.key, refused_outcome(error.rule)))
                 self.refused_here.add(line.key)
             else:
                 self.unrecorded.add(line.key)
@@ -415,7 +436,7 @@ class _ChunkRun:
         was taken up in this run yet."""
         return (
             self.found is not None
-            and self.found.get(key) == "refused"
+            and is_refused(self.found.get(key))
             and key not in self.seen
             and key not in self.taken_before
             and key not in self.poster.seen
@@ -433,7 +454,8 @@ class _ChunkRun:
         # the other workers.
         self.seen.add(line.key)
         self.unrecorded.add(line.key)
-        return self._problem(line, *REFUSED_ELSEWHERE)
+        assert self.found is not None
+        return self._problem(line, *refused_already(self.found[line.key]))
 
     def _problem(self, line: Line, outcome: str, message: str) -> bool:
         problem = Problem(line.number, line.key, outcome, message)

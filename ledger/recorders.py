@@ -183,7 +183,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
 
     def posted_ids(self, ids: Sequence[str]) -> dict[str, str]:
         """The line ids among ``ids`` that the store holds, each with its outcome
-        (``posted``, or ``refused``: a refused attempt recorded)."""
+        (``posted``, or ``refused R6`` with the rule: a refused attempt recorded; a bare
+        ``refused`` in stores written before the rule was kept)."""
         found: dict[str, str] = {}
         with self.datastore.transaction(commit=False) as c:
             for start in range(0, len(ids), 500):

@@ -250,6 +250,15 @@ def posted_times(db_url: str) -> dict[str, str]:
         return {key: at.isoformat() for key, at in rows}
 
 
+def posted_outcomes(db_url: str) -> dict[str, str]:
+    """Posted-line key -> its outcome as stored (``posted``, ``refused R6``...)."""
+    if db_url.startswith("sqlite:"):
+        with _sqlite(db_url) as conn:
+            return dict(conn.execute("SELECT id, outcome FROM ledger_posted").fetchall())
+    with psycopg.connect(db_url) as conn:
+        return dict(conn.execute("SELECT id, outcome FROM ledger_posted").fetchall())
+
+
 def stored_events(db_url: str) -> list[tuple[UUID, int, str]]:
     """(originator id, version, topic) of every stored event, in log order."""
     if db_url.startswith("sqlite:"):

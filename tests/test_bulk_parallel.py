@@ -333,7 +333,7 @@ def test_a_worker_dying_between_its_commit_and_its_answer_loses_no_refused_line(
         assert rest.code == 3, rest
         again = dict(line.split(": ", 1) for line in rest.stderr.splitlines())
         assert [int(n.removeprefix("line ")) for n in again] == generated.refused, rest
-        before = [n for n, message in again.items() if message.startswith("refused already")]
+        before = [n for n, message in again.items() if message.startswith("refused (R6) already")]
         assert before == [f"line {p.line}" for p in reported], rest
 
 

@@ -118,7 +118,7 @@ def test_a_run_failing_while_a_chunk_commits_keeps_and_reports_that_chunk(
         assert f"skipped {size - len(first)}," in rest.stdout, rest
         again = dict(line.split(": ", 1) for line in rest.stderr.splitlines())
         assert [int(n.removeprefix("line ")) for n in again] == generated.refused, rest
-        before = [n for n, message in again.items() if message.startswith("refused already")]
+        before = [n for n, message in again.items() if message.startswith("refused (R6) already")]
         assert before == [f"line {n}" for n in first], rest
 
 
@@ -314,7 +314,7 @@ def test_a_refusal_that_records_nothing_leaves_its_line_to_be_tried_again(db_url
     assert (counts["skipped"], counts["refused"]) == (1, 2), again
     assert again.stderr.splitlines() == [
         "line 2: refused (R19): actor ext is already deactivated",
-        "line 3: refused already: its id was taken by a refused attempt "
+        "line 3: refused (R19) already: its id was taken by a refused attempt "
         "(see ledger audit --refused)",
     ]
     assert {"off-1", "off-3"} <= keys and "off-2" not in keys
@@ -337,5 +337,5 @@ def test_a_run_names_the_lines_another_run_of_the_file_refused_meanwhile(
         assert [p.line for p in first.problems] == generated.refused
         second = later.post(lines)
         assert [p.line for p in second.problems] == generated.refused
-        assert all(p.message.startswith("refused already: ") for p in second.problems)
+        assert all(p.message.startswith("refused (R6) already: ") for p in second.problems)
         assert (second.posted, second.refused) == (0, len(generated.refused))

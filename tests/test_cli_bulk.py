@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
+import psycopg
 import pytest
 
 from tests.cli import (
@@ -38,6 +40,7 @@ from tests.cli import (
     generate,
     jsonl,
     one_line,
+    posted_outcomes,
     posted_times,
     run,
     setup_office,
@@ -100,7 +103,7 @@ def test_generated_file_posts_with_exact_counts_and_once(
     refused = len(generated.refused)
     assert again.stdout == summary(0, generated.lines - refused, refused, 0, 0)
     assert again.stderr.splitlines() == [
-        f"line {n}: refused already: its id was taken by a refused attempt "
+        f"line {n}: refused (R6) already: its id was taken by a refused attempt "
         "(see ledger audit --refused)"
         for n in generated.refused
     ]
@@ -289,7 +292,7 @@ def test_stdin_per_line_actor_malformed_lines_and_stop_on_error(
         "jobs": 1,
     }
     assert rest.stderr == (
-        "line 2: refused already: its id was taken by a refused attempt "
+        "line 2: refused (R19) already: its id was taken by a refused attempt "
         "(see ledger audit --refused)\n"
     )
     assert event_count(db_url) == before + 3
@@ -324,7 +327,7 @@ def test_a_re_run_names_the_lines_refused_before_it_once(db_url: str, tmp_path: 
     events = event_count(db_url)
 
     before = (
-        "line 3: refused already: its id was taken by a refused attempt "
+        "line 3: refused (R19) already: its id was taken by a refused attempt "
         "(see ledger audit --refused)\n"
     )
     for jobs in ("1", "2"):
@@ -346,3 +349,27 @@ def test_a_re_run_names_the_lines_refused_before_it_once(db_url: str, tmp_path: 
     assert done.code == 3, done
     assert done.stdout == summary(2, 0, 1, 0, 2), done
     assert done.stderr == before.replace("line 3", "line 2"), done
+    outcomes = posted_outcomes(db_url)
+    assert (outcomes["s"], outcomes["t"]) == ("refused R19", "posted"), outcomes
+
+
+def test_a_refusal_kept_before_its_rule_was_is_named_without_one(db_url: str) -> None:
+    """Stores written before the posted-line table kept the rule of a refused attempt
+    hold a bare "refused": a line with such an id is named as refused already, with no
+    rule (it is in the audit trail)."""
+    setup_office(db_url)
+    kept = "INSERT INTO ledger_posted (id, outcome) VALUES ('old-1', 'refused')"
+    if db_url.startswith("sqlite:"):
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+            conn.execute(kept)
+    else:
+        with psycopg.connect(db_url) as conn:
+            conn.execute(kept)
+    line = {"command": "actor-clearance", "id": "old-1", "actor_id": BORROWER,
+            "clearance": "internal"}  # fmt: skip
+    done = run(db_url, "post", "-", actor=DIRECTOR, input=jsonl([line]))
+    assert done.code == 3, done
+    assert done.stderr == (
+        "line 1: refused already: its id was taken by a refused attempt "
+        "(see ledger audit --refused)\n"
+    ), done
