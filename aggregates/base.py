@@ -16,7 +16,7 @@ from eventsourcing.domain import (
     OriginatorVersionError,
 )
 from eventsourcing.utils import register_topic, resolve_topic
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from aggregates.chain import GENESIS, canonical, digest
 from aggregates.errors import RuleViolation
@@ -190,8 +190,22 @@ def _same_as_validated(event: LedgerEvent, fields: dict[str, Any]) -> None:
         )
 
 
+# The topic of every aggregate class (ChainedAggregate registers them): a created event's
+# originator_topic names the class to build, and a stored body names no other.
+AGGREGATE_TOPICS: set[str] = set()
+
+
 class LedgerCreated(LedgerEvent, CanInitAggregate[UUID]):
     originator_topic: str
+
+    @field_validator("originator_topic")
+    @classmethod
+    def _an_aggregate(cls, value: str) -> str:
+        """A stored body is data: its originator_topic is resolved to a class (which
+        imports a module) only if it is one of the aggregates'."""
+        if value not in AGGREGATE_TOPICS:
+            raise ValueError(f"unknown aggregate topic {value!r}")
+        return value
 
     def mutate(self, aggregate: Any) -> Any:
         """The library's construction (CanInitAggregate.mutate): the base attributes,
@@ -232,6 +246,7 @@ class ChainedAggregate(BaseAggregate[UUID]):
         super().__init_subclass__(**kwargs)
         if "TOPIC" in cls.__dict__:
             register_topic(cls.TOPIC, cls)
+            AGGREGATE_TOPICS.add(cls.TOPIC)
 
     @classmethod
     def _start(cls, event_class: type[LedgerCreated], *, id: UUID, **kwargs: Any) -> Self:

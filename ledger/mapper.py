@@ -44,6 +44,20 @@ def _event_topics() -> frozenset[str]:
 KNOWN_TOPICS = _event_topics()
 
 
+def is_known(topic: object) -> bool:
+    """Whether ``topic`` (a stored topic column: SQLite keeps any type) is one the ledger
+    writes; no other topic is ever resolved to a class."""
+    return isinstance(topic, str) and topic in KNOWN_TOPICS
+
+
+def shown(topic: object) -> str:
+    """A stored topic as an error names it: a known one as it is, any other value as SQL
+    writes it (quoted text, a blob in hex, NULL)."""
+    from ledger.integrity import literal  # (imports the application, which imports this)
+
+    return str(topic) if is_known(topic) else literal(topic)
+
+
 def unknown_topic(position: object, topic: object) -> IntegrityFailure:
     """``unreadable`` for the row at ``position``, whose topic the ledger never writes."""
     from ledger.integrity import literal  # (imports the application, which imports this)
@@ -113,12 +127,19 @@ class LedgerMapper(Mapper):  # type: ignore[type-arg]
         # Not decrypted, no envelope, not JSON, not the topic's fields: a key, or a change.
         # (The store's first event was read with this key when it was opened.)
         try:
+            # A topic names a class to import: only the ledger's own are ever resolved, never
+            # whatever the topic column holds (a module path would be imported and run).
+            if not is_known(topic):
+                raise ValueError(f"unknown topic {shown(topic)}")
             if self.cipher or self.compressor:
                 body, recorded_hash = self.decode_state(state)
             else:
                 body, recorded_hash = open_envelope(state)
             fields = orjson.loads(body)
-            fields.pop("topic", None)
+            # The body records its topic, which its hash covers; the column is not covered.
+            says = fields.pop("topic", None)
+            if says != topic:
+                raise ValueError(f"stored as {topic}, but its body is {shown(says)}")
             stored_version = fields.pop("class_version", 1)
             cls: type[LedgerEvent] = resolve_topic(topic)
             if stored_version < cls.class_version:
