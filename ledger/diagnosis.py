@@ -15,6 +15,7 @@ from aggregates import seal as seal_events
 from aggregates.base import LedgerEvent
 from aggregates.chain import GENESIS
 from ledger.integrity import Decode, EventTable, LogRow, literal, stand_in_hash, unhex
+from ledger.mapper import is_known
 from ledger.seal import SealEntry
 from ledger.sketch import Entry, Sketch, topic_crc
 
@@ -93,6 +94,7 @@ class Chain:
     label: str | None = None
     found: list[tuple[int | None, str]] = field(default_factory=list)  # (version, text)
     rows: int = 0  # how many stored rows it has
+    told: bool = False  # its kind was read from a body, not from a topic column
 
     @property
     def subject(self) -> str:
@@ -110,7 +112,12 @@ class Chain:
         self.found.append((version, text))
 
     def learn(self, topic: str, fields: dict[str, object]) -> None:
-        if self.kind == "aggregate":
+        """What a readable body of the chain tells: its kind (from the topic the body
+        records, which its hash covers, over any topic column), and its label."""
+        says = fields.get("topic")
+        if not self.told and is_known(says):
+            self.kind, self.told = kind_of(says), True
+        elif self.kind == "aggregate":
             self.kind = kind_of(topic)
         label = None
         if topic == "ledger/Record/Arranged" or topic == code_claim.CodeClaimed.TOPIC:
@@ -136,7 +143,7 @@ def diagnose(key: str, rows: Sequence[LogRow], decode: Decode, bound: dict[str, 
         label = version if whole else None
         recorded, fields, mismatch = _read_row(chain, label, topic, key, state, decode)
         if fields is not None:
-            chain.learn(str(fields.get("topic", topic)), fields)
+            chain.learn(str(fields.get("topic", topic)), fields)  # a body's kind over a column's
             _check_role(chain, label, topic, fields, role, bound)
         if not whole:
             says = fields.get("originator_version") if fields is not None else None
@@ -206,7 +213,7 @@ def _check_columns(
     stored = f"version {version}" if other_version else ""
     says = f"version {says_version}" if other_version else ""
     if says_topic != topic:
-        shown = topic if isinstance(topic, str) else literal(topic)
+        shown = topic if is_known(topic) else literal(topic)
         stored = f"{stored} of {shown}".strip().removeprefix("of ")
         says = f"{says} of {says_topic}".strip().removeprefix("of ")
     chain.note(version, f"stored as {stored}, but its body is {says} (swapped or moved)")

@@ -13,7 +13,7 @@ from aggregates.errors import IntegrityFailure
 from ledger.application import Ledger
 from ledger.config import store_from_url
 from tests.cli import Result, one_line, run
-from tests.tamper import RawStore, Scenario
+from tests.tamper import CODE_A, RawStore, Scenario
 
 TAIL = (
     "its bytes were changed, or it was written with another key; "
@@ -97,3 +97,39 @@ def test_a_body_naming_a_module_as_its_aggregate_is_never_resolved(
         assert "Traceback" not in done.stdout + done.stderr, done
         assert (done.code, done.stdout) == (6, ""), done
         assert one_line(done.stderr).startswith("error: a stored event could not be read ("), done
+
+
+# -- verify names a chain by what its bodies say, not by a topic column -----------------
+
+
+@pytest.mark.parametrize("where", ["after the last seal", "in a sealed segment"])
+def test_verify_names_a_record_whose_receipt_is_stored_under_the_seal_chains_topic(
+    golden: tuple[Scenario, Callable[[], str]], where: str
+) -> None:
+    """It said `seal chain <the record's id> version 1: ...` (named by the column)."""
+    scenario, make = golden
+    url = make()
+    raw = RawStore(url)
+    record = scenario.c if where == "after the last seal" else scenario.a
+    set_topic(raw, record, 1, "ledger/Seal/Started")
+    subject = f"record {record}" + (f" (code {CODE_A})" if record == scenario.a else "")
+    found = verify_lines(url)
+    assert (
+        f"{subject} version 1: stored as ledger/Seal/Started, but its body is "
+        "ledger/Record/Received (swapped or moved)"
+    ) in found, found
+    assert not any(line.startswith("seal chain") for line in found), found
+
+
+def test_verify_quotes_a_topic_the_ledger_never_writes(
+    golden: tuple[Scenario, Callable[[], str]],
+) -> None:
+    """`stored as this, but ...` read as prose; the value is quoted as SQL writes it."""
+    scenario, make = golden
+    url = make()
+    set_topic(RawStore(url), scenario.c, 1, "this")
+    found = verify_lines(url)
+    assert found == [
+        f"record {scenario.c} version 1: stored as 'this', but its body is "
+        "ledger/Record/Received (swapped or moved)"
+    ], found
