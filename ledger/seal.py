@@ -7,6 +7,7 @@ a log that no longer matches its last seal is not sealed again (exit 6, run `ver
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -65,6 +66,7 @@ def seal_log(ledger: Ledger, actor: str | None) -> SealReceipt:
     seal = _load_seal(ledger)
     with open_table(ledger) as table:
         measure = measure_log(table, seal)
+        check_segment(table, seal.position if seal is not None else 0, measure.position)
     now = datetime.now(tz=UTC)
     if seal is None:
         seal = Seal.start(actor=acting.id, occurred_at=now)
@@ -131,6 +133,44 @@ def measure_log(table: EventTable, last: Seal | None) -> LogMeasure:
     if not checked:
         _check_against(last, digest, events)
     return LogMeasure(position=head, events=events, digest=digest.hex(), sketch=sketch)
+
+
+def check_segment(table: EventTable, after: int, head: int) -> None:
+    """IntegrityFailure (exit 6) unless every row from ``after`` (the last seal's position)
+    up to ``head``, the segment a seal is about to cover, passes verify's checks of a row:
+    its body matches its recorded hash and names the row's originator, version and topic
+    (the topic column is covered by no hash: a row whose column names another event of the
+    ledger than its body would be sealed as it is), it links to its originator's previous
+    event, and (PostgreSQL) its actor's bound database role wrote it. The rows before are
+    the last seal's business (``measure_log``)."""
+    from ledger.diagnosis import diagnose  # (these import this module)
+    from ledger.scan import LogScan
+    from ledger.verify import bindings
+
+    scan = LogScan(table, [], full=True)
+    # An originator's earlier events lie before the segment: each link to one of them is
+    # checked by an index lookup (as a scan does once it has let memory go), not doubted.
+    scan.evicted = True
+    if table.backend == "postgres":
+        scan.bound = bindings(table, head)
+    collecting = gc.isenabled()
+    gc.disable()  # as verify's scan: millions of short-lived objects and no cycles
+    try:
+        scan.scan_rows(head, after or None)
+        scan.resolve()
+    finally:
+        if collecting:
+            gc.enable()
+    if not scan.suspects:
+        return
+    key = scan.ordered_suspects()[0]
+    position = scan.suspects[key]
+    problems = diagnose(key, table.chain(key), table.decode, scan.bound).problems()
+    why = f" ({problems[0].line()})" if problems else ""
+    raise IntegrityFailure(
+        f"the event at position {position} is not as the ledger wrote it{why}; run "
+        "`ledger verify`; nothing was sealed"
+    )
 
 
 def _odd_row(position: int) -> IntegrityFailure:

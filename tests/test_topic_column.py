@@ -9,6 +9,7 @@ from uuid import UUID
 
 import pytest
 
+from aggregates.chain import canonical, envelope
 from aggregates.errors import IntegrityFailure
 from ledger.application import Ledger
 from ledger.config import store_from_url
@@ -97,6 +98,72 @@ def test_a_body_naming_a_module_as_its_aggregate_is_never_resolved(
         assert "Traceback" not in done.stdout + done.stderr, done
         assert (done.code, done.stdout) == (6, ""), done
         assert one_line(done.stderr).startswith("error: a stored event could not be read ("), done
+
+
+# -- seal: verify's checks of a row over the rows it is about to seal --------------------
+# Its digest covers recorded hashes, not the topic column nor the bodies: a row after the
+# last seal stored under another of the ledger's topics, or whose body no longer matched
+# its hash, was sealed (exit 0).
+
+
+def seal_refused(url: str, raw: RawStore, position: int, problem: str) -> None:
+    rows = raw.snapshot()
+    refused(
+        run(url, "seal", actor="audit"),
+        f"error: the event at position {position} is not as the ledger wrote it ({problem}); "
+        "run `ledger verify`; nothing was sealed",
+    )
+    assert raw.snapshot() == rows
+
+
+@pytest.mark.parametrize("topic", ["ledger/Seal/Started", "ledger/Record/Relocated"])
+def test_seal_refuses_a_row_stored_under_another_known_topic(
+    golden: tuple[Scenario, Callable[[], str]], topic: str
+) -> None:
+    """Record C's receipt (after seal 1) stored under another topic the ledger writes:
+    `seal` sealed the log with it (exit 0)."""
+    scenario, make = golden
+    url = make()
+    raw = RawStore(url)
+    position = set_topic(raw, scenario.c, 1, topic)
+    seal_refused(
+        url,
+        raw,
+        position,
+        f"record {scenario.c} version 1: stored as {topic}, but its body is "
+        "ledger/Record/Received (swapped or moved)",
+    )
+
+
+def test_seal_refuses_a_row_whose_body_no_longer_matches_its_hash(
+    golden: tuple[Scenario, Callable[[], str]],
+) -> None:
+    """Record A's version 6 (after seal 1) with its body changed and its recorded hash
+    kept: the seal's digest covers recorded hashes only, so it was sealed (exit 0)."""
+    scenario, make = golden
+    url = make()
+    raw = RawStore(url)
+    position, _, state = raw.row(scenario.a, 6)
+    body = {**raw.body(scenario.a, 6), "location": "Z9-99-9-9"}
+    recorded = state[-66:-2].decode()
+    raw.set_state(scenario.a, 6, envelope(canonical(body), recorded))
+    seal_refused(
+        url, raw, position, f"record {scenario.a} (code {CODE_A}) version 6: payload changed "
+        "(hash mismatch)"
+    )  # fmt: skip
+
+
+def test_seal_of_an_intact_log_after_an_earlier_seal(
+    golden: tuple[Scenario, Callable[[], str]],
+) -> None:
+    """The segment's links to events before it (record A's version 6 to its version 5,
+    the seal chain's next seal to the one before) are looked up and pass: sealed twice."""
+    _, make = golden
+    url = make()
+    for _ in range(2):
+        done = run(url, "seal", actor="audit")
+        assert done.code == 0, done
+    assert run(url, "verify").code == 0
 
 
 # -- verify names a chain by what its bodies say, not by a topic column -----------------
