@@ -23,7 +23,7 @@ from aggregates.base import LedgerEvent
 from ledger.mapper import upcast
 
 # Fields every handler may read, whatever it declares.
-COMMON = ("originator_id", "originator_version", "occurred_at", "class_version")
+COMMON = ("originator_id", "originator_version", "occurred_at", "class_version", "topic")
 
 
 class TopicFields:

@@ -16,7 +16,7 @@ import msgspec
 from psycopg.rows import tuple_row
 
 from ledger.application import Ledger
-from ledger.mapper import KNOWN_TOPICS, UNREADABLE, unknown_topic, unreadable
+from ledger.mapper import KNOWN_TOPICS, UNREADABLE, shown, unknown_topic, unreadable
 from projections.fields import TopicFields
 
 Row = tuple[int, str, bytes]  # (notification id, topic, stored state)
@@ -133,10 +133,12 @@ class EventLog:
                         raise unknown_topic(notification_id, topic)
                     continue
                 if plain:  # the envelope {"body":B,"hash":H} is JSON itself: one parse
-                    append((notification_id, topic, decoder.from_envelope(state)))
+                    event = decoder.from_envelope(state)
                 else:
-                    body = mapper.decode_state(state)[0]
-                    append((notification_id, topic, decoder.from_body(body)))
+                    event = decoder.from_body(mapper.decode_state(state)[0])
+                if event.topic != topic:  # the body records its topic; the column is not hashed
+                    raise ValueError(f"stored as {topic}, but its body is {shown(event.topic)}")
+                append((notification_id, topic, event))
         except (msgspec.MsgspecError, *UNREADABLE) as error:
             raise unreadable(error, f"position {notification_id}: ") from None
         return events
