@@ -158,16 +158,23 @@ def audit(
     **filters: Any,
 ) -> None:
     """List uses and refused attempts of records: the audit trail."""
+    from aggregates.errors import NotFound
     from projections import queries
 
+    unregistered: NotFound | None = None
     if who is not None:
-        _registered(obj, who)
+        try:
+            _registered(obj, who)
+        except NotFound as error:  # an impostor's attempts (R19) are in the trail all the same
+            unregistered = error
     if filters["record"] is not None:  # by id in any spelling or by code, as `show` names it
         filters["record"] = str(obj.ledger().record(filters["record"]).id)
     view = projections_view(obj, ["audit"], no_catch_up)
     rows = queries.audit(
         view, actor=who, since=_utc(since, "--since"), until=_utc(until, "--until"), **filters
     )
+    if unregistered is not None and not rows:
+        raise NotFound(f"{unregistered}, and the audit trail does not name it")
     render(rows, fmt(as_json, as_csv), AUDIT_COLUMNS, AUDIT_TABLE)
 
 

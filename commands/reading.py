@@ -29,10 +29,12 @@ def _history(
     moment = parse_moment(as_of) if as_of else None
     known = parse_moment(known_at) if known_at else None
     events, roles = obj.ledger().record_history(record)
-    events = known_by(events, moment, known)
-    if not events:
-        raise NotFound(f"record {record!r} did not exist yet at {as_of or known_at}")
-    return events, roles
+    kept = known_by(events, moment, known)
+    if not kept:
+        if known_by(events, moment, None):  # it existed then; nothing was recorded yet
+            raise NotFound(f"nothing of record {record!r} had been recorded by {known_at}")
+        raise NotFound(f"record {record!r} did not exist yet at {as_of}")
+    return kept, roles
 
 
 @click.command()

@@ -84,13 +84,16 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     return "\n".join(lines)
 
 
-_BREAKS = str.maketrans({"\n": "\\n", "\r": "\\r", "\t": "\\t"})
+_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
 
 
 def _on_one_line(text: str) -> str:
     """A table cell on one line: a line break or tab in a title (text may hold them)
-    is shown as \\n or \\t, not laid out by the terminal (JSON and CSV keep them)."""
-    return text if text.isprintable() else text.translate(_BREAKS)
+    is shown as \\n or \\t, not laid out by the terminal (JSON and CSV keep them); a
+    backslash as \\\\, so that a title holding a backslash and an n reads otherwise."""
+    if text.isprintable() and "\\" not in text:
+        return text
+    return text.translate(_ESCAPES)
 
 
 def _width(text: str) -> int:

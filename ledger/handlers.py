@@ -81,6 +81,10 @@ def _on_record(
     record = batch.record(request.record)
     try:
         acting = batch.acting(actor, action)
+        # R14 before the rules that read the record's state: an attempt dated before the
+        # record's previous event (or its receipt) is refused as such, not judged against
+        # today's state and kept in the audit trail at a time the record did not have it.
+        record.check_occurred_at(when(request))
         act(record, acting)
     except RuleViolation as error:
         batch.refuse(

@@ -33,3 +33,10 @@ def test_line_breaks_and_tabs_in_text_stay_on_the_row() -> None:
     assert len(lines) == 4
     assert lines[2] == "第一行\\n第二行  办\\t公室"
     assert len({_width(line[: line.rindex("  ") + 2]) for line in lines}) == 1
+
+
+def test_a_backslash_in_text_is_told_apart_from_an_escaped_line_break() -> None:
+    """A title holding a backslash and an n printed as one with a line break did (found by
+    exploratory testing): a backslash is shown doubled."""
+    rows = [{"title": "lit\\nx"}, {"title": "lit\nx"}, {"title": "C:\\档案"}]
+    assert table(rows, ["title"]).splitlines()[2:] == ["lit\\\\nx", "lit\\nx", "C:\\\\档案"]
