@@ -23,7 +23,6 @@ from aggregates.chain import ENVELOPE_START
 from aggregates.code_claim import CodeClaimed, code_uuid
 from aggregates.errors import Conflict, InvalidInput, LedgerError, NotFound, RuleViolation
 from aggregates.record import Record
-from aggregates.refusal import Refusal
 from ledger.batch import Batch
 from ledger.config import Store, store_from_url
 from ledger.mapper import LedgerMapper
@@ -120,9 +119,12 @@ class Ledger(Application):  # type: ignore[type-arg]
             batch = Batch(self)
             try:
                 result = handle(request, batch, actor)
-            except RuleViolation:
-                self._save_refusals(batch)
-                raise
+            except RuleViolation as refused:
+                try:
+                    batch.save_refusals()
+                except IntegrityError:  # an actor it was checked against changed: again
+                    continue
+                raise refused
             try:
                 batch.save()
             except IntegrityError:
@@ -131,11 +133,6 @@ class Ledger(Application):  # type: ignore[type-arg]
         raise Conflict(
             "another writer changed the same record at the same time; run the command again"
         )
-
-    def _save_refusals(self, batch: Batch) -> None:
-        refusals = [a for a in batch.new if a.pending_events and isinstance(a, Refusal)]
-        if refusals:
-            self.save(*refusals)
 
     @contextmanager
     def translated_errors(self) -> Iterator[None]:

@@ -51,7 +51,8 @@ class Batch:
         # R6, R19: the actors (authority, clearance) the commands were checked against
         # and did not change, with the versions read: the write is refused if another
         # writer changed one since (ledger.recorders: ReadChanged), and run again.
-        self.relied: list[tuple[UUID, int]] = []
+        self.relied: list[tuple[UUID, int | None]] = []
+        self.absent: set[str] = set()  # actor ids read and not found
         # What the batch's commands name and make, asked for when a record or a code must
         # first be read from the store, to read them all at once (see ``preload``).
         self.upcoming: Callable[[], tuple[list[str], set[Any]]] | None = None
@@ -84,6 +85,8 @@ class Batch:
         if actor_id not in self.actors:
             found = self._get(actor_uuid(actor_id))  # not an Actor: a record that took its id
             self.actors[actor_id] = found if isinstance(found, Actor) else None
+            if found is None:
+                self.absent.add(actor_id)
         return self.actors[actor_id]
 
     def acting(self, actor_id: str | None, action: str) -> ActorView:
@@ -338,9 +341,23 @@ class Batch:
         """(the aggregates with new events, those events), the events taken off them;
         the actors read and not changed are kept as relied on (see ``insertion``)."""
         changed = self.pending()
-        actors = [a for a in self.actors.values() if a is not None]
-        self.relied = [(a.id, a.version) for a in actors if not a.pending_events]
+        self._note_relied()
         return changed, [event for a in changed for event in a.collect_events()]
+
+    def save_refusals(self) -> None:
+        """A refused command: write its refused attempts alone (R18, R19), on the same
+        condition as any write, that the actors it was checked against are unchanged."""
+        refusals = [a for a in self.new if a.pending_events and isinstance(a, Refusal)]
+        if refusals:
+            self._note_relied()
+            self.insertion([event for a in refusals for event in a.collect_events()])()()
+
+    def _note_relied(self) -> None:
+        """The actors read and not changed, at the versions read; and those read as not
+        registered (version None: none may be registered since)."""
+        actors = self.actors
+        self.relied = [(a.id, a.version) for a in actors.values() if a and not a.pending_events]
+        self.relied += [(actor_uuid(i), None) for i in self.absent if actors.get(i) is None]
 
     def insertion(self, events: list[Any]) -> Callable[[], Callable[[], None]]:
         """The insert of ``events`` and the posted-line keys, their rows built now: it

@@ -24,7 +24,8 @@ from ledger.handlers import handle
 from ledger.lines import Line, chunks, few_collections, parse
 from ledger.requests import Arrange, Receive, RecordRequest
 
-RETRIES = 5
+RETRIES = 5  # collisions in a row before a chunk gives up (exit 5)
+PIECE_DIVISOR = 4  # after a collision, a chunk goes on in pieces this much smaller
 
 
 def refused_outcome(rule: str) -> str:
@@ -202,14 +203,17 @@ class BulkPoster:
         """A chunk is committed: report its problems, count it in."""
         taken = run.unrecorded | run.refused_here
         self.seen |= taken
+        self._count_in(run.counts, taken)
+
+    def _count_in(self, counts: Summary, taken: set[str]) -> None:
         if self.on_problem is not None:
-            for problem in run.counts.problems:
+            for problem in counts.problems:
                 self.on_problem(problem)
-            run.counts.problems = []
+            counts.problems = []
         if self.on_settled is not None:
-            self.on_settled(run.counts, taken)
+            self.on_settled(counts, taken)
         else:
-            self.summary.add(run.counts)
+            self.summary.add(counts)
 
     def abandon(self) -> None:
         """The run fails: let the transaction under way end. If it committed, its lines
@@ -224,20 +228,40 @@ class BulkPoster:
             self.settled(run)
 
     def _post_now(self, lines: list[Line], *, careful: bool) -> bool:
-        """Post a chunk in this thread, again more carefully after each collision."""
+        """Post a chunk in this thread, again more carefully after each collision, and in
+        smaller pieces (each its own transaction, in order): a piece is checked and
+        written in less time, so an actor that another writer keeps changing (each
+        change has the lines that read it checked again) lets it through."""
         if careful:  # after a collision
             self.look_up = True
-        for _ in range(RETRIES):
-            run = _ChunkRun(self, lines, careful=careful)
+        # The pieces' counts, counted in (answered, for a worker) once, as the chunk's.
+        done, taken = Summary(), set[str]()
+        size, collisions, finished = len(lines), 0, True
+        while lines and finished:
+            run = _ChunkRun(self, lines[:size], careful=careful)
+            run.earlier = done.problems  # what a dying worker's parent must still report
             try:
                 finished = run.check()
                 run.write()
             except IntegrityError:
                 careful = True  # a concurrent writer, or a collision the fast path skipped
-                continue
-            self.settled(run)
-            return finished
-        raise Conflict(
+                collisions += 1
+                if collisions < RETRIES:
+                    size = max(1, size // PIECE_DIVISOR)
+                    continue
+                self._count_in(done, taken)  # what was committed is reported
+                raise self._kept_colliding() from None
+            piece = run.unrecorded | run.refused_here
+            self.seen |= piece  # a later piece skips these ids, as a later chunk would
+            taken |= piece
+            done.add(run.counts)
+            lines, collisions = lines[size:], 0
+        self._count_in(done, taken)
+        return finished
+
+    @staticmethod
+    def _kept_colliding() -> Conflict:
+        return Conflict(
             "concurrent writers kept colliding with this file; run it again "
             "(posted lines are skipped)"
         )
@@ -295,6 +319,7 @@ class _ChunkRun:
             self.batch.seed(after.changed)
             self.taken_before = after.seen
         self.changed: list[Any] = []  # aggregates with events in this chunk's transaction
+        self.earlier: list[Problem] = []  # problems of the chunk's pieces committed before
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
@@ -344,7 +369,7 @@ class _ChunkRun:
         """The chunk's events, taken off its aggregates here (the next chunk goes on
         from them), as the insert to run."""
         if self.poster.before_commit is not None:
-            self.poster.before_commit(self.counts.problems)
+            self.poster.before_commit(self.earlier + self.counts.problems)
         self.changed, events = self.batch.collect()
         self.counts.events = len(events)
         return self.batch.insertion(events)

@@ -16,7 +16,8 @@ one process would. A line whose keys have two homes (a code claimed for a second
 say) is sent once everything sent before it is committed, and its keys move to one home.
 There is no barrier between windows otherwise: each worker starts its next share as soon
 as it has committed the last. Lines that change actors, whom every other line reads, are
-posted alone in this process, in their place in the file, once all work is committed.
+posted in this process, in their place in the file, once all work is committed (lines of
+them in a row together, in chunks, as one process would).
 
 The outcome is the outcome of posting the file in order in one process: same lines
 posted, refused and invalid, same events (tests/test_bulk_parallel.py). Problems are
@@ -239,7 +240,8 @@ class ParallelPoster:
     def _post_here(self, numbered: Numbered) -> None:
         poster = self._here_poster()
         poster.summary, poster.seen = Summary(), self.seen
-        poster.post_numbered([numbered])
+        size = self.chunk_size
+        poster.post_numbered(numbered[i : i + size] for i in range(0, len(numbered), size))
         self._count(poster.summary)
 
     def _holder(self, code: str) -> str | None:
@@ -276,14 +278,19 @@ class ParallelPoster:
         holders: dict[str, str] | None = None  # read at the window's first code with no home
         parsed = [line_keys(text) for _, text in window]
         keyed = [route_keys(data) for data in parsed]
+        actors: Numbered = []  # lines in a row that change actors: posted here together
         for index, line in enumerate(window):
             data = parsed[index]
             if changes_actors(data):
-                self._send(drafts)
-                self._drain()
-                holders = None  # homes were forgotten: read again
-                self._post_here([line])
+                if not actors:
+                    self._send(drafts)
+                    self._drain()
+                    holders = None  # homes were forgotten: read again
+                actors.append(line)
                 continue
+            if actors:
+                self._post_here(actors)
+                actors = []
             keys, named, claimed = keyed[index]
             code = None
             if named is not None:
@@ -345,6 +352,8 @@ class ParallelPoster:
                 draft.ids.append(line_id)
             draft.lines.append(line)
             load[target] += 1
+        if actors:
+            self._post_here(actors)
         self._send(drafts)
 
     def _link(self, keys: list[str]) -> None:

@@ -49,8 +49,9 @@ def insert_then_commit(
 
 
 Row = tuple[Any, int, str, bytes]  # an event table row: id, version, topic, state
-# Aggregates a write relied on without changing them: (stored id, version it read).
-Relied = Sequence[tuple[Any, int]]
+# Aggregates a write relied on without changing them: (stored id, version it read; None:
+# it read that there was none).
+Relied = Sequence[tuple[Any, int | None]]
 
 
 class ReadChanged(IntegrityError):
@@ -59,8 +60,9 @@ class ReadChanged(IntegrityError):
 
 
 def check_unchanged(stored: dict[Any, int], relied: Relied) -> None:
-    """Raise ReadChanged unless each relied-on aggregate is stored at the version read
-    (``stored``: the latest stored version of each, read under the write lock)."""
+    """Raise ReadChanged unless each relied-on aggregate is stored at the version read, or
+    still not stored (``stored``: the latest stored version of each, read under the write
+    lock)."""
     changed = [i for i, version in relied if stored.get(i) != version]
     if changed:
         raise ReadChanged(

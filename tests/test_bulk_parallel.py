@@ -480,3 +480,41 @@ def read_status(pid: int) -> str:
         return Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return "\nState:\tZ"  # gone between the two looks
+
+
+def test_lines_changing_actors_in_a_row_are_posted_together(tmp_path: Path) -> None:
+    """Each line changing an actor was posted alone, in a transaction of its own, and
+    loaded the actor again: 3,000 role changes took 51 s with workers, 0.5 s with
+    --jobs 1 (found by exploratory testing). Lines of them in a row are posted as one
+    process posts them, in chunks; the outcome is the same as with --jobs 1."""
+    generated = generate(tmp_path / "gen.jsonl", 20)
+    changes = [
+        {"command": "actor-grant" if n % 2 else "actor-revoke", "id": f"role-{n}",
+         "actor_id": "g.reader", "role": ["appraiser"], "actor": "dir"}
+        for n in range(1, 41)
+    ]  # fmt: skip
+    # Two invalid among them: an actor not registered, then a role held granted again.
+    changes[5]["actor_id"] = "nobody"
+    lines = generated.path.read_text().splitlines(keepends=True)
+    path = tmp_path / "file.jsonl"
+    path.write_text("".join(lines[:60]) + jsonl(changes) + "".join(lines[60:]))
+    in_order, workers = posted_in_order_and_with_workers("sqlite", tmp_path, path)
+    assert workers == in_order
+    assert (in_order[1]["posted"], in_order[1]["invalid"]) == (generated.posted + 38, 2)
+
+    (tmp_path / "counted").mkdir()
+    with fresh_store("sqlite", tmp_path / "counted") as url:
+        setup_office(url)
+        poster = ParallelPoster(lambda: open_ledger(url), "dir", jobs=2, chunk_size=10)
+        here: list[int] = []
+        post_here = poster._post_here
+
+        def counted(numbered: Any) -> None:
+            here.append(len(numbered))
+            post_here(numbered)
+
+        poster._post_here = counted  # type: ignore[method-assign]
+        summary = poster.post(path.read_bytes().splitlines(keepends=True))
+    assert summary.posted == generated.posted + 38
+    # The generator's five actors, then the 40 changes: split only by windows (20 lines).
+    assert sum(here) == 5 + 40 and len(here) <= 5, here
