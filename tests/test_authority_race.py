@@ -23,7 +23,7 @@ from aggregates.errors import RuleViolation
 from ledger import requests as rq
 from ledger.application import Ledger, open_ledger
 from ledger.batch import Batch
-from ledger.bulk import BulkPoster
+from ledger.bulk import BulkPoster, Summary
 from ledger.handlers import handle
 from ledger.parallel import ParallelPoster
 from ledger.recorders import ReadChanged
@@ -81,6 +81,25 @@ def race(db_url: str, change: tuple[rq.Request, str], command: tuple[rq.Request,
     finally:
         mine.close()
         theirs.close()
+
+
+def by_director(db_url: str, request: rq.Request) -> None:
+    """``request`` run by the director, as another writer."""
+    other = open_ledger(db_url)
+    try:
+        other.execute(request, DIRECTOR)
+    finally:
+        other.close()
+
+
+def bulk(db_url: str, actor: str | None, lines: list[tuple[int, bytes]], hook: Any) -> Summary:
+    """``lines`` posted as one chunk in this process; ``hook`` runs before each write."""
+    poster = BulkPoster(open_ledger(db_url), actor, before_commit=hook)
+    try:
+        poster.post_numbered([lines])
+    finally:
+        poster.ledger.close()
+    return poster.summary
 
 
 def relocate(code: str) -> rq.Relocate:
@@ -155,18 +174,9 @@ def test_a_bulk_chunk_checked_before_a_revocation_is_checked_again(db_url: str) 
 
     def revoke_once(problems: Any) -> None:
         if next(calls) == 0:
-            other = open_ledger(db_url)
-            try:
-                other.execute(rq.DeactivateActor(actor_id=ARCHIVIST, reason="调离"), DIRECTOR)
-            finally:
-                other.close()
+            by_director(db_url, rq.DeactivateActor(actor_id=ARCHIVIST, reason="调离"))
 
-    poster = BulkPoster(open_ledger(db_url), ARCHIVIST, before_commit=revoke_once)
-    try:
-        poster.post_numbered([lines])
-    finally:
-        poster.ledger.close()
-    summary = poster.summary
+    summary = bulk(db_url, ARCHIVIST, lines, revoke_once)
     assert (summary.posted, summary.refused) == (0, 3), summary
     assert {p.message.split(":")[0] for p in summary.problems} == {"refused (R19)"}, summary
     assert next(calls) == 2  # checked twice
@@ -217,20 +227,12 @@ def test_a_bulk_refusal_of_an_unregistered_actor_is_checked_again_once_registere
     def register_once(problems: Any) -> None:
         if next(calls) == 0:
             assert [p.message.split(":")[0] for p in problems] == ["refused (R19)"]
-            other = open_ledger(db_url)
-            try:
-                add = rq.AddActor(actor_id="newcomer", name="新人", role=["archivist"],
-                                  clearance="internal")  # fmt: skip
-                other.execute(add, DIRECTOR)
-            finally:
-                other.close()
+            add = rq.AddActor(actor_id="newcomer", name="新人", role=["archivist"],
+                              clearance="internal")  # fmt: skip
+            by_director(db_url, add)
 
-    poster = BulkPoster(open_ledger(db_url), None, before_commit=register_once)
-    try:
-        poster.post_numbered([[line]])
-    finally:
-        poster.ledger.close()
-    assert (poster.summary.posted, poster.summary.refused) == (1, 0), poster.summary
+    summary = bulk(db_url, None, [line], register_once)
+    assert (summary.posted, summary.refused) == (1, 0), summary
     refusals = run(db_url, "audit", "--refused", "--json", actor=DIRECTOR)
     assert refusals.json() == [], refusals
 
@@ -255,21 +257,13 @@ def test_a_chunk_whose_actor_keeps_changing_goes_through_in_pieces(db_url: str) 
         roles = next(changes, None)
         if roles is None:
             return
-        other = open_ledger(db_url)
-        try:
-            if roles:
-                other.execute(rq.GrantRoles(actor_id=ARCHIVIST, role=roles), DIRECTOR)
-            else:
-                other.execute(rq.RevokeRoles(actor_id=ARCHIVIST, role=["borrower"]), DIRECTOR)
-        finally:
-            other.close()
+        if roles:
+            by_director(db_url, rq.GrantRoles(actor_id=ARCHIVIST, role=roles))
+        else:
+            by_director(db_url, rq.RevokeRoles(actor_id=ARCHIVIST, role=["borrower"]))
 
-    poster = BulkPoster(open_ledger(db_url), ARCHIVIST, before_commit=change_roles)
-    try:
-        poster.post_numbered([lines])
-    finally:
-        poster.ledger.close()
-    assert (poster.summary.posted, poster.summary.refused) == (8, 0), poster.summary
+    summary = bulk(db_url, ARCHIVIST, lines, change_roles)
+    assert (summary.posted, summary.refused) == (8, 0), summary
     # Three attempts collided (8 lines, then 2, then 1), then eight pieces of a line.
     assert len(attempts) == 3 + 8
     shown = run(db_url, "custody", code, "--json").json()["events"]
