@@ -249,7 +249,11 @@ class BulkPoster:
                 if collisions < RETRIES:
                     size = max(1, size // PIECE_DIVISOR)
                     continue
-                self._count_in(done, taken)  # what was committed is reported
+                if self.on_settled is None:  # in one process: what was committed is reported
+                    self._count_in(done, taken)
+                # A worker does not answer the share as done: its parent would take that
+                # for the whole share, and could miss the error that follows. The parent
+                # reports the refused lines committed (sent ahead: ``earlier``).
                 raise self._kept_colliding() from None
             piece = run.unrecorded | run.refused_here
             self.seen |= piece  # a later piece skips these ids, as a later chunk would
