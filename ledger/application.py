@@ -131,7 +131,8 @@ class Ledger(Application):  # type: ignore[type-arg]
                 continue
             return {k: str(v) if isinstance(v, UUID) else v for k, v in result.items()}
         raise Conflict(
-            "another writer changed the same record at the same time; run the command again"
+            "another writer changed what this command read (the same record, or an actor it "
+            "was checked against) at the same time; run the command again"
         )
 
     @contextmanager
