@@ -8,24 +8,28 @@ ledger, so they see exactly what was written.
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import psycopg
 import pytest
+from psycopg import sql
 
-from tests.pg import fresh_database
+from tests.pg import fresh_database, require_pg
 
 LEDGER = str(Path(sys.executable).with_name("ledger"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,7 +170,49 @@ def post(
 
 
 def setup_office(db_url: str) -> None:
-    """Create the store, its director, and the standard cast (one bulk post)."""
+    """Create the store, its director, and the standard cast: a copy of the office set up
+    once per test process and backend (``ledger init`` and a bulk post: about a second
+    of processes, which most tests began with)."""
+    backend = "sqlite" if db_url.startswith("sqlite:") else "postgres"
+    template = _OFFICES.get(backend)
+    if template is None:
+        template = _OFFICES[backend] = _office_template(backend)
+    if backend == "sqlite":
+        source = sqlite3.connect(template.removeprefix("sqlite:///"))
+        target = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+            source.close()
+        return
+    name, admin_url = urlsplit(db_url).path.lstrip("/"), require_pg()
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(urlsplit(template).path.lstrip("/"))
+            )
+        )
+
+
+_OFFICES: dict[str, str] = {}  # backend -> the URL of the office copied by setup_office
+
+
+def _office_template(backend: str) -> str:
+    """The office, set up by the real processes in a store kept until the tests end."""
+    stack = ExitStack()
+    atexit.register(stack.close)
+    if backend == "sqlite":
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="office-")))
+        url = f"sqlite:///{folder}/ledger.db"
+    else:
+        url = stack.enter_context(fresh_database())
+    _set_up_office(url)
+    return url
+
+
+def _set_up_office(db_url: str) -> None:
     done = run(db_url, "init", "--director", DIRECTOR, "--name", "王主任")
     assert done.code == 0, done
     lines = [

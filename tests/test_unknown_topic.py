@@ -91,8 +91,11 @@ def tampered(
     return scenario, url, raw, position
 
 
-@pytest.mark.parametrize("jobs", ["1", "2"])
-@pytest.mark.parametrize(("value", "shown", "on_pg"), TOPICS, ids=IDS)
+@pytest.mark.parametrize(
+    ("value", "shown", "on_pg", "jobs"),
+    [(*TOPICS[0], "1"), (*TOPICS[0], "2"), (*TOPICS[1], "2"), (*TOPICS[2], "1")],
+    ids=[f"{IDS[0]}-1", f"{IDS[0]}-2", f"{IDS[1]}-2", f"{IDS[2]}-1"],
+)
 def test_rebuild_and_check_refuse_an_event_of_an_unknown_topic(
     golden: tuple[Scenario, Callable[[], str]], value: str, shown: str, on_pg: bool, jobs: str
 ) -> None:
