@@ -60,9 +60,7 @@ def shown(topic: object) -> str:
 
 def unknown_topic(position: object, topic: object) -> IntegrityFailure:
     """``unreadable`` for the row at ``position``, whose topic the ledger never writes."""
-    from ledger.integrity import literal  # (imports the application, which imports this)
-
-    return unreadable(ValueError(f"unknown topic {literal(topic)}"), f"position {position}: ")
+    return unreadable(ValueError(f"unknown topic {shown(topic)}"), f"position {position}: ")
 
 
 def unreadable(error: BaseException, where: str = "") -> IntegrityFailure:
