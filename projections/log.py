@@ -13,7 +13,6 @@ from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
-from psycopg.rows import tuple_row
 
 from ledger.application import Ledger
 from ledger.mapper import KNOWN_TOPICS, UNREADABLE, shown, unknown_topic, unreadable
@@ -151,6 +150,8 @@ class EventLog:
 
     def _rows(self, sql: str, params: Sequence[Any]) -> list[Any]:
         if self.backend == "postgres":
+            from psycopg.rows import tuple_row  # only for PostgreSQL: psycopg is slow to import
+
             with (
                 self.datastore.get_connection() as conn,
                 conn.cursor(row_factory=tuple_row, binary=True) as curs,

@@ -29,7 +29,7 @@ from projections.destruction import DestructionProjection
 from projections.loans import LoansProjection
 from projections.log import Event, EventLog
 from projections.pipeline import Batched, Inline, PageWrite, Writer
-from projections.views import APPLICATION, PositionMoved, PostgresView, SQLiteView, View
+from projections.views import APPLICATION, PositionMoved, SQLiteView, View
 
 PROJECTIONS: dict[str, type[LedgerProjection]] = {
     "catalog": CatalogProjection,
@@ -85,6 +85,8 @@ def views_datastore(ledger: Ledger) -> Any:
 def open_view(ledger: Ledger, name: str, suffix: str = "") -> View:
     spec = PROJECTIONS[name].spec
     if ledger.store.backend == "postgres":
+        from projections.views_pg import PostgresView  # psycopg: only for PostgreSQL
+
         return PostgresView(views_datastore(ledger), spec, suffix)
     return SQLiteView(views_datastore(ledger), spec, suffix)
 

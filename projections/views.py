@@ -1,4 +1,5 @@
-"""Materialised views: the library's tracking recorders, one subclass per backend.
+"""Materialised views: the library's tracking recorders, one subclass per backend
+(PostgreSQL's in :mod:`projections.views_pg`, imported only for a PostgreSQL store).
 
 A view owns a projection's tables and its tracking table ``<name>_tracking`` in the
 database of the events. ``write()`` puts a page's rows and the new position in one
@@ -16,13 +17,10 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from operator import itemgetter
-from typing import Any, cast
+from typing import Any
 
 from eventsourcing.persistence import Tracking, TrackingRecorder
-from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
-from psycopg.rows import tuple_row
-from psycopg.sql import SQL
 
 from projections.tables import Changes, Row, Table, ViewSpec
 
@@ -127,7 +125,7 @@ class View(TrackingRecorder, ABC):
                     curs.execute(f"ALTER TABLE {self.qualified(new)} RENAME TO {live}")
                     self._renamed(curs, live, new)
                 for table in view.spec.tables:
-                    for ddl in _index_ddl(table, self.qualified(table.name)):
+                    for ddl in index_ddl(table, self.qualified(table.name)):
                         curs.execute(ddl)
 
     def _renamed(self, curs: Any, live: str, new: str) -> None:
@@ -146,7 +144,7 @@ class View(TrackingRecorder, ABC):
         return int(counted[0]["n"]), [tuple(row.values()) for row in keys]
 
 
-def _ddl(table: Table, name: str, backend: str) -> str:
+def table_ddl(table: Table, name: str, backend: str) -> str:
     types = SQL_TYPES[backend]
     columns = ", ".join(f"{n} {types[t]}" for n, t in table.columns)
     key = ", ".join(table.key)
@@ -165,7 +163,7 @@ def _ddl(table: Table, name: str, backend: str) -> str:
     return f"CREATE TABLE IF NOT EXISTS {name} ({columns}, PRIMARY KEY ({key}))"
 
 
-def _index_ddl(table: Table, qualified: str, prefix: str = "") -> list[str]:
+def index_ddl(table: Table, qualified: str, prefix: str = "") -> list[str]:
     """Secondary indexes: made on live tables, or on a rebuild's scratch tables once they
     are loaded (named after them, ``prefix``; they take the live names with the table)."""
     return [
@@ -211,9 +209,9 @@ class SQLiteView(SQLiteTrackingRecorder, View):
             f"CREATE TABLE IF NOT EXISTS {self.tracking_name} (application_name TEXT, "
             "notification_id INTEGER, PRIMARY KEY (application_name)) WITHOUT ROWID"
         ]
-        statements += [_ddl(t, self.name(t), "sqlite") for t in self.spec.tables]
+        statements += [table_ddl(t, self.name(t), "sqlite") for t in self.spec.tables]
         if not self.suffix:
-            statements += [ddl for t in self.spec.tables for ddl in _index_ddl(t, t.name)]
+            statements += [ddl for t in self.spec.tables for ddl in index_ddl(t, t.name)]
         return statements
 
     @contextmanager
@@ -255,69 +253,6 @@ class SQLiteView(SQLiteTrackingRecorder, View):
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(sql, params)
             return [dict(row) for row in curs.fetchall()]
-
-
-class PostgresView(PostgresTrackingRecorder, View):
-    backend = "postgres"
-    ph = "%s"
-
-    def __init__(self, datastore: PostgresDatastore, spec: ViewSpec, suffix: str = "") -> None:
-        self.spec = spec
-        self.suffix = suffix
-        self.schema = datastore.schema
-        super().__init__(datastore, tracking_table_name=f"{spec.name}_tracking{suffix}")
-        ddl = [_ddl(t, self.name(t), "postgres") for t in spec.tables]
-        if not suffix:
-            ddl += [i for t in spec.tables for i in _index_ddl(t, self.qualified(t.name))]
-        self.sql_create_statements.extend(SQL(cast(Any, s)).format() for s in ddl)
-
-    def qualified(self, name: str) -> str:
-        return f"{self.schema}.{name}"
-
-    def index_scratch(self) -> None:
-        with self.transaction() as curs:
-            for table in self.spec.tables:
-                for ddl in _index_ddl(table, self.name(table), table.name + self.suffix):
-                    curs.execute(ddl)
-
-    @contextmanager
-    def transaction(self) -> Iterator[Any]:
-        """A write transaction. Views are rebuildable, so a server crash may lose the last
-        commits (rows and position together, atomically): synchronous_commit off."""
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute("SET LOCAL synchronous_commit = off")
-            yield curs
-
-    def _insert(self, curs: Any, table: Table, rows: Sequence[Row]) -> None:
-        with curs.copy(f"COPY {self.name(table)} ({', '.join(table.names)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-
-    def fetch(self, table: Table, column: str, values: Sequence[Any], where: str = "") -> list[Row]:
-        if not values:
-            return []
-        sql = f"SELECT * FROM {self.name(table)} WHERE {column} = ANY(%s) {where}"
-        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
-            curs.execute(cast(Any, sql), (list(values),))
-            return curs.fetchall()
-
-    def select(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            curs.execute(cast(Any, sql.replace("?", "%s")), params)
-            return [dict(row) for row in curs.fetchall()]
-
-    def _renamed(self, curs: Any, live: str, new: str) -> None:
-        """PostgreSQL keeps index names on a rename: give the scratch ones their live names."""
-        curs.execute(
-            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
-            (self.schema, live),
-        )
-        for row in curs.fetchall():
-            index = row["indexname"]
-            if index.startswith(new):
-                curs.execute(
-                    f"ALTER INDEX {self.qualified(index)} RENAME TO {live}{index[len(new) :]}"
-                )
 
 
 def _pairs(view: View) -> list[tuple[str, str]]:

@@ -45,7 +45,7 @@ def view_writes(backend: Backend, url: str, events: int) -> float:
 
 
 def _sqlite_view_writes(path: str, tables: list[Any], commits: int) -> float:
-    from projections.views import _ddl, _index_ddl
+    from projections.views import index_ddl, table_ddl
 
     conn = sqlite3.connect(path, isolation_level=None)
     rows = {t.name: conn.execute(f"SELECT * FROM {t.name}").fetchall() for t in tables}
@@ -56,7 +56,7 @@ def _sqlite_view_writes(path: str, tables: list[Any], commits: int) -> float:
     conn.execute("PRAGMA wal_autocheckpoint=262144")  # as scratch builds: checkpoint at the end
     started = time.perf_counter()
     for t in tables:
-        conn.execute(_ddl(t, t.name + FLOOR_SUFFIX, "sqlite"))
+        conn.execute(table_ddl(t, t.name + FLOOR_SUFFIX, "sqlite"))
     for part in range(commits):
         conn.execute("BEGIN")
         for t in tables:
@@ -68,7 +68,7 @@ def _sqlite_view_writes(path: str, tables: list[Any], commits: int) -> float:
     conn.execute("PRAGMA wal_autocheckpoint=1000")
     conn.execute("BEGIN")
     for t in tables:
-        for ddl in _index_ddl(t, t.name + FLOOR_SUFFIX, t.name + FLOOR_SUFFIX):
+        for ddl in index_ddl(t, t.name + FLOOR_SUFFIX, t.name + FLOOR_SUFFIX):
             conn.execute(ddl)
     conn.execute("COMMIT")
     elapsed = time.perf_counter() - started
@@ -80,7 +80,7 @@ def _sqlite_view_writes(path: str, tables: list[Any], commits: int) -> float:
 def _pg_view_writes(url: str, tables: list[Any]) -> float:
     import psycopg
 
-    from projections.views import _ddl, _index_ddl
+    from projections.views import index_ddl, table_ddl
 
     with psycopg.connect(url, autocommit=True) as conn:
         rows = {t.name: conn.execute(f"SELECT * FROM {t.name}").fetchall() for t in tables}
@@ -90,11 +90,11 @@ def _pg_view_writes(url: str, tables: list[Any]) -> float:
             curs.execute("SET LOCAL synchronous_commit = off")  # as the views write
             for t in tables:
                 name = t.name + FLOOR_SUFFIX
-                curs.execute(_ddl(t, name, "postgres"))
+                curs.execute(table_ddl(t, name, "postgres"))
                 with curs.copy(f"COPY {name} ({', '.join(t.names)}) FROM STDIN") as copy:
                     for row in rows[t.name]:
                         copy.write_row(row)
-                for index in _index_ddl(t, name, name):
+                for index in index_ddl(t, name, name):
                     curs.execute(index)
         elapsed = time.perf_counter() - started
         _drop(conn, tables)

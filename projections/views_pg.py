@@ -1,0 +1,77 @@
+"""The PostgreSQL view: apart, so that a SQLite store's commands never import psycopg."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
+
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from psycopg.rows import tuple_row
+from psycopg.sql import SQL
+
+from projections.tables import Row, Table, ViewSpec
+from projections.views import View, index_ddl, table_ddl
+
+
+class PostgresView(PostgresTrackingRecorder, View):
+    backend = "postgres"
+    ph = "%s"
+
+    def __init__(self, datastore: PostgresDatastore, spec: ViewSpec, suffix: str = "") -> None:
+        self.spec = spec
+        self.suffix = suffix
+        self.schema = datastore.schema
+        super().__init__(datastore, tracking_table_name=f"{spec.name}_tracking{suffix}")
+        ddl = [table_ddl(t, self.name(t), "postgres") for t in spec.tables]
+        if not suffix:
+            ddl += [i for t in spec.tables for i in index_ddl(t, self.qualified(t.name))]
+        self.sql_create_statements.extend(SQL(cast(Any, s)).format() for s in ddl)
+
+    def qualified(self, name: str) -> str:
+        return f"{self.schema}.{name}"
+
+    def index_scratch(self) -> None:
+        with self.transaction() as curs:
+            for table in self.spec.tables:
+                for ddl in index_ddl(table, self.name(table), table.name + self.suffix):
+                    curs.execute(ddl)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A write transaction. Views are rebuildable, so a server crash may lose the last
+        commits (rows and position together, atomically): synchronous_commit off."""
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute("SET LOCAL synchronous_commit = off")
+            yield curs
+
+    def _insert(self, curs: Any, table: Table, rows: Sequence[Row]) -> None:
+        with curs.copy(f"COPY {self.name(table)} ({', '.join(table.names)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+    def fetch(self, table: Table, column: str, values: Sequence[Any], where: str = "") -> list[Row]:
+        if not values:
+            return []
+        sql = f"SELECT * FROM {self.name(table)} WHERE {column} = ANY(%s) {where}"
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(cast(Any, sql), (list(values),))
+            return curs.fetchall()
+
+    def select(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(cast(Any, sql.replace("?", "%s")), params)
+            return [dict(row) for row in curs.fetchall()]
+
+    def _renamed(self, curs: Any, live: str, new: str) -> None:
+        """PostgreSQL keeps index names on a rename: give the scratch ones their live names."""
+        curs.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = %s AND tablename = %s",
+            (self.schema, live),
+        )
+        for row in curs.fetchall():
+            index = row["indexname"]
+            if index.startswith(new):
+                curs.execute(
+                    f"ALTER INDEX {self.qualified(index)} RENAME TO {live}{index[len(new) :]}"
+                )
