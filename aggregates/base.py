@@ -90,7 +90,15 @@ class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
 
     @classmethod
     def create_timestamp(cls) -> datetime:
-        return datetime.now(tz=UTC)
+        """Now, later than any time recorded before in this process: a batch's events in
+        the order of their recorded times are in the order they were made (see
+        ``Batch.collect``), even when the wall clock is stepped back."""
+        now = datetime.now(tz=UTC)
+        last = _LAST_RECORDED[0]
+        if now <= last:
+            now = last + _MICROSECOND
+        _LAST_RECORDED[0] = now
+        return now
 
     def body(self) -> bytes:
         """The canonical bytes that the event's hash covers (see aggregates.chain)."""
@@ -302,3 +310,4 @@ def check_not_in_future(occurred_at: datetime) -> None:
 
 _MICROSECOND = timedelta(microseconds=1)
 _LATEST_NOW = [datetime.min.replace(tzinfo=UTC)]  # the clock never reads earlier than this
+_LAST_RECORDED = [datetime.min.replace(tzinfo=UTC)]  # the latest recorded time made here

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -339,10 +340,19 @@ class Batch:
 
     def collect(self) -> tuple[list[Any], list[Any]]:
         """(the aggregates with new events, those events), the events taken off them;
-        the actors read and not changed are kept as relied on (see ``insertion``)."""
+        the actors read and not changed are kept as relied on (see ``insertion``).
+
+        The events are in the order they were made, which is the order of the lines that
+        made them: the log's positions follow the lines (an actor's new role before the
+        record events that rely on it). Recorded times increase along the events made in
+        a process (``LedgerEvent.create_timestamp``), so sorting by them keeps each
+        aggregate's versions in order.
+        """
         changed = self.pending()
         self._note_relied()
-        return changed, [event for a in changed for event in a.collect_events()]
+        events = [event for a in changed for event in a.collect_events()]
+        events.sort(key=_RECORDED)
+        return changed, events
 
     def save_refusals(self) -> None:
         """A refused command: write its refused attempts alone (R18, R19), on the same
@@ -383,6 +393,9 @@ class Batch:
         commit = self.insertion(events)()
         commit()
         return len(events)
+
+
+_RECORDED = attrgetter("timestamp")
 
 
 def _parse_id(ref: str) -> UUID | None:

@@ -1,0 +1,64 @@
+"""The log's positions follow the lines that made its events: a chunk of many aggregates
+is written in the order of its lines, not grouped by aggregate, so a reader of the log in
+position order sees an actor's new clearance before the consultation it allowed."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.cli import BACKENDS, DIRECTOR, fresh_store, generate, jsonl, run, setup_office
+from tests.test_bulk_parallel import tricky_lines
+
+
+def log(db_url: str) -> list[tuple[str, dict[str, Any]]]:
+    """(topic, body) of every stored event, in position order."""
+    if db_url.startswith("sqlite:"):
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+            rows = conn.execute("SELECT topic, state FROM stored_events ORDER BY rowid").fetchall()
+    else:
+        with psycopg.connect(db_url) as conn:
+            rows = conn.execute(
+                "SELECT topic, state FROM ledger_events ORDER BY notification_id"
+            ).fetchall()
+    return [(str(topic), json.loads(bytes(state))["body"]) for topic, state in rows]
+
+
+@pytest.mark.parametrize("jobs", [("--jobs", "1"), ()], ids=["jobs 1", "workers"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_logs_positions_follow_the_lines(
+    backend: str, jobs: tuple[str, ...], tmp_path: Path
+) -> None:
+    generated = generate(tmp_path / "gen.jsonl", 12)
+    path = tmp_path / "file.jsonl"
+    # t-3 consults a secret record and is refused (R6); t-9 raises the reader's
+    # clearance; t-10 consults again and is allowed.
+    path.write_text(generated.path.read_text() + jsonl(tricky_lines(generated.path)))
+    with fresh_store(backend, tmp_path) as url:
+        setup_office(url)
+        before = len(log(url))
+        done = run(url, "post", str(path), *jobs, actor=DIRECTOR)
+        assert done.code == 2, done  # a malformed line (t-8), refused ones, the rest posted
+        events = log(url)[before:]
+
+    topics = [topic for topic, _ in events]
+    raised = topics.index("ledger/Actor/ClearanceChanged")
+    visits = [
+        n
+        for n, (topic, body) in enumerate(events)
+        if body.get("reader") == "g.visitor"
+        and topic in ("ledger/Record/Consulted", "ledger/Refusal/AttemptRefused")
+    ]
+    refused, allowed = visits[-2:]  # t-3's refused attempt, t-10's consultation
+    assert topics[refused] == "ledger/Refusal/AttemptRefused"
+    assert topics[allowed] == "ledger/Record/Consulted"
+    assert refused < raised < allowed, (refused, raised, allowed)
+    if jobs:  # one process: every event in the order it was made, line by line
+        recorded = [body["timestamp"] for _, body in events]
+        assert recorded == sorted(recorded), "positions do not follow recorded times"
+        assert len(set(recorded)) == len(recorded)
