@@ -93,12 +93,7 @@ class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
         """Now, later than any time recorded before in this process: a batch's events in
         the order of their recorded times are in the order they were made (see
         ``Batch.collect``), even when the wall clock is stepped back."""
-        now = datetime.now(tz=UTC)
-        last = _LAST_RECORDED[0]
-        if now <= last:
-            now = last + _MICROSECOND
-        _LAST_RECORDED[0] = now
-        return now
+        return recorded_time()
 
     def body(self) -> bytes:
         """The canonical bytes that the event's hash covers (see aggregates.chain)."""
@@ -277,10 +272,7 @@ class ChainedAggregate(BaseAggregate[UUID]):
         # Recorded times never go back along an aggregate's events, even when the wall
         # clock is stepped back between two of them: --known-at cuts a history where they
         # pass a moment, so a later event recorded "earlier" would hide its predecessors.
-        recorded = event_class.create_timestamp()
-        if recorded <= self._modified_on:
-            recorded = self._modified_on + _MICROSECOND
-        kwargs["timestamp"] = recorded
+        kwargs["timestamp"] = recorded_time(after=self._modified_on)
         kwargs["prev_hash"] = self.chain_head
         new_event = event_class.trusted_from(kwargs)
         new_event.mutate(self)
@@ -306,6 +298,22 @@ def check_not_in_future(occurred_at: datetime) -> None:
     _LATEST_NOW[0] = max(now, _LATEST_NOW[0])
     if occurred_at > now:
         raise RuleViolation("R14", f"occurred-at {occurred_at.isoformat()} is in the future")
+
+
+def recorded_time(after: datetime | None = None) -> datetime:
+    """The recorded time of a new event: now, unless the wall clock reads no later than
+    ``after`` (the aggregate's last recorded time) or than the last time given in this
+    process; then a microsecond after the later of those. So recorded times increase
+    along the events a process makes, in the order it makes them, whatever the clock
+    does (``Batch.collect`` writes a chunk's events in that order)."""
+    now = datetime.now(tz=UTC)
+    last = _LAST_RECORDED[0]
+    if after is not None and after > last:
+        last = after
+    if now <= last:
+        now = last + _MICROSECOND
+    _LAST_RECORDED[0] = now
+    return now
 
 
 _MICROSECOND = timedelta(microseconds=1)

@@ -345,7 +345,7 @@ class Batch:
         The events are in the order they were made, which is the order of the lines that
         made them: the log's positions follow the lines (an actor's new role before the
         record events that rely on it). Recorded times increase along the events made in
-        a process (``LedgerEvent.create_timestamp``), so sorting by them keeps each
+        a process (``aggregates.base.recorded_time``), so sorting by them keeps each
         aggregate's versions in order.
         """
         changed = self.pending()

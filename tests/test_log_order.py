@@ -6,14 +6,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
+from aggregates import base
+from aggregates.values import Retention
 from tests.cli import BACKENDS, DIRECTOR, fresh_store, generate, jsonl, run, setup_office
 from tests.test_bulk_parallel import tricky_lines
+from tests.test_rules import ARCHIVIST, later, received
 
 
 def log(db_url: str) -> list[tuple[str, dict[str, Any]]]:
@@ -62,3 +66,33 @@ def test_the_logs_positions_follow_the_lines(
         recorded = [body["timestamp"] for _, body in events]
         assert recorded == sorted(recorded), "positions do not follow recorded times"
         assert len(set(recorded)) == len(recorded)
+
+
+class TwoHoursAhead(datetime):
+    """The clock of a host two hours ahead (or of this one before it was stepped back)."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> Any:
+        return datetime.now(tz) + timedelta(hours=2)
+
+
+def test_an_aggregate_recorded_ahead_of_the_clock_holds_back_the_events_made_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A record last recorded two hours ahead of this clock: its next event is recorded
+    a microsecond after that, and so is every event made after it in this process (of
+    any aggregate), or a chunk sorted by recorded time would put it after later lines."""
+    monkeypatch.setattr(base, "datetime", TwoHoursAhead)
+    ahead = received()
+    monkeypatch.undo()
+    # As if another process had made it: this one has recorded nothing ahead of its clock.
+    monkeypatch.setattr(base, "_LAST_RECORDED", [datetime.now(tz=UTC)])
+    ahead_at = ahead.collect_events()[-1].timestamp
+    assert ahead_at > datetime.now(tz=UTC) + timedelta(hours=1)
+
+    ahead.arrange(actor=ARCHIVIST, occurred_at=later(ahead), category="administration",
+                  retention=Retention.YEARS_10, code="Z001-WS·2000-D10-BGS-0001")  # fmt: skip
+    other = received()  # the next line's record, made after the arrangement
+    arranged_at = ahead.collect_events()[-1].timestamp
+    received_at = other.collect_events()[-1].timestamp
+    assert ahead_at < arranged_at < received_at

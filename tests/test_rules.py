@@ -18,8 +18,9 @@ from uuid import UUID, uuid4
 import pytest
 from pydantic import ValidationError
 
+from aggregates import base
 from aggregates.actor import ActorView, actor_uuid
-from aggregates.base import LedgerEvent, check_not_in_future
+from aggregates.base import check_not_in_future
 from aggregates.errors import InvalidInput, RuleViolation
 from aggregates.record import Record
 from aggregates.record_events import Corrected, Destroyed, Relocated
@@ -1006,9 +1007,21 @@ def test_r14_recorded_times_never_go_back_when_the_clock_does(
     record = receive_in(ledger, occurred_at=T0)
     received_event = ledger.record_history(record)[0][0]
     stepped_back = received_event.timestamp - timedelta(hours=1)
-    monkeypatch.setattr(LedgerEvent, "create_timestamp", classmethod(lambda cls: stepped_back))
+
+    class SteppedBack(datetime):  # the wall clock, an hour behind the record's receipt
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return stepped_back
+
+    monkeypatch.setattr(base, "datetime", SteppedBack)
     ledger.execute(
-        rq.Arrange(record=record, category="administration", retention="10y", code="Z001-9"),
+        rq.Arrange(
+            record=record,
+            category="administration",
+            retention="10y",
+            code="Z001-9",
+            occurred_at=stepped_back,
+        ),
         "arch",
     )
     monkeypatch.undo()
