@@ -125,7 +125,7 @@ def follow(obj: Any, /, names: tuple[str, ...], interval: float) -> None:
 
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, lambda *_: follower.stop())
-    _say(f"following {ledger.store.url}; stop with SIGTERM or Ctrl-C")
+    _say(f"following {ledger.store.shown}; stop with SIGTERM or Ctrl-C")
     worker = threading.Thread(target=work, name="follower")
     worker.start()
     while worker.is_alive():

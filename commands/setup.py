@@ -25,6 +25,6 @@ def init(obj: Any, /, director: str | None, name: str | None) -> None:
     ledger.create_tables()
     registered = ledger.initialise(director, name)
     if registered:
-        click.echo(f"ledger ready at {ledger.store.url}; director {registered} registered")
+        click.echo(f"ledger ready at {ledger.store.shown}; director {registered} registered")
     else:
-        click.echo(f"ledger ready at {ledger.store.url}")
+        click.echo(f"ledger ready at {ledger.store.shown}")

@@ -267,14 +267,14 @@ def open_ledger(
     encryption LEDGER_CIPHER_KEY does not match."""
     store = store_from_url(url)
     if must_exist and store.backend == "sqlite" and not store.sqlite_path.exists():
-        raise NotFound(f"no ledger at {store.url}; run `ledger init` first")
+        raise NotFound(f"no ledger at {store.shown}; run `ledger init` first")
     try:
         ledger = Ledger(store)
     except OperationalError as error:
         raise LedgerError(f"database unavailable: {_reason(store, error)}") from None
     initialised = ledger.is_initialised()
     if must_exist and not initialised:
-        raise NotFound(f"no ledger at {store.url}; run `ledger init` first")
+        raise NotFound(f"no ledger at {store.shown}; run `ledger init` first")
     if check_key and initialised:
         ledger.check_cipher_key()
     return ledger

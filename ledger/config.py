@@ -23,6 +23,20 @@ class Store:
     def sqlite_path(self) -> Path:
         return Path(self.env["SQLITE_DBNAME"])
 
+    @property
+    def shown(self) -> str:
+        """The URL as messages print it: a password in it is masked."""
+        return masked(self.url)
+
+
+def masked(url: str) -> str:
+    """``url`` with the password of its user part, if any, shown as ``***``."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.rpartition("@")
+    if not (sep and at and ":" in userinfo):
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+
 
 def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
     """sqlite:///relative.db, sqlite:////absolute.db or postgresql://user:pw@host:port/db."""
@@ -43,13 +57,13 @@ def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
     elif parts.scheme in ("postgresql", "postgres"):
         dbname = parts.path.lstrip("/")
         if not dbname:
-            raise InvalidInput(f"database URL {url!r} names no database")
+            raise InvalidInput(f"database URL {masked(url)!r} names no database")
         password = unquote(parts.password) if parts.password else os.environ.get("PGPASSWORD", "")
         env.update(
             PERSISTENCE_MODULE="eventsourcing.postgres",
             POSTGRES_DBNAME=unquote(dbname),
             POSTGRES_HOST=parts.hostname or "127.0.0.1",
-            POSTGRES_PORT=str(parts.port or 5432),
+            POSTGRES_PORT=str(_port(url) or 5432),
             POSTGRES_USER=unquote(parts.username or os.environ.get("PGUSER", "postgres")),
             POSTGRES_PASSWORD=password,
             POSTGRES_POOL_SIZE="2",
@@ -60,13 +74,20 @@ def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
         backend = "postgres"
     else:
         raise InvalidInput(
-            f"database URL {url!r} is neither sqlite:///FILE nor postgresql://USER@HOST/DB"
+            f"database URL {masked(url)!r} is neither sqlite:///FILE nor postgresql://USER@HOST/DB"
         )
     key = cipher_key if cipher_key is not None else os.environ.get("LEDGER_CIPHER_KEY")
     if key:
         _check_key(key)
         env.update(CIPHER_TOPIC="eventsourcing.cryptography:AESCipher", CIPHER_KEY=key)
     return Store(url=url, backend=backend, env=env)
+
+
+def _port(url: str) -> int | None:
+    try:
+        return urlsplit(url).port
+    except ValueError:  # not a number, or not 0-65535
+        raise InvalidInput(f"database URL {masked(url)!r} has no valid port (1-65535)") from None
 
 
 def _check_key(key: str) -> None:

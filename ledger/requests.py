@@ -41,7 +41,7 @@ from aggregates.values import (
     parse_moment,
 )
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0, DEL and C1
 
 
 def _printable(value: str) -> str:
@@ -81,7 +81,7 @@ def _text(parse: Any, value: str) -> Any:
 
 
 Text = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_printable)]
-Place = Annotated[Location, AfterValidator(_printable)]
+Place = Annotated[Location, Field(max_length=200), AfterValidator(_printable)]
 # Numbers and flags are JSON's own: no `true` for 1, no "7" or 7.0 for 7, no "yes" for true.
 Count = Annotated[int, Strict()]
 Flag = Annotated[bool, Strict()]

@@ -137,7 +137,9 @@ def verify_log(ledger: Ledger, *, record: UUID | None = None, given: Given | Non
         report.events, report.unreadable = scan.count, scan.unreadable
         # An event that could not be read has no hash to chain: the digest would be made up.
         report.digest = None if scan.unreadable else scan.final_digest.hex()
-        report.given_matches = scan.given_matches
+        # A position past the head was never reached: the log's digest is not the one there.
+        beyond = given is not None and given.position > report.head
+        report.given_matches = None if beyond else scan.given_matches
         suspects = [record.hex] if record else scan.ordered_suspects()
         chains: dict[str, Chain] = {}
         for key in suspects[:MAX_DIAGNOSED]:

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 from uuid import NAMESPACE_URL, uuid5
 
 import pytest
@@ -37,6 +38,7 @@ from tests.cli import (
     setup_office,
     stored_events,
 )
+from tests.pg import fresh_database, require_pg
 
 # The records of the world the cases run against (fixed ids, codes).
 RECEIVED = "00000000-0000-4000-8000-000000000001"  # received only
@@ -175,6 +177,8 @@ CASES = [
            "--retention", "10y", "--code", code), 2,
            "error: --code: Value error, an archival code must not read as a record id")
       for code in (PUBLIC, "0123456789abcdef0123456789ABCDEF")),
+    Case("location too long", ("relocate", PUB, "--location", "A1-" + "0" * 200 + "-2-4"), 2,
+         "error: --location: String should have at most 200 characters"),
     Case("R4 shelve unarranged", ("shelve", RECEIVED, "--location", "A1-01-1-2"), 3,
          refused("R4")),
     Case("R5 approver not a leader", (*COPY, ARCHIVIST), 3, refused("R5"), recorded="R5"),
@@ -383,10 +387,42 @@ def test_sqlite_file_in_a_missing_folder(tmp_path: Path) -> None:
     assert done.stdout == ""
 
 
-def test_bad_database_url() -> None:
-    done = run("mysql://localhost/x", "show", "X")
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("mysql://localhost/x", "is neither sqlite:///FILE nor postgresql://USER@HOST/DB"),
+        ("postgresql://u:s3cret@127.0.0.1:99999/x", "has no valid port (1-65535)"),
+        ("postgresql://u:s3cret@127.0.0.1:abc/x", "has no valid port (1-65535)"),
+        ("postgresql://u:s3cret@127.0.0.1:5432/", "names no database"),
+    ],
+)
+def test_bad_database_url(url: str, message: str) -> None:
+    done = run(url, "show", "X")
     assert done.code == 2, done
-    assert one_line(done.stderr).startswith("error: database URL"), done
+    line = one_line(done.stderr)
+    assert line.startswith("error: database URL"), done
+    assert line.endswith(message), done
+    assert "s3cret" not in line, "a password in a message"
+
+
+@pytest.mark.postgres
+def test_a_password_in_the_url_is_never_printed() -> None:
+    pg = require_pg()
+    parts = urlsplit(pg)
+    host = f"{parts.hostname}:{parts.port or 5432}"
+    no_store = f"postgresql://{parts.username}:s3cret@{host}/postgres"  # trust: ignored
+    done = run(no_store, "show", "X")
+    assert done.code == 4, done
+    assert one_line(done.stderr) == (
+        f"error: no ledger at postgresql://{parts.username}:***@{host}/postgres; "
+        "run `ledger init` first"
+    )
+    with fresh_database() as url:
+        new = urlsplit(url)
+        with_password = f"postgresql://{new.username}:s3cret@{host}{new.path}"
+        done = run(with_password, "init", "--director", DIRECTOR, "--name", "王主任")
+        assert done.code == 0, done
+        assert "s3cret" not in done.stdout + done.stderr and ":***@" in done.stdout, done
 
 
 def test_unreachable_postgresql() -> None:
@@ -402,7 +438,7 @@ def test_unreachable_postgresql() -> None:
     assert elapsed < 20, f"took {elapsed:.1f} s to report an unreachable server"
 
 
-@pytest.mark.parametrize("bad", ["\u0000", "\u001b[8m"])
+@pytest.mark.parametrize("bad", ["\u0000", "\u001b[8m", "\u009b8m"])  # NUL, ESC, 8-bit CSI
 def test_control_characters_in_text_are_invalid_and_the_projections_go_on(
     world: str, bad: str
 ) -> None:

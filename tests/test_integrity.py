@@ -206,6 +206,19 @@ def test_a_malformed_digest_is_invalid_input(url: str, args: list[str], message:
     assert one_line(done.stderr).startswith(message)
 
 
+def test_a_digest_given_for_a_position_past_the_head_is_not_reached(url: str) -> None:
+    """The log's own digest given for a later position: the log ends before it (a
+    truncated tail), and the digest there cannot match."""
+    whole = run(url, "verify", "--json")
+    head, digest = whole.json()["head"], whole.json()["digest"]
+    done = run(url, "verify", "--digest", digest, "--position", str(head + 5))
+    assert done.code == 6, done
+    assert f"given digest at position {head + 5}: not reached" in done.stdout.splitlines()
+    assert "matches" not in done.stdout
+    report = run(url, "verify", "--json", "--digest", digest, "--position", str(head + 5)).json()
+    assert report["given"]["matches"] is None and not report["intact"], report
+
+
 def test_a_digest_that_differs_fails(url: str) -> None:
     done = run(url, "verify", "--digest", "ab" * 32, "--position", "15")
     assert done.code == 6, done
