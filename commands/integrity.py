@@ -39,7 +39,8 @@ def seal(obj: Any, /, as_json: bool) -> None:
 @click.option(
     "--record",
     metavar="RECORD",
-    help="Check one record's chain (id or archival code) and the log's digests.",
+    help="Check one record's chain (id or archival code; or any chain's id, e.g. an "
+    "actor's) and the log's digests.",
 )
 @click.option("--digest", metavar="HEX", help="A digest written down from `ledger seal`.")
 @click.option("--position", type=int, metavar="N", help="The position printed with that digest.")

@@ -121,6 +121,10 @@ def fail_with(error: BaseException) -> None:
         fail(f"error: {describe_validation(error)}", 2)
     if isinstance(error, OperationalError | InterfaceError):  # e.g. a folder that is missing
         fail(f"error: database unavailable: {str(error).splitlines()[0]}", 1)
+    import sqlite3
+
+    if isinstance(error, sqlite3.DatabaseError):  # not a database file; a read-only one
+        fail(f"error: database unavailable: {str(error).splitlines()[0]}", 1)
     if os.environ.get("LEDGER_DEBUG"):
         raise error
     message = str(error).splitlines()[0] if str(error) else ""

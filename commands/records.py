@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import click
@@ -83,11 +84,17 @@ def relocate(obj: Any, /, as_json: bool, **options: Any) -> None:
     post(obj, "Relocate", as_json, **options)
 
 
-def use_options(func: Any) -> Any:
+def use_options(func: Any, *, approval: bool = False) -> Any:
+    """A use's options; ``approval``: the use needs one whatever the record (R5)."""
     for option in reversed(
         [
             click.option("--purpose", required=True),
-            click.option("--approved-by", metavar="ID", help="The approving leader (R5-R7)."),
+            click.option(
+                "--approved-by",
+                required=approval,
+                metavar="ID",
+                help="The approving leader (R5-R7).",
+            ),
             click.option(
                 "--letter", metavar="REF", help="Introduction letter (external users, R7)."
             ),
@@ -112,7 +119,7 @@ def consult(obj: Any, /, as_json: bool, **options: Any) -> None:
 @RECORD
 @click.option("--reader", required=True, metavar="ID")
 @click.option("--pages", required=True, type=int)
-@use_options
+@partial(use_options, approval=True)
 @posting
 @click.pass_obj
 def copy(obj: Any, /, as_json: bool, **options: Any) -> None:
@@ -124,7 +131,7 @@ def copy(obj: Any, /, as_json: bool, **options: Any) -> None:
 @RECORD
 @click.option("--to", required=True, metavar="ID", help="The borrower.")
 @click.option("--due", required=True, metavar="DATE", help="Due date, YYYY-MM-DD (R10).")
-@use_options
+@partial(use_options, approval=True)
 @posting
 @click.pass_obj
 def lend(obj: Any, /, as_json: bool, **options: Any) -> None:

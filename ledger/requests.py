@@ -53,6 +53,15 @@ def _printable(value: str) -> str:
     return value
 
 
+def _place(value: str) -> str:
+    if len(value) > MAX_PLACE:
+        raise ValueError(f"a location is at most {MAX_PLACE} characters")
+    return _printable(value)
+
+
+MAX_PLACE = 200
+
+
 def _moment(value: Any) -> Any:
     """Times are ISO 8601 text, read as the command line reads them (parse_moment):
     pydantic would take a number, or text of one, as seconds since 1970 (a line's
@@ -81,7 +90,7 @@ def _text(parse: Any, value: str) -> Any:
 
 
 Text = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_printable)]
-Place = Annotated[Location, Field(max_length=200), AfterValidator(_printable)]
+Place = Annotated[Location, AfterValidator(_place)]
 # Numbers and flags are JSON's own: no `true` for 1, no "7" or 7.0 for 7, no "yes" for true.
 Count = Annotated[int, Strict()]
 Flag = Annotated[bool, Strict()]

@@ -177,8 +177,10 @@ CASES = [
            "--retention", "10y", "--code", code), 2,
            "error: --code: Value error, an archival code must not read as a record id")
       for code in (PUBLIC, "0123456789abcdef0123456789ABCDEF")),
+    Case("lend without approval", ("lend", PUB, "--to", BORROWER, "--due", "2099-01-01",
+         "--purpose", "p"), 2, "error: Missing option '--approved-by'. (see --help)"),
     Case("location too long", ("relocate", PUB, "--location", "A1-" + "0" * 200 + "-2-4"), 2,
-         "error: --location: String should have at most 200 characters"),
+         "error: --location: Value error, a location is at most 200 characters"),
     Case("R4 shelve unarranged", ("shelve", RECEIVED, "--location", "A1-01-1-2"), 3,
          refused("R4")),
     Case("R5 approver not a leader", (*COPY, ARCHIVIST), 3, refused("R5"), recorded="R5"),
@@ -385,6 +387,20 @@ def test_sqlite_file_in_a_missing_folder(tmp_path: Path) -> None:
     assert done.code == 1, done
     assert one_line(done.stderr) == "error: database unavailable: unable to open database file"
     assert done.stdout == ""
+
+
+@pytest.mark.parametrize("args", [("init", "--director", DIRECTOR, "--name", "王"), ("catalog",),
+                                  ("show", "X"), ("verify",), ("post", "-")])  # fmt: skip
+def test_a_file_that_is_not_a_database_is_unavailable_and_left_alone(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    path = tmp_path / "ledger.db"
+    path.write_bytes(bytes(range(256)) * 20)
+    done = run(f"sqlite:///{path}", *args, actor=DIRECTOR, input="")
+    assert done.code == 1, done
+    assert one_line(done.stderr) == "error: database unavailable: file is not a database"
+    assert path.read_bytes() == bytes(range(256)) * 20
+    assert [p.name for p in tmp_path.iterdir()] == ["ledger.db"]
 
 
 @pytest.mark.parametrize(
