@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import os
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, NamedTuple, Self, TypeVar
@@ -33,7 +34,8 @@ class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
     model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
     # The canonical body and its hash, computed once: plain slots, not pydantic private
     # attributes, whose per-instance initialisation cost more than validating the event.
-    __slots__ = ("_ledger_body", "_ledger_hash")
+    # _ledger_made: the order events were made in, in this process (see made_order).
+    __slots__ = ("_ledger_body", "_ledger_hash", "_ledger_made")
     TOPIC: ClassVar[str]
     NAME: ClassVar[str]  # the event's name in custody chains, e.g. "lent"
     class_version: ClassVar[int] = 1
@@ -84,16 +86,14 @@ class LedgerEvent(BaseModel, CanMutateAggregate[UUID]):
         body = canonical({**values, **shape.envelope_fields})
         _SET_BODY(event, body)
         _SET_HASH(event, digest(body))
+        _SET_MADE(event, next(_MADE))
         if CHECK_EVENTS:
             _same_as_validated(event, dict(fields))
         return event
 
     @classmethod
     def create_timestamp(cls) -> datetime:
-        """Now, later than any time recorded before in this process: a batch's events in
-        the order of their recorded times are in the order they were made (see
-        ``Batch.collect``), even when the wall clock is stepped back."""
-        return recorded_time()
+        return datetime.now(tz=UTC)
 
     def body(self) -> bytes:
         """The canonical bytes that the event's hash covers (see aggregates.chain)."""
@@ -150,6 +150,9 @@ _BODY: Any = LedgerEvent.__dict__["_ledger_body"]
 _HASH: Any = LedgerEvent.__dict__["_ledger_hash"]
 _SET_BODY = _BODY.__set__
 _SET_HASH = _HASH.__set__
+_SET_MADE = LedgerEvent.__dict__["_ledger_made"].__set__
+_MADE = itertools.count()  # events made in this process, in order
+made_order: Any = LedgerEvent.__dict__["_ledger_made"].__get__  # the sort key of made events
 _SET_DICT = BaseModel.__dict__["__dict__"].__set__
 _SET_FIELDS_SET = BaseModel.__dict__["__pydantic_fields_set__"].__set__
 _SET_EXTRA = BaseModel.__dict__["__pydantic_extra__"].__set__
@@ -272,7 +275,10 @@ class ChainedAggregate(BaseAggregate[UUID]):
         # Recorded times never go back along an aggregate's events, even when the wall
         # clock is stepped back between two of them: --known-at cuts a history where they
         # pass a moment, so a later event recorded "earlier" would hide its predecessors.
-        kwargs["timestamp"] = recorded_time(after=self._modified_on)
+        recorded = event_class.create_timestamp()
+        if recorded <= self._modified_on:
+            recorded = self._modified_on + _MICROSECOND
+        kwargs["timestamp"] = recorded
         kwargs["prev_hash"] = self.chain_head
         new_event = event_class.trusted_from(kwargs)
         new_event.mutate(self)
@@ -300,22 +306,5 @@ def check_not_in_future(occurred_at: datetime) -> None:
         raise RuleViolation("R14", f"occurred-at {occurred_at.isoformat()} is in the future")
 
 
-def recorded_time(after: datetime | None = None) -> datetime:
-    """The recorded time of a new event: now, unless the wall clock reads no later than
-    ``after`` (the aggregate's last recorded time) or than the last time given in this
-    process; then a microsecond after the later of those. So recorded times increase
-    along the events a process makes, in the order it makes them, whatever the clock
-    does (``Batch.collect`` writes a chunk's events in that order)."""
-    now = datetime.now(tz=UTC)
-    last = _LAST_RECORDED[0]
-    if after is not None and after > last:
-        last = after
-    if now <= last:
-        now = last + _MICROSECOND
-    _LAST_RECORDED[0] = now
-    return now
-
-
 _MICROSECOND = timedelta(microseconds=1)
 _LATEST_NOW = [datetime.min.replace(tzinfo=UTC)]  # the clock never reads earlier than this
-_LAST_RECORDED = [datetime.min.replace(tzinfo=UTC)]  # the latest recorded time made here

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
 
 from aggregates.actor import Actor, ActorView, actor_uuid
-from aggregates.base import ChainedAggregate
+from aggregates.base import ChainedAggregate, made_order
 from aggregates.code_claim import CodeClaim, code_uuid
 from aggregates.directorate import DIRECTORATE_ID, Change, Directorate
 from aggregates.errors import InvalidInput, NotFound, RuleViolation
@@ -300,18 +299,31 @@ class Batch:
         details: dict[str, Any],
         occurred_at: datetime | None = None,
     ) -> None:
-        """R18/R19: keep the refused attempt, without touching the record."""
+        """R18/R19: keep the refused attempt, without touching the record.
+
+        It is kept at the time it claims, unless that time is in the future or before the
+        record's previous event (an attempt by an unregistered actor is checked before
+        R14): then at the time it was posted, with the claimed time in its reason, so the
+        audit trail never dates an attempt before the record's history, with a secrecy
+        the record did not have then."""
         if error.rule not in RECORDED_RULES:
             return
         self.refusals += 1
         now = datetime.now(tz=UTC)
+        when, reason = occurred_at or now, error.message
+        if when > now or (record is not None and when < record.last_occurred_at):
+            why = "in the future" if when > now else "before the record's previous event"
+            reason += (
+                f" (claimed occurred-at {when.isoformat()}, {why}: kept at the time it was posted)"
+            )
+            when = now
         self.new.append(
             Refusal.record(
                 actor=actor,
-                occurred_at=min(occurred_at or now, now),
+                occurred_at=when,
                 action=action,
                 rule=error.rule,
-                reason=error.message,
+                reason=reason,
                 record_id=record.id if record else None,
                 code=record.code if record else None,
                 secrecy=record.secrecy if record else None,
@@ -344,14 +356,13 @@ class Batch:
 
         The events are in the order they were made, which is the order of the lines that
         made them: the log's positions follow the lines (an actor's new role before the
-        record events that rely on it). Recorded times increase along the events made in
-        a process (``aggregates.base.recorded_time``), so sorting by them keeps each
-        aggregate's versions in order.
+        record events that rely on it), whatever the recorded times say (an aggregate's
+        run ahead of the clock when another host's clock did).
         """
         changed = self.pending()
         self._note_relied()
         events = [event for a in changed for event in a.collect_events()]
-        events.sort(key=_RECORDED)
+        events.sort(key=made_order)
         return changed, events
 
     def save_refusals(self) -> None:
@@ -393,9 +404,6 @@ class Batch:
         commit = self.insertion(events)()
         commit()
         return len(events)
-
-
-_RECORDED = attrgetter("timestamp")
 
 
 def _parse_id(ref: str) -> UUID | None:

@@ -285,6 +285,7 @@ def _(request: rq.Destroy, batch: Batch, actor: str | None) -> dict[str, Any]:
             register_no=request.register_no,
             method=request.method,
         ),
+        lambda: {"approved_by": request.approved_by},  # a refusal names whose approval
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,8 @@ import pytest
 
 from aggregates import base
 from aggregates.values import Retention
+from ledger.application import open_ledger
+from ledger.batch import Batch
 from tests.cli import BACKENDS, DIRECTOR, fresh_store, generate, jsonl, run, setup_office
 from tests.test_bulk_parallel import tricky_lines
 from tests.test_rules import ARCHIVIST, later, received
@@ -76,23 +78,30 @@ class TwoHoursAhead(datetime):
         return datetime.now(tz) + timedelta(hours=2)
 
 
-def test_an_aggregate_recorded_ahead_of_the_clock_holds_back_the_events_made_after_it(
-    monkeypatch: pytest.MonkeyPatch,
+def test_a_chunk_is_written_in_the_order_its_events_were_made_whatever_their_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A record last recorded two hours ahead of this clock: its next event is recorded
-    a microsecond after that, and so is every event made after it in this process (of
-    any aggregate), or a chunk sorted by recorded time would put it after later lines."""
+    """A record last recorded two hours ahead of this clock (by a host whose clock ran
+    ahead): its next event is recorded a microsecond after that, later than the events
+    made after it here. A chunk is still written in the order its events were made: a
+    sort by recorded time put the arrangement after the next line's receipt."""
     monkeypatch.setattr(base, "datetime", TwoHoursAhead)
     ahead = received()
     monkeypatch.undo()
-    # As if another process had made it: this one has recorded nothing ahead of its clock.
-    monkeypatch.setattr(base, "_LAST_RECORDED", [datetime.now(tz=UTC)])
-    ahead_at = ahead.collect_events()[-1].timestamp
-    assert ahead_at > datetime.now(tz=UTC) + timedelta(hours=1)
-
-    ahead.arrange(actor=ARCHIVIST, occurred_at=later(ahead), category="administration",
-                  retention=Retention.YEARS_10, code="Z001-WS·2000-D10-BGS-0001")  # fmt: skip
-    other = received()  # the next line's record, made after the arrangement
-    arranged_at = ahead.collect_events()[-1].timestamp
-    received_at = other.collect_events()[-1].timestamp
-    assert ahead_at < arranged_at < received_at
+    ahead.collect_events()  # stored, as if by that host
+    ledger = open_ledger(f"sqlite:///{tmp_path}/ledger.db", must_exist=False)
+    try:
+        ahead.arrange(actor=ARCHIVIST, occurred_at=later(ahead), category="administration",
+                      retention=Retention.YEARS_10, code="Z001-WS·2000-D10-BGS-0001")  # fmt: skip
+        other = received()  # the next line's record
+        batch = Batch(ledger)
+        for aggregate in (other, ahead):  # the batch knows them in another order
+            batch.add(aggregate)
+        events = batch.collect()[1]
+    finally:
+        ledger.close()
+    assert [(e.originator_id, e.originator_version) for e in events] == [
+        (ahead.id, 2),
+        (other.id, 1),
+    ]
+    assert events[0].timestamp > events[1].timestamp  # recorded ahead of the clock

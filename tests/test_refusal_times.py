@@ -9,6 +9,8 @@ which the trail keeps.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from tests.cli import ARCHIVIST, DIRECTOR, LEADER, LIAISON, run, setup_office
 
 RECORD = "77777777-7777-4777-8777-777777777777"
@@ -90,3 +92,42 @@ def test_custody_known_at_before_anything_was_recorded_says_so(db_url: str) -> N
         assert (
             before.stderr == f"error: record '{CODE}' did not exist yet at 2013-01-01T00:00:00Z\n"
         )
+
+
+def test_an_attempt_claiming_a_time_the_record_cannot_have_is_kept_at_its_posting(
+    db_url: str,
+) -> None:
+    """An unregistered actor is refused (R19) before R14 is asked, and its attempt kept:
+    at the time it claims only when the record can have had it; else at the time it was
+    posted, the claim in its reason, never before the record's history (when the record's
+    secrecy of today would be shown against a time it did not have it)."""
+    setup_office(db_url)
+    received_secret(db_url)
+    for claimed, why in [
+        ("2010-06-01T00:00:00+00:00", "before the record's previous event"),
+        ("2099-01-01T00:00:00+00:00", "in the future"),
+    ]:
+        before = datetime.now(tz=UTC).isoformat()
+        attempt = run(db_url, "consult", CODE, "--reader", LIAISON, "--purpose", "查考",
+                      "--occurred-at", claimed, actor="ghost")  # fmt: skip
+        assert attempt.code == 3 and attempt.stderr.startswith("refused (R19): "), attempt
+        trail = run(db_url, "audit", "--actor", "ghost", "--json", actor=DIRECTOR).json()
+        kept = trail[-1]
+        assert kept["rule"] == "R19", kept
+        assert before <= kept["occurred_at"] <= datetime.now(tz=UTC).isoformat(), kept
+        assert (
+            f"(claimed occurred-at {claimed}, {why}: kept at the time it was posted)"
+            in (kept["detail"])
+        ), kept
+    early = run(db_url, "audit", "--refused", "--json", "--until", "2013-02-01", actor=DIRECTOR)
+    assert early.code == 0 and early.json() == [], early
+
+
+def test_a_refused_destruction_names_its_approver(db_url: str) -> None:
+    setup_office(db_url)
+    received_secret(db_url)
+    attempt = run(db_url, "destroy", CODE, "--approved-by", LEADER, "--witness", ARCHIVIST,
+                  "--witness", LIAISON, "--register", "XH-1", actor="ghost")  # fmt: skip
+    assert attempt.code == 3 and attempt.stderr.startswith("refused (R19): "), attempt
+    trail = run(db_url, "audit", "--actor", "ghost", "--json", actor=DIRECTOR).json()
+    assert [(r["action"], r["approved_by"]) for r in trail] == [("destroy", LEADER)], trail
