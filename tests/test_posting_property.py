@@ -300,7 +300,8 @@ def outcome(summary: Summary) -> tuple[Any, ...]:
 
 def written(db_url: str) -> tuple[dict[tuple[str, int], Any], Counter[str]]:
     """Every event's fields but the recording time and the chain link, by (aggregate,
-    version); refused attempts (random ids) as a multiset."""
+    version); refused attempts (random ids) as a multiset, those kept at the time they
+    were posted (see Batch.refuse) without it."""
     by_version: dict[tuple[str, int], Any] = {}
     refusals: Counter[str] = Counter()
     for originator, version, topic, state in stored_rows(db_url):
@@ -309,6 +310,8 @@ def written(db_url: str) -> tuple[dict[tuple[str, int], Any], Counter[str]]:
             body.pop(varies)
         if topic.startswith("ledger/Refusal/"):
             body.pop("originator_id")
+            if body["reason"].endswith("kept at the time it was posted)"):
+                body.pop("occurred_at")  # not the time it claimed: when it was posted
             refusals[json.dumps(body, sort_keys=True)] += 1
         else:
             by_version[(str(originator), version)] = body
