@@ -32,10 +32,11 @@ class Store:
 def masked(url: str) -> str:
     """``url`` with the password of its user part, if any, shown as ``***``."""
     scheme, sep, rest = url.partition("://")
-    userinfo, at, host = rest.rpartition("@")
+    netloc, slash, tail = rest.partition("/")  # an '@' in the database or query is no user's
+    userinfo, at, host = netloc.rpartition("@")
     if not (sep and at and ":" in userinfo):
         return url
-    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{tail}"
 
 
 def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:

@@ -17,6 +17,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 import pytest
 
+from ledger.config import masked
 from tests.cli import (
     APPRAISER_1,
     APPRAISER_2,
@@ -419,6 +420,19 @@ def test_bad_database_url(url: str, message: str) -> None:
     assert line.startswith("error: database URL"), done
     assert line.endswith(message), done
     assert "s3cret" not in line, "a password in a message"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://u:s3cret@h:5432/db", "postgresql://u:***@h:5432/db"),
+        ("postgresql://u:p@ss@h/db?sslcert=/a@b", "postgresql://u:***@h/db?sslcert=/a@b"),
+        ("postgresql://u@h:5432/db?x=a:b@c", "postgresql://u@h:5432/db?x=a:b@c"),
+        ("sqlite:///ledger@home.db", "sqlite:///ledger@home.db"),
+    ],
+)
+def test_a_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    assert masked(url) == shown
 
 
 @pytest.mark.postgres
