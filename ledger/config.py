@@ -6,7 +6,7 @@ import base64
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from aggregates.errors import InvalidInput
 
@@ -64,7 +64,7 @@ def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
             PERSISTENCE_MODULE="eventsourcing.postgres",
             POSTGRES_DBNAME=unquote(dbname),
             POSTGRES_HOST=parts.hostname or "127.0.0.1",
-            POSTGRES_PORT=str(_port(url) or 5432),
+            POSTGRES_PORT=str(_port(parts, url) or 5432),
             POSTGRES_USER=unquote(parts.username or os.environ.get("PGUSER", "postgres")),
             POSTGRES_PASSWORD=password,
             POSTGRES_POOL_SIZE="2",
@@ -84,9 +84,9 @@ def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
     return Store(url=url, backend=backend, env=env)
 
 
-def _port(url: str) -> int | None:
+def _port(parts: SplitResult, url: str) -> int | None:
     try:
-        return urlsplit(url).port
+        return parts.port
     except ValueError:  # not a number, or not 0-65535
         raise InvalidInput(f"database URL {masked(url)!r} has no valid port (1-65535)") from None
 

@@ -53,13 +53,13 @@ def _printable(value: str) -> str:
     return value
 
 
+MAX_PLACE = 200
+
+
 def _place(value: str) -> str:
     if len(value) > MAX_PLACE:
         raise ValueError(f"a location is at most {MAX_PLACE} characters")
     return _printable(value)
-
-
-MAX_PLACE = 200
 
 
 def _moment(value: Any) -> Any:

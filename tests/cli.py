@@ -27,9 +27,8 @@ from uuid import UUID
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from tests.pg import fresh_database, require_pg
+from tests.pg import create_database, drop_database, fresh_database
 
 LEDGER = str(Path(sys.executable).with_name("ledger"))
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,14 +185,9 @@ def setup_office(db_url: str) -> None:
             target.close()
             source.close()
         return
-    name, admin_url = urlsplit(db_url).path.lstrip("/"), require_pg()
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                sql.Identifier(name), sql.Identifier(urlsplit(template).path.lstrip("/"))
-            )
-        )
+    name = urlsplit(db_url).path.lstrip("/")
+    drop_database(name)
+    create_database(name, template=urlsplit(template).path.lstrip("/"))
 
 
 _OFFICES: dict[str, str] = {}  # backend -> the URL of the office copied by setup_office

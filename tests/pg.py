@@ -34,21 +34,32 @@ def with_database(url: str, dbname: str) -> str:
     return urlunsplit(urlsplit(url)._replace(path="/" + dbname))
 
 
-@contextmanager
-def fresh_database(template: str | None = None) -> Iterator[str]:
-    """Create an empty database ``ledger_t_<hex>`` (or a copy of the database
-    ``template``, which nobody may be connected to), yield its URL, then drop it."""
+def create_database(name: str, template: str | None = None) -> str:
+    """Create the database ``name``, empty or a copy of the database ``template`` (which
+    nobody may be connected to); return its URL."""
     admin_url = require_pg()
-    name = f"ledger_t_{secrets.token_hex(8)}"
     create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
     if template is not None:
         create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
     with psycopg.connect(admin_url, autocommit=True) as admin:
         admin.execute(create)
+    return with_database(admin_url, name)
+
+
+def drop_database(name: str) -> None:
+    with psycopg.connect(require_pg(), autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+
+
+@contextmanager
+def fresh_database(template: str | None = None) -> Iterator[str]:
+    """Create a database ``ledger_t_<hex>`` (see ``create_database``), yield its URL,
+    then drop it."""
+    name = f"ledger_t_{secrets.token_hex(8)}"
+    url = create_database(name, template)
     try:
-        yield with_database(admin_url, name)
+        yield url
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(name)

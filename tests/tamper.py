@@ -20,14 +20,13 @@ from uuid import UUID
 
 import orjson
 import psycopg
-from psycopg import sql
 
 from aggregates.chain import GENESIS, canonical, digest, envelope
 from ledger import requests as rq
 from ledger.application import Ledger
 from ledger.config import store_from_url
 from ledger.seal import seal_log
-from tests.pg import fresh_database, require_pg, with_database
+from tests.pg import create_database, drop_database, fresh_database, require_pg
 
 CODE_A = "Z001-WS·2020-D10-BGS-0001"
 CODE_B = "Z001-WS·2020-D10-BGS-0002"
@@ -114,25 +113,15 @@ def copies(
 
         def make_pg() -> str:
             name = f"{template}_c{len(made)}"
-            with psycopg.connect(with_database(golden, "postgres"), autocommit=True) as admin:
-                admin.execute(
-                    sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
-                        sql.Identifier(name), sql.Identifier(template)
-                    )
-                )
+            url = create_database(name, template)
             made.append(name)
-            return with_database(golden, name)
+            return url
 
         try:
             yield scenario, make_pg
         finally:
-            with psycopg.connect(with_database(golden, "postgres"), autocommit=True) as admin:
-                for name in made:
-                    admin.execute(
-                        sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                            sql.Identifier(name)
-                        )
-                    )
+            for name in made:
+                drop_database(name)
 
 
 # -- raw access, as an intruder -------------------------------------------------
