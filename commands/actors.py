@@ -13,6 +13,7 @@ ROLES = click.Choice(
     ["archivist", "director", "liaison", "leader", "appraiser", "borrower", "auditor"]
 )
 LEVELS = click.Choice(["public", "internal", "confidential", "secret", "top-secret"])
+ID_ARGUMENT = {"actor_id": "ID"}  # a bad ID is named as the usage names it
 
 
 @click.group()
@@ -35,7 +36,7 @@ def add(obj: Any, /, actor_id: str, as_json: bool, **options: Any) -> None:
     from ledger import requests as rq
 
     options["role"] = list(options["role"])
-    request = build(rq.AddActor, actor_id=actor_id, **options)
+    request = build(rq.AddActor, ID_ARGUMENT, actor_id=actor_id, **options)
     result = obj.ledger().execute(request, obj.actor)
     if as_json:
         emit_json(result)
@@ -71,7 +72,7 @@ def list_(obj: Any, /, as_json: bool, as_csv: bool) -> None:
 def _change(obj: Any, name: str, as_json: bool, **options: Any) -> None:
     from ledger import requests as rq
 
-    request = build(getattr(rq, name), **options)
+    request = build(getattr(rq, name), ID_ARGUMENT, **options)
     result = obj.ledger().execute(request, obj.actor)
     if as_json:
         emit_json(result)

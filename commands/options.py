@@ -24,8 +24,9 @@ def posting(func: F) -> F:
     return func
 
 
-def build(request_class: type[Any], **options: Any) -> Any:
-    """Validate options into a request; a bad value is one line, exit 2."""
+def build(request_class: type[Any], arguments: dict[str, str] | None = None, **options: Any) -> Any:
+    """Validate options into a request; a bad value is one line, exit 2, naming its
+    option, or its positional argument by its metavar (``arguments``: field -> metavar)."""
     from pydantic import ValidationError
 
     from aggregates.values import parse_moment
@@ -39,4 +40,5 @@ def build(request_class: type[Any], **options: Any) -> Any:
         return request_class.model_validate(values)
     except ValidationError as error:
         where, message = first_problem(error)
-        raise InvalidInput(f"--{where.replace('_', '-')}: {message}") from None
+        name = (arguments or {}).get(where) or f"--{where.replace('_', '-')}"
+        raise InvalidInput(f"{name}: {message}") from None

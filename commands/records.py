@@ -17,7 +17,9 @@ RECORD = click.argument("record", metavar="RECORD")
 def post(obj: Any, name: str, as_json: bool, **options: Any) -> dict[str, Any]:
     from ledger import requests as rq
 
-    request = build(getattr(rq, name), **options)
+    # RECORD is an argument, but a receipt's --record is an option.
+    arguments = None if name == "Receive" else {"record": "RECORD"}
+    request = build(getattr(rq, name), arguments, **options)
     result: dict[str, Any] = obj.ledger().execute(request, obj.actor)
     if as_json:
         emit_json(result)
@@ -245,6 +247,10 @@ def correct(obj: Any, /, as_json: bool, changes: tuple[str, ...], **options: Any
     pairs = [c.partition("=") for c in changes]
     if any(not sep or not key for key, sep, _ in pairs):
         raise InvalidInput("--set takes FIELD=VALUE")
+    keys = [key for key, _, _ in pairs]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:  # the last would win unseen
+        raise InvalidInput(f"--set gives {', '.join(twice)} more than once")
     fields = {k: _number(v) if k in NUMBERS else v for k, _, v in pairs}
     post(obj, "Correct", as_json, set=fields, **options)
 

@@ -109,7 +109,7 @@ class Batch:
         # Whole: "$" alone lets a trailing newline through (an attempt by "arch\n", an id
         # that prints as arch's, was recorded as an unregistered actor's).
         if not ACTOR_ID.fullmatch(actor_id):
-            raise InvalidInput(f"--actor {actor_id!r} is not an actor id")
+            raise InvalidInput(f"acting actor {actor_id!r} is not an actor id")
         found = self._actor(actor_id)
         if found is None:
             raise RuleViolation("R19", f"actor {actor_id!r} is not registered and may not act")

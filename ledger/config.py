@@ -46,7 +46,8 @@ def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
     env: dict[str, str] = {"CREATE_TABLE": "false"}
     if parts.scheme == "sqlite":
         path = unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""
-        if not path:
+        # eventsourcing's SQLite datastore keeps such a name in memory: nothing would last.
+        if not path or ":memory:" in path or "mode=memory" in path:
             raise InvalidInput(f"database URL {url!r} needs a file: sqlite:///ledger.db")
         env.update(
             PERSISTENCE_MODULE="eventsourcing.sqlite",

@@ -20,6 +20,8 @@ from pydantic import (
     Field,
     Strict,
     ValidationError,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -220,6 +222,22 @@ class Appraise(RecordRequest):
     review_on: Day | None = None
     secrecy: Secrecy | None = None  # the level a declassification lowers to
 
+    # Options that the decision would ignore are refused: an officer who gave them
+    # expects them kept (a level with "open" would be public all the same).
+    @field_validator("review_on")
+    @classmethod
+    def _not_destroyed(cls, value: date | None, info: ValidationInfo) -> date | None:
+        if value is not None and info.data.get("decision") is Decision.DESTROY:
+            raise ValueError("a decision to destroy has no next review")
+        return value
+
+    @field_validator("secrecy")
+    @classmethod
+    def _declassified(cls, value: Secrecy | None, info: ValidationInfo) -> Secrecy | None:
+        if value is not None and info.data.get("decision") is not Decision.DECLASSIFY:
+            raise ValueError("a level to lower to goes with a decision to declassify only")
+        return value
+
 
 class Destroy(RecordRequest):
     command: Literal["destroy"] = "destroy"
@@ -273,6 +291,13 @@ class AddActor(Request):
     external: Flag = False
     unit: Text | None = None
     db_role: Text | None = None
+
+    @field_validator("unit")
+    @classmethod
+    def _external(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and not info.data.get("external"):
+            raise ValueError("a unit is given for an external actor only")
+        return value
 
 
 class GrantRoles(Request):

@@ -165,7 +165,7 @@ CASES = [
          refused("R19"), actor="ghost", recorded="R19"),
     # Not an attempt by some other actor (it was recorded as one): not an actor id at all.
     Case("actor id with a newline", ("consult", PUB, "--reader", BORROWER, "--purpose", "p"),
-         2, f"error: --actor '{ARCHIVIST}\\n' is not an actor id", actor=ARCHIVIST + "\n"),
+         2, f"error: acting actor '{ARCHIVIST}\\n' is not an actor id", actor=ARCHIVIST + "\n"),
     Case("unregistered receiver", RECEIPT, 3, refused("R19"), actor="ghost", recorded="R19"),
     Case("borrower as archivist", ("relocate", PUB, "--location", "B1-01-1-1"), 3,
          refused("R19"), actor=BORROWER, recorded="R19"),
@@ -229,6 +229,26 @@ CASES = [
          "--set", "pages=many"), 2, "error: --set.pages: Input should be a valid integer"),
     Case("corrected pages not plain digits", ("correct", PUB, "--version", "1", "--reason",
          "r", "--set", "pages=1_3"), 2, "error: --set.pages: Input should be a valid integer"),
+    Case("corrected field twice", ("correct", PUB, "--version", "1", "--reason", "r", "--set",
+         "pages=3", "--set", "title=x", "--set", "pages=4"), 2,
+         "error: --set gives pages more than once"),
+    # Options the decision or the actor would ignore.
+    Case("review date with destruction", ("appraise", PUB, "--decision", "destroy",
+         "--review-on", "2030-01-01", *APPRAISE, "--appraiser", APPRAISER_2), 2,
+         "error: --review-on: Value error, a decision to destroy has no next review",
+         actor=APPRAISER_1),
+    *(Case(f"level with {decision}", ("appraise", PUB, "--decision", decision, "--review-on",
+           "2030-01-01", "--secrecy", "internal", *APPRAISE, "--appraiser", APPRAISER_2), 2,
+           "error: --secrecy: Value error, a level to lower to goes with a decision to "
+           "declassify only", actor=APPRAISER_1) for decision in ("open", "retain")),
+    Case("unit of an internal actor", ("actor", "add", "x5", "--name", "X", "--role",
+         "borrower", "--clearance", "public", "--unit", "市设计院"), 2,
+         "error: --unit: Value error, a unit is given for an external actor only",
+         actor=DIRECTOR),
+    Case("bad actor id", ("actor", "add", "x y", "--name", "X", "--role", "borrower",
+         "--clearance", "public"), 2, "error: ID: ", actor=DIRECTOR),
+    Case("bad actor id of a change", ("actor", "grant", "x y", "--role", "borrower"), 2,
+         "error: ID: ", actor=DIRECTOR),
     Case("R12 correct after destruction", ("correct", DESTROYED, "--version", "1",
          "--reason", "r", "--set", "title=x"), 3, refused("R12")),
 ]
@@ -290,7 +310,8 @@ def test_a_line_whose_actor_is_no_actor_id_is_invalid_and_writes_nothing(world: 
             "actor": ARCHIVIST + "\n"}  # fmt: skip
     done = run(world, "post", "-", actor=ARCHIVIST, input=jsonl([line]))
     assert done.code == 2, done
-    assert one_line(done.stderr) == f"line 1: error: --actor '{ARCHIVIST}\\n' is not an actor id"
+    line = f"line 1: error: acting actor '{ARCHIVIST}\\n' is not an actor id"
+    assert one_line(done.stderr) == line
     assert done.stdout == "posted 0, skipped 0, refused 0, invalid 1 (0 events)\n"
     assert event_count(world) == before
 
@@ -411,6 +432,8 @@ def test_a_file_that_is_not_a_database_is_unavailable_and_left_alone(
         ("postgresql://u:s3cret@127.0.0.1:99999/x", "has no valid port (1-65535)"),
         ("postgresql://u:s3cret@127.0.0.1:abc/x", "has no valid port (1-65535)"),
         ("postgresql://u:s3cret@127.0.0.1:5432/", "names no database"),
+        ("sqlite:///:memory:", "needs a file: sqlite:///ledger.db"),
+        ("sqlite:///file:x?mode=memory&cache=shared", "needs a file: sqlite:///ledger.db"),
     ],
 )
 def test_bad_database_url(url: str, message: str) -> None:

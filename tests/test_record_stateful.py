@@ -638,6 +638,10 @@ class RecordLedgerMachine(RuleBasedStateMachine):
         occurred_at: datetime,
         why_time: str | None,
     ) -> bool:
+        # A review date with a destruction, or a level without a declassification, is
+        # invalid input (tests/test_cli_errors.py): the model gives neither.
+        review = review and decision is not Decision.DESTROY
+        lower_to = lower_to if decision is Decision.DECLASSIFY else None
         request = rq.Appraise(
             record=model.id,
             decision=decision,
