@@ -26,8 +26,8 @@ def _history(
     from aggregates.values import parse_moment
     from ledger.custody import known_by
 
-    moment = parse_moment(as_of) if as_of else None
-    known = parse_moment(known_at) if known_at else None
+    moment = parse_moment(as_of) if as_of is not None else None
+    known = parse_moment(known_at) if known_at is not None else None
     events, roles = obj.ledger().record_history(record)
     kept = known_by(events, moment, known)
     if not kept:
