@@ -68,6 +68,11 @@ class Record(ChainedAggregate):
         self.discrepancy: str | None = None
         self.appraisal: dict[str, Any] | None = None
         self.opened = False
+        # The event (version, name) that last set each correctable field: a correction of
+        # a field references that event (R13). The receipt set them all.
+        self.set_by: dict[str, tuple[int, str]] = dict.fromkeys(
+            CORRECTABLE, (self.INITIAL_VERSION, "received")
+        )
 
     @property
     def label(self) -> str:
@@ -417,6 +422,17 @@ class Record(ChainedAggregate):
             raise InvalidInput(
                 f"year {checked['year']} lies after the receipt ({self.received_at.date()})"
             )
+        for field, value in checked.items():
+            set_version, set_name = self.set_by[field]
+            if version != set_version:  # the current value is that event's, not this one's
+                raise RuleViolation(
+                    "R13",
+                    f"the {field} of record {self.label} comes from version {set_version} "
+                    f"({set_name}); a correction of it must reference that version, "
+                    f"not {version}",
+                )
+            if value == getattr(self, field):
+                raise InvalidInput(f"the {field} of record {self.label} is already {value!r}")
         self.trigger_event(
             Corrected,
             actor=actor.id,

@@ -160,6 +160,7 @@ class LossReported(LedgerEvent):
     def apply(self, record: Record) -> None:
         record.discrepancy = None
         record.pages = self.pages
+        record.set_by["pages"] = (self.originator_version, self.NAME)
 
 
 class Appraised(LedgerEvent):
@@ -213,6 +214,7 @@ class Corrected(LedgerEvent):
     def apply(self, record: Record) -> None:
         for field, value in self.changes.items():
             setattr(record, field, value)
+            record.set_by[field] = (self.originator_version, self.NAME)
         if "year" in self.changes:  # R2: due by 31 March of the (corrected) year + 1
             record.late = is_late(record.year, record.received_at)
 

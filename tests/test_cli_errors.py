@@ -249,6 +249,12 @@ CASES = [
          "--clearance", "public"), 2, "error: ID: ", actor=DIRECTOR),
     Case("bad actor id of a change", ("actor", "grant", "x y", "--role", "borrower"), 2,
          "error: ID: ", actor=DIRECTOR),
+    Case("R13 correction of a field the event never set", ("correct", PUB, "--version", "3",
+         "--reason", "r", "--set", "title=x"), 3, "refused (R13): the title of record "
+         f"{PUB} comes from version 1 (received); a correction of it must reference that "
+         "version, not 3"),
+    Case("correction that changes nothing", ("correct", PUB, "--version", "1", "--reason", "r",
+         "--set", "title=文件"), 2, f"error: the title of record {PUB} is already '文件'"),
     Case("R12 correct after destruction", ("correct", DESTROYED, "--version", "1",
          "--reason", "r", "--set", "title=x"), 3, refused("R12")),
 ]

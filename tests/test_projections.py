@@ -236,8 +236,9 @@ def test_a_corrected_year_moves_the_late_flag_live_and_rebuilt(ledger: Ledger) -
     catalog and a rebuilt one agree (the flag was the receipt's, whatever the year)."""
     catch_up(ledger)
     new = receive(NEW_RECORD, "2016-01-04T09:00:00+08:00", title="新", year=2015, secrecy="public")
+    # The second corrects the first (R13: the year comes from version 2 then).
     corrections = [
-        step("correct", NEW_RECORD, f"2016-02-0{n}T09:00:00+08:00", version=1, reason="年度",
+        step("correct", NEW_RECORD, f"2016-02-0{n}T09:00:00+08:00", version=n, reason="年度",
              set={"year": year})
         for n, year in ((1, 2014), (2, 2015))
     ]  # fmt: skip

@@ -107,6 +107,10 @@ class Model:
     opened: bool = False
     lent_before: bool = False
     registers: list[str] = field(default_factory=list)
+    # The version that last set each correctable field (R13): the receipt, then corrections.
+    set_by: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(["title", "department", "year", "pages"], 1)
+    )
     # When the command that made the last version returned (all it wrote was recorded).
     known_at: datetime = field(default_factory=lambda: datetime.now(tz=UTC))
     # For each version: (its occurred-at, when it was known, the state it left).
@@ -728,7 +732,9 @@ class RecordLedgerMachine(RuleBasedStateMachine):
     @rule(
         index=st.integers(0, 2),
         actor=posters,
-        back=st.sampled_from([0, 0, 1, -1]),
+        # The version referenced: the event that set the field (R13), or the latest, the
+        # one before it or one that does not exist yet.
+        back=st.sampled_from([None, None, 0, 1, -1]),
         changes=st.sampled_from(
             [
                 {"title": "Corrected 更正"},
@@ -743,30 +749,39 @@ class RecordLedgerMachine(RuleBasedStateMachine):
         step=hours,
     )
     def correct(
-        self, index: int, actor: str, back: int, changes: dict[str, str], moment: str, step: int
+        self,
+        index: int,
+        actor: str,
+        back: int | None,
+        changes: dict[str, Any],
+        moment: str,
+        step: int,
     ) -> None:
         model = self.pick(index)
         occurred_at, why_time = self.at(moment, step, model)
-        version = model.version - back
+        setter = model.set_by[next(iter(changes))] if changes else 1
+        version = max(setter if back is None else model.version - back, 1)
         request = rq.Correct(
-            record=model.id,
-            version=max(version, 1),
-            reason="typo",
-            set=changes,
-            occurred_at=occurred_at,
+            record=model.id, version=version, reason="typo", set=changes, occurred_at=occurred_at
         )
+        now = {"title": model.title, "pages": model.pages, "year": model.year}
+        other = any(model.set_by[f] != version for f in changes)
         reasons = [
             *self.common(model, actor, why_time),
             "no such version (R13)" if version > model.version else "",
             "volume too thick (R3)"
             if model.unit == "volume" and int(changes.get("pages", 0)) > MAX_VOLUME_PAGES
             else "",
+            "another version set it (R13)" if other else "",
+            "changes nothing" if any(now[f] == v for f, v in changes.items()) else "",
         ]
         if not self.attempt(model, request, actor, reasons):
+            assert not changes or any(reasons), f"correction {changes} v{version} refused"
             return
         model.title = changes.get("title", model.title)
         model.pages = int(changes.get("pages", model.pages))
         model.year = int(changes.get("year", model.year))
+        model.set_by |= dict.fromkeys(changes, model.version)
 
     # -- the next valid step of a record's life (biases towards deep states) ------------
 

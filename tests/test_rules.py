@@ -914,6 +914,39 @@ def test_r13_a_correction_references_an_existing_event(ledger: Ledger) -> None:
     assert trimmed.set.changes() == {"title": "Annual"}
 
 
+def test_r13_a_correction_references_the_event_that_set_the_field() -> None:
+    """A field holds the value of the last event that set it: a correction of the field
+    names that event. The receipt's page count is no longer the catalogue's once a loss
+    report has set the pages left, and no shelving ever held a title."""
+    record = shelved()  # received (10 pages, version 1), arranged, shelved (version 3)
+
+    def correct(version: int, **changes: Any) -> None:
+        record.correct(
+            actor=ARCHIVIST, occurred_at=later(record), version=version, reason="r",
+            changes=changes,
+        )  # fmt: skip
+
+    refuses("R13", "comes from version 1 (received); a correction of it must reference "
+            "that version, not 3", record, lambda: correct(3, title="x"))  # fmt: skip
+    lend(record)
+    give_back(record, pages=8)
+    record.report_loss(actor=ARCHIVIST, occurred_at=later(record), pages=8, note="2 lost")
+    loss = record.version
+    refuses("R13", f"the pages of record {record.label} comes from version {loss} "
+            "(loss-reported)", record, lambda: correct(1, pages=12))  # fmt: skip
+    correct(loss, pages=7)
+    fixed = record.version
+    assert record.pages == 7
+    refuses(
+        "R13", f"comes from version {fixed} (corrected)", record, lambda: correct(loss, pages=6)
+    )
+    correct(1, title="x")  # the title is still the receipt's
+    with pytest.raises(InvalidInput, match="is already 'x'"):
+        correct(record.version, title="x")
+    correct(record.version, title="y")  # a correction of a correction
+    assert (record.title, record.pages) == ("y", 7)
+
+
 def test_r13_stored_events_are_never_changed_or_removed(ledger: Ledger) -> None:
     receive_in(ledger)
     count = ledger.recorder.max_notification_id()
