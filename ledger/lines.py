@@ -8,6 +8,7 @@ keeps the reason as its problem; it is reported, never posted.
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ def parse(number: int, text: bytes, default_actor: str | None) -> Line:
     if not isinstance(data, dict):
         line.problem = "a line must be a JSON object"
         return line
+    repeated = repeated_key(text, data)
+    if repeated is not None:
+        line.problem = f"field {repeated!r} is given twice"
+        return line
     key = data.pop("id", None)
     if not isinstance(key, str) or not key.strip():
         line.problem = 'each line needs an "id" (its idempotency key), a non-empty string'
@@ -67,6 +72,41 @@ def parse(number: int, text: bytes, default_actor: str | None) -> Line:
         where, message = first_problem(error, skip=1)
         line.problem = f"{where or 'command'}: {message}"
     return line
+
+
+def repeated_key(text: bytes, data: dict[str, Any]) -> str | None:
+    """A name given twice in one object of the line: orjson keeps the last value, so a
+    line's `"set": {"pages": 30}, "set": {"title": "C"}` lost its pages unseen.
+
+    Cheap for a line without one (0.4 µs): each key ends in a quote and a colon, with
+    JSON's whitespace between them removed; if there are no more such ends than the keys
+    orjson kept, no key was repeated. Only a line with more (a repeated key, or a quote
+    and colon inside a string) is parsed again, keeping every pair."""
+    ends = text.translate(None, b" \t\n\r").count(b'":')
+    if ends == len(data) or ends == _count_keys(data):
+        return None
+    repeated: list[str] = []
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        names = [name for name, _ in items]
+        repeated.extend(name for i, name in enumerate(names) if name in names[:i])
+        return dict(items)
+
+    try:
+        json.loads(text, object_pairs_hook=pairs)
+    except ValueError:  # what orjson took, the standard parser refused: judged as it is
+        return None
+    return repeated[0] if repeated else None
+
+
+def _count_keys(value: Any) -> int:
+    if isinstance(value, dict):
+        return len(value) + sum(
+            _count_keys(v) for v in value.values() if isinstance(v, dict | list)
+        )
+    if isinstance(value, list):
+        return sum(_count_keys(v) for v in value if isinstance(v, dict | list))
+    return 0
 
 
 BOM = b"\xef\xbb\xbf"  # UTF-8's byte order mark, which some editors put first
