@@ -72,7 +72,7 @@ def custody(
         return
     role = ["db_role"] if roles else []  # PostgreSQL only, as in --json
     columns = ["version", "occurred_at", "event", "actor", *role, "custodian", "details"]
-    rows = [dict(r, details=_details(r)) for r in chain["events"]]
+    rows = [dict(r, details=_details(r, text=form != "csv")) for r in chain["events"]]
     if form == "csv":  # every field of --json's events, the others in details
         everything = ["version", "occurred_at", "recorded_at", "event", "actor", "custodian",
                       *role, "details", "prev_hash", "hash"]  # fmt: skip
@@ -84,7 +84,7 @@ def custody(
     output_rows(chain["intervals"], form, ["custodian", "from", "until"])
 
 
-def _details(row: dict[str, Any]) -> str:
+def _details(row: dict[str, Any], *, text: bool) -> str:
     skip = {
         "version",
         "occurred_at",
@@ -97,5 +97,7 @@ def _details(row: dict[str, Any]) -> str:
         "db_role",
     }
     return " ".join(
-        f"{k}={cell(v)}" for k, v in row.items() if k not in skip and v not in (None, [], {}, "")
+        f"{k}={cell(v, text=text)}"
+        for k, v in row.items()
+        if k not in skip and v not in (None, [], {}, "")
     )

@@ -259,7 +259,8 @@ NUMBERS = ("year", "pages")  # the corrections' numbers: a request takes no "7" 
 
 
 def _number(value: str) -> int | str:
-    """Plain decimal digits (int() would also take 1_3, +13 or Arabic-Indic digits)."""
-    if value.isascii() and value.isdigit():
+    """Plain decimal digits, perhaps after a minus sign (refused by the field's range, not
+    as text); int() would also take 1_3, +13 or Arabic-Indic digits."""
+    if value.isascii() and value.removeprefix("-").isdigit():
         return int(value)
     return value  # refused as not a number, naming the field

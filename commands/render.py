@@ -49,15 +49,24 @@ def emit_json(data: Any) -> None:
     click.echo(json.dumps(plain(data), ensure_ascii=False, indent=2))
 
 
-def cell(value: Any) -> str:
+def cell(value: Any, *, text: bool = False) -> str:
+    """A value in a CSV cell (a mapping as JSON), or, with ``text``, in a text table:
+    there a mapping's strings stay raw, as every other cell's, and the table escapes a
+    tab, a line break or a backslash once (JSON's own escapes would be escaped again)."""
     value = plain(value)
     if value is None:
         return ""
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
     if isinstance(value, dict):
+        if text:
+            return "{" + ", ".join(f'"{k}": {_raw(v)}' for k, v in sorted(value.items())) + "}"
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)
+
+
+def _raw(value: Any) -> str:
+    return f'"{value}"' if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def output_rows(rows: Sequence[dict[str, Any]], form: str, columns: Sequence[str] = ()) -> None:
@@ -77,7 +86,7 @@ def output_rows(rows: Sequence[dict[str, Any]], form: str, columns: Sequence[str
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
     if not rows:
         return "(none)"
-    cells = [[_on_one_line(cell(row.get(c))) for c in columns] for row in rows]
+    cells = [[_on_one_line(cell(row.get(c), text=True)) for c in columns] for row in rows]
     widths = [max(_width(x) for x in [c, *(r[i] for r in cells)]) for i, c in enumerate(columns)]
     lines = [_line(columns, widths), _line(["-" * w for w in widths], widths)]
     lines.extend(_line(r, widths) for r in cells)
@@ -123,4 +132,4 @@ def output_mapping(data: dict[str, Any], form: str) -> None:
     else:
         width = max((len(k) for k in data), default=0)
         for key, value in data.items():
-            click.echo(f"{key.ljust(width)}  {_on_one_line(cell(value))}")
+            click.echo(f"{key.ljust(width)}  {_on_one_line(cell(value, text=True))}")

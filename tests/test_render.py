@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from commands.render import _width, table
+import json
+
+from commands.render import _width, cell, table
 
 
 def test_columns_line_up_with_wide_halfwidth_and_combining_characters() -> None:
@@ -40,3 +42,15 @@ def test_a_backslash_in_text_is_told_apart_from_an_escaped_line_break() -> None:
     exploratory testing): a backslash is shown doubled."""
     rows = [{"title": "lit\\nx"}, {"title": "lit\nx"}, {"title": "C:\\档案"}]
     assert table(rows, ["title"]).splitlines()[2:] == ["lit\\\\nx", "lit\\nx", "C:\\\\档案"]
+
+
+def test_a_mapping_in_a_table_is_escaped_once() -> None:
+    """A correction's changes in `custody` were JSON-escaped, then escaped again by the
+    table: a title with a tab read `a\\\\tb`, by the table's rule a backslash and a t
+    (exploratory find). In a table a mapping's strings are escaped as every cell's; in
+    CSV it is JSON."""
+    changes = {"title": "a\tb\nc\\d", "pages": 7}
+    row = {"changes": changes}
+    assert table([row], ["changes"]).splitlines()[-1] == '{"pages": 7, "title": "a\\tb\\nc\\\\d"}'
+    assert cell(changes) == '{"pages": 7, "title": "a\\tb\\nc\\\\d"}'  # JSON, for CSV
+    assert json.loads(cell(changes)) == changes
