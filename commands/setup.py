@@ -9,7 +9,9 @@ import click
 
 @click.command()
 @click.option(
-    "--director", metavar="ID", help="Register this first director (empty ledger); an actor id."
+    "--director",
+    metavar="ID",
+    help="Register this first director (while no actor is registered); an actor id.",
 )
 @click.option("--name", metavar="TEXT", help="The director's name.")
 @click.pass_obj

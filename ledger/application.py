@@ -18,7 +18,7 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
-from aggregates.actor import Actor, actor_uuid
+from aggregates.actor import Actor, ActorRegistered, actor_uuid
 from aggregates.chain import ENVELOPE_START
 from aggregates.code_claim import CodeClaimed, code_uuid
 from aggregates.errors import Conflict, InvalidInput, LedgerError, NotFound, RuleViolation
@@ -80,18 +80,34 @@ class Ledger(Application):  # type: ignore[type-arg]
         self.recorder.create_table()  # type: ignore[attr-defined]
 
     def initialise(self, director: str | None, name: str | None) -> str | None:
-        """Register the first director on an empty ledger: their id as registered (ids
-        and names are stripped, as for every actor); None if there was one."""
+        """Register the first director while the ledger has no actor (a refused attempt
+        by one not registered may be in the log already): their id as registered (ids and
+        names are stripped, as for every actor); None if they were registered before."""
         if director is None:
             return None
         if not name:
             raise InvalidInput("--director needs --name")
-        first = _first_director(director, name)
-        if self.recorder.max_notification_id():
-            if self._exists(actor_uuid(first.actor_id)):
+        for _ in range(RETRIES):
+            actor = self.first_director(director, name)
+            if actor is None:
                 return None
+            try:
+                self.save_first_director(actor)
+            except IntegrityError:  # a first director was saved meanwhile: check again
+                continue
+            return actor.actor_id
+        raise Conflict("another `ledger init --director` ran at the same time; run it again")
+
+    def first_director(self, director: str, name: str) -> Actor | None:
+        """The first director, not saved yet; None if registered already (init is safe
+        to run twice); refused (R19) once any actor is registered. Only this pays for the
+        look-up of the first registration (the first event, in a ledger made by init)."""
+        first = _first_director(director, name)
+        if self._exists(actor_uuid(first.actor_id)):
+            return None
+        if self.recorder.select_notifications(1, 1, topics=[ActorRegistered.TOPIC]):
             raise RuleViolation("R19", "the ledger already has actors; a director adds actors")
-        actor = Actor.register(
+        return Actor.register(
             actor_id=first.actor_id,
             by=first.actor_id,
             occurred_at=datetime.now(tz=UTC),
@@ -99,8 +115,11 @@ class Ledger(Application):  # type: ignore[type-arg]
             roles=list(first.role),
             clearance=first.clearance,
         )
-        self.save(actor)
-        return first.actor_id
+
+    def save_first_director(self, actor: Actor) -> None:
+        """Save it if no other actor is registered, as read under the write lock: of two
+        first directors checked at once, the later save fails (ReadChanged)."""
+        self.save(actor, sole=(ActorRegistered.TOPIC, actor.id))
 
     def _exists(self, aggregate_id: UUID) -> bool:
         try:

@@ -2,7 +2,9 @@
 
 Keyword arguments given to ``Application.save()`` reach ``_insert_events`` inside the
 transaction that inserts the events: ``posted=[(line_id, outcome), ...]`` records bulk
-lines as done in that same transaction, so a re-run never posts a line twice.
+lines as done in that same transaction, so a re-run never posts a line twice;
+``sole=(topic, aggregate id)`` refuses the write (ReadChanged) if another aggregate has
+an event of that topic (the first director: no other actor registered meanwhile).
 
 The PostgreSQL recorder lives in ledger.recorders_pg and is loaded on first use, so a
 SQLite ledger never imports psycopg (a third of a short command's start-up).
@@ -52,6 +54,8 @@ Row = tuple[Any, int, str, bytes]  # an event table row: id, version, topic, sta
 # Aggregates a write relied on without changing them: (stored id, version it read; None:
 # it read that there was none).
 Relied = Sequence[tuple[Any, int | None]]
+# (topic, stored id): no aggregate but this one may have an event of that topic.
+Sole = tuple[str, Any]
 
 
 class ReadChanged(IntegrityError):
@@ -68,6 +72,14 @@ def check_unchanged(stored: dict[Any, int], relied: Relied) -> None:
         raise ReadChanged(
             f"{len(changed)} aggregate(s) read by this write changed before it was saved"
         )
+
+
+def check_sole(curs: Any, select_other: Any, sole: Sole) -> None:
+    """Raise ReadChanged if ``select_other`` (topic, stored id) finds an event of the
+    topic by another aggregate (run under the write lock)."""
+    curs.execute(select_other, sole)
+    if curs.fetchone() is not None:
+        raise ReadChanged(f"another aggregate has a {sole[0]} event: this one is not the first")
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
@@ -109,7 +121,10 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             )
             for s in stored_events
         ]
-        self._insert_rows(c, rows, kwargs.get("posted"))
+        sole = kwargs.get("sole")
+        if sole is not None:
+            sole = (sole[0], self.stored_id(sole[1]))
+        self._insert_rows(c, rows, kwargs.get("posted"), sole=sole)
         return None
 
     def insert_uncommitted(
@@ -139,6 +154,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         rows: list[Row],
         posted: list[tuple[str, str]] | None,
         relied: Relied = (),
+        sole: Sole | None = None,
     ) -> None:
         if posted:
             # One time for the transaction, in the column default's format: evaluating the
@@ -156,6 +172,9 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 [stored_id for stored_id, _ in relied],
             )
             check_unchanged({row[0]: row[1] for row in c.fetchall()}, relied)
+        if sole is not None:  # likewise
+            other = f"SELECT 1 FROM {self.events_table_name} WHERE topic = ? AND originator_id <> ?"
+            check_sole(c, other + " LIMIT 1", sole)
 
     def history(self, originator_id: UUID) -> tuple[Sequence[StoredEvent], dict[int, str]]:
         """An aggregate's stored events, and the database role that wrote each: none on

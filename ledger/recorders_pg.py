@@ -17,6 +17,8 @@ from ledger.recorders import (
     POSTED_TABLE,
     Relied,
     Row,
+    Sole,
+    check_sole,
     check_unchanged,
     insert_then_commit,
 )
@@ -50,6 +52,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self.select_versions = SQL(
             "SELECT originator_id AS id, MAX(originator_version) AS version FROM {0}.{1} "
             "WHERE originator_id = ANY(%s) GROUP BY originator_id"
+        ).format(schema, events)
+        self.select_other = SQL(
+            "SELECT 1 FROM {0}.{1} WHERE topic = %s AND originator_id <> %s LIMIT 1"
         ).format(schema, events)
         self.copy_events = SQL(
             "COPY {0}.{1} (originator_id, originator_version, topic, state) "
@@ -99,11 +104,18 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     ]
                 )
 
+    def _create_table(self, curs: Any) -> None:
+        """The tables, triggers and functions, made by one `ledger init` at a time: two at
+        once took the same table locks in turn and deadlocked (one exited 1)."""
+        curs.execute("SELECT pg_advisory_xact_lock(hashtext('ledger init'))")
+        super()._create_table(curs)
+
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         rows = [(s.originator_id, s.originator_version, s.topic, s.state) for s in stored_events]
-        self.insert_uncommitted(rows, kwargs.get("posted") or [])()
+        sole = kwargs.get("sole")
+        self.insert_uncommitted(rows, kwargs.get("posted") or [], sole=sole)()
         return None
 
     @staticmethod
@@ -112,24 +124,36 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         return originator_id
 
     def insert_uncommitted(
-        self, rows: list[Row], posted: list[tuple[str, str]], relied: Relied = ()
+        self,
+        rows: list[Row],
+        posted: list[tuple[str, str]],
+        relied: Relied = (),
+        sole: Sole | None = None,
     ) -> Callable[[], None]:
         """One transaction: take the table lock (notification ids commit in order),
-        check that the aggregates in ``relied`` are unchanged (ledger.recorders:
+        check that the aggregates in ``relied`` are unchanged and that ``sole``'s
+        aggregate is the only one with an event of its topic (ledger.recorders:
         ReadChanged), notify followers, COPY the posted-line keys and the event rows in
         binary; commit on the returned call (see ledger.recorders.insert_then_commit)."""
         return insert_then_commit(
             self.datastore.transaction(commit=True),
-            lambda curs: self._copy_rows(curs, rows, posted, relied),
+            lambda curs: self._copy_rows(curs, rows, posted, relied, sole),
         )
 
     def _copy_rows(
-        self, curs: Any, rows: list[Row], posted: list[tuple[str, str]], relied: Relied
+        self,
+        curs: Any,
+        rows: list[Row],
+        posted: list[tuple[str, str]],
+        relied: Relied,
+        sole: Sole | None = None,
     ) -> None:
         self._lock_table(curs)
         if relied:  # every writer takes the lock: what is read now stays so until commit
             curs.execute(self.select_versions, ([stored_id for stored_id, _ in relied],))
             check_unchanged({row["id"]: row["version"] for row in curs.fetchall()}, relied)
+        if sole is not None:
+            check_sole(curs, self.select_other, sole)
         self._notify_channel(curs)
         if posted:
             with curs.copy(self.copy_posted) as copy:
