@@ -1,4 +1,5 @@
-"""The catalog (目录): one row per record, its catalogue fields and where it stands now."""
+"""The catalog (目录): one row per record, its catalogue fields and where it stands now;
+and the titles that corrections replaced, for the loan register as of a past moment."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from aggregates import record_events as ev
 from aggregates.rules import is_late
-from projections.base import LedgerProjection, as_dict, blank, row_maker
+from projections.base import LedgerProjection, as_dict, blank, row_maker, utc_text
 from projections.log import Event
 from projections.tables import Changes, Table, TableChanges, ViewSpec
 
@@ -38,6 +39,14 @@ CATALOG = Table(
     key=("id",),
     indexes=(("code",),),
 )
+# One row per correction of a title: the title it replaced, which the record had until
+# then (the correction's time in UTC text). A title as of a moment is that of the first
+# correction after it, or the catalog's.
+FORMER_TITLES = Table(
+    "former_titles",
+    columns=(("record_id", "text"), ("version", "int"), ("until_utc", "text"), ("title", "text")),
+    key=("record_id", "version"),
+)
 CORRECTABLE = ("title", "department", "year", "pages")
 BLANK = blank(CATALOG)
 as_row = row_maker(CATALOG)
@@ -47,7 +56,7 @@ Row = dict[str, Any]
 
 
 class CatalogProjection(LedgerProjection):
-    spec = ViewSpec("catalog", (CATALOG,))
+    spec = ViewSpec("catalog", (CATALOG, FORMER_TITLES))
     handlers = {
         ev.Received.TOPIC: "received",
         ev.Arranged.TOPIC: "arranged",
@@ -79,6 +88,7 @@ class CatalogProjection(LedgerProjection):
         self.rows: dict[str, Row] = {}  # record id -> row as stored (or as this page leaves it)
         self.new: set[str] = set()  # received in this page: inserted
         self.dirty: set[str] = set()  # stored before, changed in this page: updated
+        self.former: list[tuple[str, int, str, str]] = []  # FORMER_TITLES rows of this page
 
     def prepare(self, events: Sequence[Event]) -> None:
         received = ev.Received.TOPIC
@@ -94,10 +104,11 @@ class CatalogProjection(LedgerProjection):
             inserts=[as_row(self.rows[i]) for i in sorted(self.new)],
             updates=[as_row(self.rows[i]) for i in sorted(self.dirty - self.new)],
         )
-        self.new, self.dirty = set(), set()
+        former = TableChanges(inserts=self.former)
+        self.new, self.dirty, self.former = set(), set(), []
         if len(self.rows) > CACHE_LIMIT:
             self.rows = {}
-        return {CATALOG.name: changes}
+        return {CATALOG.name: changes, FORMER_TITLES.name: former}
 
     def _row(self, fields: Any) -> Row | None:
         """The record's row, marked changed and stamped with this event."""
@@ -176,6 +187,9 @@ class CatalogProjection(LedgerProjection):
     def corrected(self, position: int, f: Any) -> None:
         if (row := self._row(f)) is not None:
             changes = f.changes or {}
+            if "title" in changes:
+                until = utc_text(f.occurred_at)
+                self.former.append((f.originator_id, f.originator_version, until, row["title"]))
             for field, value in changes.items():
                 if field in CORRECTABLE:
                     row[field] = value

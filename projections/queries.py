@@ -88,18 +88,21 @@ def loans(
     as_of: date | None = None,
 ) -> list[dict[str, Any]]:
     """``which``: open, overdue (open and past due) or all; as of the end of a day in UTC
-    (default today), each row showing only what had happened by then."""
+    (default today), each row showing only what had happened by then, its title too."""
     day = as_of or datetime.now(UTC).date()
     end = utc_text(datetime.combine(day, time.max, UTC).isoformat())  # to the microsecond
     where = Where()
     if borrower:
         where.add("l.borrower = ?", borrower)
+    # The title then: replaced by the first correction after ``end``, if any (the code
+    # never changes once a record is arranged, before any loan).
     sql = (
-        "SELECT l.*, c.code, c.title FROM loans l LEFT JOIN catalog c ON c.id = l.record_id"
-        + where.sql()
+        "SELECT l.*, c.code, COALESCE((SELECT f.title FROM former_titles f "
+        "WHERE f.record_id = l.record_id AND f.until_utc > ? ORDER BY f.version LIMIT 1), "
+        "c.title) AS title FROM loans l LEFT JOIN catalog c ON c.id = l.record_id" + where.sql()
     )
     found = []
-    for row in view.select(sql, where.params):
+    for row in view.select(sql, [end, *where.params]):
         if utc_text(row["lent_at"]) > end:
             continue
         if row["returned_at"] is not None and utc_text(row["returned_at"]) > end:
