@@ -50,6 +50,8 @@ def rebuild(obj: Any, /, names: tuple[str, ...], jobs: int) -> None:
 
     Builds into fresh tables and swaps them in atomically: readers never see a half-built
     projection, and an interrupted rebuild leaves the live ones untouched (run it again).
+    What catch-ups applied meanwhile is applied to the new tables before the swap, so the
+    projections never go back.
     With --jobs above 1, helper processes build some of the projections at the same time.
     Shows a progress bar on a terminal; prints a one-line summary.
     """

@@ -3,7 +3,8 @@
 A rebuild builds into ``<table>_new`` (in parts, side by side, when given helper
 processes) and swaps those over the live tables in one transaction: readers see the old
 projections or the new ones, never a half-built one, and a killed rebuild leaves the live
-tables as they were (the next one starts afresh).
+tables as they were (the next one starts afresh). Catch-ups move the live tables on while
+it builds: the swap first brings the new ones up to them, so they never go back.
 A check builds into ``<table>_check`` up to the live positions and compares row by row.
 One rebuild or check runs at a time (a lock that dies with its process).
 """
@@ -24,6 +25,7 @@ from projections.base import LedgerProjection
 from projections.log import EventLog
 from projections.parts import Helpers, split
 from projections.runner import (
+    PROJECTIONS,
     Progress,
     Runner,
     Stats,
@@ -32,6 +34,7 @@ from projections.runner import (
     open_view,
     views_datastore,
 )
+from projections.views import enlisted
 
 LOCK_KEY = 0x1ED6E5  # PostgreSQL advisory lock of rebuilds and checks
 # What each projection costs to build, relative to the others (measured on 1,000,000 events:
@@ -136,9 +139,33 @@ def rebuild(
             indexed=True,
             vetted=stop,
         )
-        open_view(ledger, chosen[0]).swap([p.view for p in built])
+        stats.events += swap_forward(ledger, chosen, built, stop, progress)
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def swap_forward(
+    ledger: Ledger,
+    names: Sequence[str],
+    built: list[LedgerProjection],
+    vetted: int,
+    progress: Progress | None = None,
+) -> int:
+    """Swap the built projections in, never behind the live ones (catch-ups move those on
+    while a rebuild builds): catch them up to the live positions, then, in the swap's
+    transaction with those held still, over what the live ones applied meanwhile.
+    Returns the events read."""
+    live = [open_view(ledger, name) for name in PROJECTIONS if name in names]  # lock order
+    for view in live:
+        view.create_table()
+    reached = max(view.position() or 0 for view in live)
+    events = Runner(ledger, built, vetted=vetted).run(stop=reached, progress=progress).events
+    scratch = [p.view for p in built]
+    with live[0].transaction() as curs, enlisted(scratch, curs):
+        reached = max([view.hold(curs) for view in live])
+        events += Runner(ledger, built, vetted=vetted).run(stop=reached).events
+        live[0].swap(curs, scratch)
+    return events
 
 
 @dataclass

@@ -177,7 +177,10 @@ class Runner:
 
     def _writer(self) -> Writer | Inline | Batched:
         """PostgreSQL: a writer thread. SQLite: inline, and for scratch tables (a rebuild,
-        a check: nothing reads them until they are done) several pages a transaction."""
+        a check: nothing reads them until they are done) several pages a transaction.
+        Inline, in the caller's transaction, for views enlisted in one."""
+        if any(p.view.cursor is not None for p in self.projections):
+            return Inline()
         if self.log.backend == "postgres":
             return Writer()
         if all(p.view.suffix for p in self.projections):

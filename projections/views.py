@@ -9,12 +9,14 @@ transaction fails with ``PositionMoved`` and changes nothing.
 
 A view with a ``suffix`` (``_new``, ``_check``) is a scratch copy: rebuilds and checks
 build into it, and ``swap()`` renames it over the live tables in one transaction.
+``enlisted()`` has views read and write in a transaction of the caller's (a swap's)
+instead of their own.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from operator import itemgetter
 from typing import Any
@@ -47,6 +49,7 @@ class View(TrackingRecorder, ABC):
     backend: str
     ph: str  # the driver's parameter placeholder
     datastore: Any
+    cursor: Any = None  # the caller's transaction, while enlisted()
 
     def name(self, table: Table) -> str:
         return self.qualified(table.name + self.suffix)
@@ -59,7 +62,21 @@ class View(TrackingRecorder, ABC):
         return name
 
     def position(self) -> int | None:
-        return self.max_tracking_id(APPLICATION)
+        if self.cursor is None:
+            return self.max_tracking_id(APPLICATION)
+        return self.position_in(self.cursor)
+
+    def position_in(self, curs: Any) -> int | None:
+        """The position as the transaction of ``curs`` sees it."""
+        sql = f"SELECT max(notification_id) AS n FROM {self.tracking_name} "
+        curs.execute(sql + f"WHERE application_name = {self.ph}", (APPLICATION,))
+        found = curs.fetchone()
+        return None if found is None else found["n"]
+
+    @abstractmethod
+    def hold(self, curs: Any) -> int:
+        """Keep runners from moving this (live) view until the transaction of ``curs``
+        ends; its position then. The first statement of the transaction, on SQLite."""
 
     @abstractmethod
     def create_table(self) -> None:
@@ -116,17 +133,17 @@ class View(TrackingRecorder, ABC):
             for name in [self.tracking_name, *(self.name(t) for t in self.spec.tables)]:
                 curs.execute(f"DROP TABLE IF EXISTS {name}")
 
-    def swap(self, scratch: Sequence[View]) -> None:
-        """Rename each scratch view's tables over the live ones, all in one transaction."""
-        with self.transaction() as curs:
-            for view in scratch:
-                for live, new in _pairs(view):
-                    curs.execute(f"DROP TABLE IF EXISTS {self.qualified(live)}")
-                    curs.execute(f"ALTER TABLE {self.qualified(new)} RENAME TO {live}")
-                    self._renamed(curs, live, new)
-                for table in view.spec.tables:
-                    for ddl in index_ddl(table, self.qualified(table.name)):
-                        curs.execute(ddl)
+    def swap(self, curs: Any, scratch: Sequence[View]) -> None:
+        """Rename each scratch view's tables over the live ones, in the transaction of
+        ``curs``."""
+        for view in scratch:
+            for live, new in _pairs(view):
+                curs.execute(f"DROP TABLE IF EXISTS {self.qualified(live)}")
+                curs.execute(f"ALTER TABLE {self.qualified(new)} RENAME TO {live}")
+                self._renamed(curs, live, new)
+            for table in view.spec.tables:
+                for ddl in index_ddl(table, self.qualified(table.name)):
+                    curs.execute(ddl)
 
     def _renamed(self, curs: Any, live: str, new: str) -> None:
         """After a table took its live name."""
@@ -142,6 +159,19 @@ class View(TrackingRecorder, ABC):
         counted = self.select(f"SELECT count(*) AS n FROM ({diff}) d")
         keys = self.select(f"SELECT {key} FROM ({diff}) d ORDER BY {key} LIMIT {int(limit)}")
         return int(counted[0]["n"]), [tuple(row.values()) for row in keys]
+
+
+@contextmanager
+def enlisted(views: Iterable[View], curs: Any) -> Iterator[None]:
+    """Have the views read and write in the transaction of ``curs``."""
+    chosen = list(views)
+    for view in chosen:
+        view.cursor = curs
+    try:
+        yield
+    finally:
+        for view in chosen:
+            view.cursor = None
 
 
 def table_ddl(table: Table, name: str, backend: str) -> str:
@@ -218,6 +248,9 @@ class SQLiteView(SQLiteTrackingRecorder, View):
     def transaction(self) -> Iterator[Any]:
         """A write transaction. Views are rebuildable, so a power cut may lose the last
         commits (rows and position together, atomically): synchronous=NORMAL, no fsync."""
+        if self.cursor is not None:
+            yield self.cursor
+            return
         with self.datastore.get_connection(commit=True) as conn:
             conn.cursor().execute("PRAGMA synchronous=NORMAL")
             conn.cursor().execute("PRAGMA cache_size=-32768")
@@ -232,13 +265,26 @@ class SQLiteView(SQLiteTrackingRecorder, View):
             with conn.transaction(commit=True) as curs:
                 yield curs
 
+    def hold(self, curs: Any) -> int:
+        """A write (of nothing) takes the database's write lock: no runner commits."""
+        curs.execute(f"UPDATE {self.tracking_name} SET notification_id = notification_id")
+        return self.position_in(curs) or 0
+
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        if self.cursor is not None:
+            yield self.cursor
+            return
+        with self.datastore.transaction(commit=False) as curs:
+            yield curs
+
     def _insert(self, curs: Any, table: Table, rows: Sequence[Row]) -> None:
         marks = ",".join("?" * len(table.columns))
         curs.executemany(f"INSERT INTO {self.name(table)} VALUES ({marks})", rows)
 
     def fetch(self, table: Table, column: str, values: Sequence[Any], where: str = "") -> list[Row]:
         found: list[Row] = []
-        with self.datastore.transaction(commit=False) as curs:
+        with self._reading() as curs:
             for start in range(0, len(values), FETCH_CHUNK):
                 chunk = values[start : start + FETCH_CHUNK]
                 marks = ",".join("?" * len(chunk))
@@ -250,7 +296,7 @@ class SQLiteView(SQLiteTrackingRecorder, View):
         return found
 
     def select(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        with self.datastore.transaction(commit=False) as curs:
+        with self._reading() as curs:
             curs.execute(sql, params)
             return [dict(row) for row in curs.fetchall()]
 

@@ -41,9 +41,17 @@ class PostgresView(PostgresTrackingRecorder, View):
     def transaction(self) -> Iterator[Any]:
         """A write transaction. Views are rebuildable, so a server crash may lose the last
         commits (rows and position together, atomically): synchronous_commit off."""
+        if self.cursor is not None:
+            yield self.cursor
+            return
         with self.datastore.transaction(commit=True) as curs:
             curs.execute("SET LOCAL synchronous_commit = off")
             yield curs
+
+    def hold(self, curs: Any) -> int:
+        """Lock the tracking table against writes (runners write it first), not reads."""
+        curs.execute(f"LOCK TABLE {self.tracking_name} IN EXCLUSIVE MODE")
+        return self.position_in(curs) or 0
 
     def _insert(self, curs: Any, table: Table, rows: Sequence[Row]) -> None:
         with curs.copy(f"COPY {self.name(table)} ({', '.join(table.names)}) FROM STDIN") as copy:
@@ -54,11 +62,17 @@ class PostgresView(PostgresTrackingRecorder, View):
         if not values:
             return []
         sql = f"SELECT * FROM {self.name(table)} WHERE {column} = ANY(%s) {where}"
+        if self.cursor is not None:
+            self.cursor.execute(cast(Any, sql), (list(values),))
+            return [tuple(row.values()) for row in self.cursor.fetchall()]
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(cast(Any, sql), (list(values),))
             return curs.fetchall()
 
     def select(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        if self.cursor is not None:
+            self.cursor.execute(cast(Any, sql.replace("?", "%s")), params)
+            return [dict(row) for row in self.cursor.fetchall()]
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(cast(Any, sql.replace("?", "%s")), params)
             return [dict(row) for row in curs.fetchall()]

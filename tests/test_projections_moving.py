@@ -1,0 +1,75 @@
+"""Rebuilds while catch-ups move the live projections on: a rebuild's swap never takes
+them back. The interleavings are driven in this process (a rebuild's progress calls), on
+both backends."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ledger.application import Ledger, open_ledger
+from projections.log import EventLog
+from projections.rebuild import check, rebuild
+from projections.runner import catch_up, open_view
+from projections.status import status_rows
+from tests.test_projections_history import (
+    LIFE,
+    OTHERS,
+    new_office,
+    numbered,
+    post_in_process,
+    receive,
+)
+
+
+@pytest.fixture
+def ledger(db_url: str) -> Iterator[Ledger]:
+    ledger = open_ledger(db_url, must_exist=False)
+    new_office(ledger)
+    post_in_process(ledger, numbered(LIFE, "life") + numbered(OTHERS, "others"))
+    catch_up(ledger)
+    yield ledger
+    ledger.close()
+
+
+class Mover:
+    """Posts a new record and catches the live projections up past it, ``times`` times."""
+
+    def __init__(self, ledger: Ledger, times: int) -> None:
+        self.ledger = ledger
+        self.left = times
+        self.records: list[str] = []
+
+    def __call__(self, *_: Any) -> None:
+        if self.left == 0:
+            return
+        self.left -= 1
+        record = f"99999999-9999-4999-8999-{len(self.records):012d}"
+        line = receive(record, "2022-01-05T09:00:00+08:00", title="新", year=2021, secrecy="public")
+        assert post_in_process(self.ledger, numbered([line], record)).posted == 1
+        assert catch_up(self.ledger).events > 0
+        self.records.append(record)
+
+
+def positions(ledger: Ledger) -> set[int]:
+    return {row["position"] for row in status_rows(ledger)}
+
+
+def catalog_ids(ledger: Ledger) -> set[str]:
+    return {row["id"] for row in open_view(ledger, "catalog").select("SELECT id FROM catalog")}
+
+
+def test_a_rebuild_never_takes_the_live_projections_back(ledger: Ledger) -> None:
+    """The build reads up to the head as it was when it started; a reader then catches
+    the live projections up past it (at the build's progress call), and again while the
+    rebuild catches its tables up before the swap (its next one). The swap brings the new
+    tables up to the live position: they are where the live ones were, not before."""
+    move = Mover(ledger, 2)
+    stats = rebuild(ledger, progress=move)
+    head = EventLog(ledger).head()
+    assert positions(ledger) == {head}
+    assert set(move.records) <= catalog_ids(ledger)
+    assert move.left == 0 and stats.events == head
+    assert check(ledger)[0] == []
