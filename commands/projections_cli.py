@@ -72,7 +72,11 @@ def rebuild(obj: Any, /, names: tuple[str, ...], jobs: int) -> None:
 @JOBS
 @click.pass_obj
 def check(obj: Any, /, names: tuple[str, ...], jobs: int) -> None:
-    """Rebuild into scratch tables and compare with the live projections (exit 6 if not equal)."""
+    """Rebuild into scratch tables and compare with the live projections (exit 6 if not equal).
+
+    Compares in one snapshot at the live positions, so queries and follow may catch up
+    meanwhile. On SQLite it exits 5 if they moved on just before each of 5 attempts.
+    """
     from aggregates.errors import IntegrityFailure
     from projections.parts import helpers
     from projections.rebuild import check as run_check

@@ -9,8 +9,8 @@ transaction fails with ``PositionMoved`` and changes nothing.
 
 A view with a ``suffix`` (``_new``, ``_check``) is a scratch copy: rebuilds and checks
 build into it, and ``swap()`` renames it over the live tables in one transaction.
-``enlisted()`` has views read and write in a transaction of the caller's (a swap's)
-instead of their own.
+``enlisted()`` has views read and write in a transaction of the caller's (a swap's, a
+check's snapshot) instead of their own.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ class View(TrackingRecorder, ABC):
     ph: str  # the driver's parameter placeholder
     datastore: Any
     cursor: Any = None  # the caller's transaction, while enlisted()
+    snapshot_writes = False  # whether a snapshot() may write (scratch tables)
 
     def name(self, table: Table) -> str:
         return self.qualified(table.name + self.suffix)
@@ -72,6 +73,10 @@ class View(TrackingRecorder, ABC):
         curs.execute(sql + f"WHERE application_name = {self.ph}", (APPLICATION,))
         found = curs.fetchone()
         return None if found is None else found["n"]
+
+    @abstractmethod
+    def snapshot(self) -> AbstractContextManager[Any]:
+        """A transaction on a cursor whose reads all see the database as at its first."""
 
     @abstractmethod
     def hold(self, curs: Any) -> int:
@@ -264,6 +269,12 @@ class SQLiteView(SQLiteTrackingRecorder, View):
             conn.cursor().execute(f"PRAGMA wal_autocheckpoint={pages}")
             with conn.transaction(commit=True) as curs:
                 yield curs
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Any]:
+        """A read transaction: in WAL mode its reads see the database as at its first."""
+        with self.datastore.transaction(commit=False) as curs:
+            yield curs
 
     def hold(self, curs: Any) -> int:
         """A write (of nothing) takes the database's write lock: no runner commits."""

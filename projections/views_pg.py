@@ -17,6 +17,7 @@ from projections.views import View, index_ddl, table_ddl
 class PostgresView(PostgresTrackingRecorder, View):
     backend = "postgres"
     ph = "%s"
+    snapshot_writes = True
 
     def __init__(self, datastore: PostgresDatastore, spec: ViewSpec, suffix: str = "") -> None:
         self.spec = spec
@@ -46,6 +47,14 @@ class PostgresView(PostgresTrackingRecorder, View):
             return
         with self.datastore.transaction(commit=True) as curs:
             curs.execute("SET LOCAL synchronous_commit = off")
+            yield curs
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Any]:
+        """A repeatable-read transaction (rolled back at the end): every read sees the
+        database as at its first, while it may write (scratch tables)."""
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             yield curs
 
     def hold(self, curs: Any) -> int:

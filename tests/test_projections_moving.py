@@ -1,6 +1,7 @@
-"""Rebuilds while catch-ups move the live projections on: a rebuild's swap never takes
-them back. The interleavings are driven in this process (a rebuild's progress calls), on
-both backends."""
+"""Rebuilds and checks while catch-ups move the live projections on: a rebuild's swap
+never takes them back, and a check compares at one position, whatever commits meanwhile.
+The interleavings are driven in this process (a rebuild's progress calls, a check's hook),
+on both backends."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from projections.runner import catch_up, open_view
 from projections.status import status_rows
 from tests.test_projections_history import (
     LIFE,
+    LIFE_ID,
     OTHERS,
     new_office,
     numbered,
@@ -73,3 +75,29 @@ def test_a_rebuild_never_takes_the_live_projections_back(ledger: Ledger) -> None
     assert set(move.records) <= catalog_ids(ledger)
     assert move.left == 0 and stats.events == head
     assert check(ledger)[0] == []
+
+
+def test_a_check_compares_one_position_while_catch_ups_commit(ledger: Ledger) -> None:
+    """A catch-up commits after the check's tables first caught up with the live ones
+    (they chase it: SQLite in a second attempt, PostgreSQL inside its snapshot) and then
+    in the middle of the comparison: the check finds the one changed row and nothing else
+    (it exited 5, "kept moving", when the live tables moved in each of its attempts)."""
+    with open_view(ledger, "catalog").transaction() as curs:
+        curs.execute(f"UPDATE catalog SET title = 'x' WHERE id = '{LIFE_ID}'")
+    move = Mover(ledger, 10)
+    stages: list[str] = []
+
+    def hook(stage: str) -> None:
+        stages.append(stage)
+        if stage == "compare" or stages.count("chased") == 1:
+            move()
+
+    differences, _ = check(ledger, hook=hook)
+    chased = ["chased", "chased"] if ledger.store.backend == "sqlite" else ["chased"]
+    assert stages == [*chased, "compare"] and len(move.records) == 2
+    assert [(d.projection, d.table, d.side, d.count) for d in differences] == [
+        ("catalog", "catalog", "live", 1),
+        ("catalog", "catalog", "rebuilt", 1),
+    ]
+    assert differences[0].keys == [(LIFE_ID,)]
+    assert positions(ledger) == {EventLog(ledger).head()}
