@@ -197,6 +197,28 @@ def test_acting_as_an_actor_bound_to_another_role_is_refused_and_recorded(
         assert run(owner_url, "verify", "--record", str(checked)).code == 0
 
 
+def test_an_officer_role_acts_as_its_own_actors_only(office: tuple[str, str, str]) -> None:
+    """An officer's session could act as any actor bound to no role: the director made by
+    `init` among them, and grant itself any role (an exploratory find). A session of a
+    role bound to actors acts as them only; the owner's, bound to none, as the unbound."""
+    owner_url, li, _ = office
+    before = RawStore(owner_url).query("SELECT count(*) FROM ledger_events")[0][0]
+    done = run(as_role(owner_url, li), "actor", "grant", "li", "--role", "leader", actor=DIRECTOR)
+    assert done.code == 3, done
+    assert done.stderr == (
+        f"refused (R19): database role {li} is bound to li: this session acts as no one else "
+        f"(not as {DIRECTOR}); attempted: actor-grant li role=leader\n"
+    )
+    topic, body = last_event(owner_url)
+    assert topic == "ledger/Refusal/AttemptRefused"
+    assert (body["actor"], body["rule"], body["action"]) == (DIRECTOR, "R19", "actor-grant")
+    assert RawStore(owner_url).query("SELECT count(*) FROM ledger_events")[0][0] == before + 1
+    with pytest.raises(AssertionError):  # nor a receipt as the director
+        receive(as_role(owner_url, li), DIRECTOR)
+    receive(owner_url, DIRECTOR)  # the owner's session acts as the unbound director
+    receive(as_role(owner_url, li), "li")
+
+
 def test_an_event_forged_under_a_bound_actor_is_reported(office: tuple[str, str, str]) -> None:
     owner_url, li, wang = office
     record = receive(as_role(owner_url, li), "li")
