@@ -48,12 +48,17 @@ def seal(obj: Any, /, as_json: bool) -> None:
 def verify(
     obj: Any, /, as_json: bool, record: str | None, digest: str | None, position: int | None
 ) -> None:
-    """Recompute every hash, link and seal; exit 6 on any problem."""
+    """Recompute every hash, link and seal; exit 6 on any problem.
+
+    A LEDGER_CIPHER_KEY that decrypts no event of the store (the wrong key, or a key on a
+    store that is not encrypted) is refused with exit 2, as every command refuses it.
+    """
     from aggregates.errors import IntegrityFailure
-    from ledger.verify import parse_given, resolve_record, verify_log
+    from ledger.verify import check_key, parse_given, resolve_record, verify_log
 
     given = parse_given(digest, position)
-    ledger = obj.ledger(check_key=False)  # what it cannot read, it reports
+    ledger = obj.ledger(check_key=False)  # a changed first event must not stop it
+    check_key(ledger)
     record_id = resolve_record(ledger, record) if record else None
     report = verify_log(ledger, record=record_id, given=given)
     if as_json:
@@ -89,12 +94,7 @@ def report_lines(report: Any, limit: int) -> list[str]:
     )
     lines.append(f"encryption: {'on' if report.encrypted else 'off'}")
     if report.unreadable and report.unreadable == report.events:
-        hint = (
-            "the key is wrong"
-            if report.encrypted
-            else "the store is encrypted: set LEDGER_CIPHER_KEY"
-        )
-        lines.append(f"no event could be read: {hint}?")
+        lines.append("no event could be read: the store is encrypted: set LEDGER_CIPHER_KEY?")
     last = report.last_seal
     if last is None:
         lines.append("seals: none yet; the log is covered by the hash chains only (`ledger seal`)")

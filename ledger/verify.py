@@ -15,12 +15,12 @@ from uuid import UUID
 
 import orjson
 
-from aggregates.chain import GENESIS
+from aggregates.chain import ENVELOPE_START, GENESIS
 from aggregates.code_claim import code_uuid
 from aggregates.errors import InvalidInput, NotFound
 from ledger.application import Ledger
 from ledger.diagnosis import REGISTERED, Chain, Problem, diagnose, name_segments, seal_problems
-from ledger.integrity import EventTable, open_table
+from ledger.integrity import PAGE, EventTable, open_table
 from ledger.scan import LogScan
 from ledger.scan_split import split_scan
 from ledger.seal import Checkpoint, SealEntry, read_seals
@@ -101,6 +101,31 @@ def parse_given(digest: str | None, position: int | None) -> Given | None:
     if position < 0:
         raise InvalidInput("--position is a log position (0 or more)")
     return Given(position, digest)
+
+
+def check_key(ledger: Ledger) -> None:
+    """LEDGER_CIPHER_KEY suits the store if it reads at least one event; if it reads none
+    (a key on a plain store, the wrong key), it is refused as every command refuses it
+    (exit 2), rather than every event reported changed. Unlike the other commands' check
+    of the first event, a changed event (the first included) never stops `verify`: the
+    rest still read, and it is reported."""
+    mapper: Any = ledger.mapper
+    if mapper.cipher is None:
+        return
+    with open_table(ledger) as table:
+        head = table.head()
+        first = None
+        for after in range(0, head, PAGE):
+            # A page read to its end (a stream left open would hold the connection).
+            for row in list(table.rows(after, after + PAGE)):
+                if table.recorded_hash(row[4]) is not None:
+                    return
+                first = row[4] if first is None else first
+    if first is None:
+        return  # an empty log
+    if isinstance(first, bytes) and first.startswith(ENVELOPE_START):
+        raise InvalidInput("the store is not encrypted: unset LEDGER_CIPHER_KEY")
+    raise InvalidInput("LEDGER_CIPHER_KEY is not this store's key: it decrypts none of its events")
 
 
 def resolve_record(ledger: Ledger, ref: str) -> UUID:

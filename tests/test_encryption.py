@@ -12,7 +12,7 @@ from uuid import UUID
 import pytest
 
 from ledger.application import open_ledger
-from tests.cli import BACKENDS, LEDGER, TIMEOUT, Result, environment
+from tests.cli import BACKENDS, LEDGER, TIMEOUT, Result, environment, fresh_store
 from tests.tamper import CODE_A, RawStore, Scenario, copies
 
 
@@ -102,19 +102,40 @@ def test_without_the_key_nothing_can_be_read(encrypted: tuple[str, str]) -> None
     lines = done.stdout.splitlines()
     assert "encryption: off" in lines
     assert "no event could be read: the store is encrypted: set LEDGER_CIPHER_KEY?" in lines
+
+
+def test_verify_refuses_a_key_that_reads_no_event(encrypted: tuple[str, str]) -> None:
+    """With the wrong key, verify reported every event as changed ("unreadable ... the
+    stored bytes were changed", NOT INTACT, exit 6). A key that decrypts no event is
+    refused as every command refuses it, with nothing printed on stdout."""
+    url, _ = encrypted
     wrong = ok(run(url, "keygen", key=None)).stdout.strip()
-    done = run(url, "verify", key=wrong)
+    line = "error: LEDGER_CIPHER_KEY is not this store's key: it decrypts none of its events\n"
+    for args in ((), ("--json",), ("--record", CODE_A)):
+        done = run(url, "verify", *args, key=wrong)
+        assert (done.code, done.stderr, done.stdout) == (2, line, ""), done
+
+
+def test_verify_with_the_key_names_a_changed_first_event(encrypted: tuple[str, str]) -> None:
+    """A changed first event is what the other commands' key check cannot tell from a
+    wrong key; verify, which reads on while an event decrypts, names it (exit 6)."""
+    url, key = encrypted
+    raw = RawStore(url)
+    position, state = raw.query(
+        f"SELECT {raw.position}, state FROM {raw.table} ORDER BY {raw.position} LIMIT 1"
+    )[0]
+    changed = bytearray(bytes(state))
+    changed[40] ^= 0x01
+    raw.tamper(
+        f"UPDATE {raw.table} SET state = ? WHERE {raw.position} = ?", (bytes(changed), position)
+    )
+    done = run(url, "verify", key=key)
     assert done.code == 6, done
     lines = done.stdout.splitlines()
-    assert "no event could be read: the key is wrong?" in lines
-    # No digest is made up from events that could not be read (one was printed before,
-    # which an auditor could have written down).
-    head = run(url, "verify", "--json", key=wrong).json()
-    assert head["digest"] is None and head["unreadable"] == head["events"] > 0, head
-    assert (
-        f"log digest at position {head['head']}: unknown ({head['events']:,} events could "
-        "not be read)" in lines
-    )
+    assert lines[0].endswith(
+        "version 1: unreadable (Invalid cipher tag): the stored bytes were changed"
+    ), done
+    assert "encryption: on" in lines and lines[-1] == "NOT INTACT"
 
 
 def test_the_holder_of_a_code_is_read_through_the_cipher(
@@ -156,12 +177,23 @@ def test_a_wrong_or_missing_key_is_refused_before_anything_is_read_or_written(
     assert ok(run(url, "show", CODE_A, key=key)).stdout
 
 
-def test_a_key_on_a_store_that_is_not_encrypted_is_refused(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/plain.db"
-    ok(run(url, "init", "--director", "dir", "--name", "主任", key=None))
-    done = run(url, "actor", "list", key=KEY)
-    assert (done.code, done.stderr) == (
-        2, "error: the store is not encrypted: unset LEDGER_CIPHER_KEY\n"), done  # fmt: skip
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_key_on_a_store_that_is_not_encrypted_is_refused(backend: str, tmp_path: Path) -> None:
+    """verify too: it reported every event of the plain store as changed ("unreadable
+    (Invalid cipher tag): the stored bytes were changed", NOT INTACT, exit 6)."""
+    with fresh_store(backend, tmp_path) as url:
+        ok(run(url, "init", "--director", "dir", "--name", "主任", key=None))
+        ok(run(url, "seal", key=None, actor="dir"))
+        line = "error: the store is not encrypted: unset LEDGER_CIPHER_KEY\n"
+        for args in (
+            ("actor", "list"),
+            ("verify",),
+            ("verify", "--json"),
+            ("verify", "--record", "dir"),
+        ):
+            done = run(url, *args, key=KEY)
+            assert (done.code, done.stderr, done.stdout) == (2, line, ""), done
+        assert ok(run(url, "verify", key=None)).stdout.splitlines()[-1] == "intact"
 
 
 def test_an_event_changed_after_the_first_is_one_clear_line(
