@@ -50,8 +50,9 @@ def verify(
 ) -> None:
     """Recompute every hash, link and seal; exit 6 on any problem.
 
-    A LEDGER_CIPHER_KEY that decrypts no event of the store (the wrong key, or a key on a
-    store that is not encrypted) is refused with exit 2, as every command refuses it.
+    A LEDGER_CIPHER_KEY that reads no event of the store (none on an encrypted store, one
+    on a store that is not encrypted, the wrong one) is refused with exit 2, as every
+    command refuses it.
     """
     from aggregates.errors import IntegrityFailure
     from ledger.verify import check_key, parse_given, resolve_record, verify_log
@@ -93,8 +94,6 @@ def report_lines(report: Any, limit: int) -> list[str]:
         f"{report.seconds:.2f} s ({report.rate:,.0f} events/s)"
     )
     lines.append(f"encryption: {'on' if report.encrypted else 'off'}")
-    if report.unreadable and report.unreadable == report.events:
-        lines.append("no event could be read: the store is encrypted: set LEDGER_CIPHER_KEY?")
     last = report.last_seal
     if last is None:
         lines.append("seals: none yet; the log is covered by the hash chains only (`ledger seal`)")
@@ -112,7 +111,8 @@ def report_lines(report: Any, limit: int) -> list[str]:
     if report.digest is None:
         lines.append(
             f"log digest at position {report.head}: unknown "
-            f"({report.unreadable:,} events could not be read)"
+            f"({report.unreadable:,} event{'s' if report.unreadable != 1 else ''} could not "
+            "be read)"
         )
     else:
         lines.append(f"log digest at position {report.head}: {report.digest}")

@@ -104,14 +104,11 @@ def parse_given(digest: str | None, position: int | None) -> Given | None:
 
 
 def check_key(ledger: Ledger) -> None:
-    """LEDGER_CIPHER_KEY suits the store if it reads at least one event; if it reads none
-    (a key on a plain store, the wrong key), it is refused as every command refuses it
-    (exit 2), rather than every event reported changed. Unlike the other commands' check
-    of the first event, a changed event (the first included) never stops `verify`: the
-    rest still read, and it is reported."""
-    mapper: Any = ledger.mapper
-    if mapper.cipher is None:
-        return
+    """LEDGER_CIPHER_KEY (or its absence) suits the store if it reads at least one event;
+    if it reads none (no key on an encrypted store, a key on a plain one, the wrong key),
+    it is refused as every command refuses it (exit 2), rather than every event reported
+    changed. Unlike the other commands' check of the first event, a changed event (the
+    first included) never stops `verify`: the rest still read, and it is reported."""
     with open_table(ledger) as table:
         head = table.head()
         first = None
@@ -123,6 +120,12 @@ def check_key(ledger: Ledger) -> None:
                 first = row[4] if first is None else first
     if first is None:
         return  # an empty log
+    mapper: Any = ledger.mapper
+    if mapper.cipher is None:
+        raise InvalidInput(
+            "the store is encrypted: set LEDGER_CIPHER_KEY to its key (no event can be read "
+            "without it)"
+        )
     if isinstance(first, bytes) and first.startswith(ENVELOPE_START):
         raise InvalidInput("the store is not encrypted: unset LEDGER_CIPHER_KEY")
     raise InvalidInput("LEDGER_CIPHER_KEY is not this store's key: it decrypts none of its events")

@@ -145,9 +145,9 @@ def exit_codes() -> dict[int, str]:
 
 def test_the_exit_code_table_gives_a_wrong_cipher_key_the_code_commands_exit_with() -> None:
     """The table gave exit 6 for a wrong or missing LEDGER_CIPHER_KEY; a command opening
-    the store refuses it with exit 2 (tests/test_encryption.py), only `verify`, or a later
-    event that cannot be read, exits 6."""
+    the store refuses it with exit 2 (tests/test_encryption.py), `verify` included; only a
+    later event that cannot be read exits 6."""
     codes = exit_codes()
     assert sorted(codes) == [0, 1, 2, 3, 4, 5, 6]
     assert "LEDGER_CIPHER_KEY" in codes[2]
-    assert "LEDGER_CIPHER_KEY" not in codes[6] and "`verify` also" in codes[6]
+    assert "LEDGER_CIPHER_KEY" not in codes[6] and "`verify` also" not in codes[6]

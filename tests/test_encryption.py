@@ -89,19 +89,30 @@ def test_a_changed_ciphertext_byte_is_named(encrypted: tuple[str, str]) -> None:
     )
     done = run(url, "verify", key=key)
     assert done.code == 6, done
-    assert done.stdout.splitlines()[0] == (
+    lines = done.stdout.splitlines()
+    assert lines[0] == (
         f"record {UUID(str(originator))} (code {CODE_A}) version 3: unreadable (Invalid cipher "
         "tag): the stored bytes were changed"
     )
+    # No digest is made up from an event that could not be read.
+    report = run(url, "verify", "--json", key=key).json()
+    assert report["digest"] is None and report["unreadable"] == 1, report
+    assert f"log digest at position {report['head']}: unknown (1 event could not be read)" in lines
 
 
-def test_without_the_key_nothing_can_be_read(encrypted: tuple[str, str]) -> None:
-    url, _ = encrypted
-    done = run(url, "verify", key=None)
-    assert done.code == 6, done
-    lines = done.stdout.splitlines()
-    assert "encryption: off" in lines
-    assert "no event could be read: the store is encrypted: set LEDGER_CIPHER_KEY?" in lines
+def test_verify_without_the_key_is_refused(encrypted: tuple[str, str]) -> None:
+    """Without the key, verify on the encrypted, sealed store said "encryption: off",
+    "seals: none yet", and every event "the stored bytes were changed" (exit 6). It is
+    refused as every command refuses it, with nothing on stdout."""
+    url, key = encrypted
+    line = (
+        "error: the store is encrypted: set LEDGER_CIPHER_KEY to its key (no event can be "
+        "read without it)\n"
+    )
+    for args in ((), ("--json",), ("--record", CODE_A)):
+        done = run(url, "verify", *args, key=None)
+        assert (done.code, done.stderr, done.stdout) == (2, line, ""), done
+    assert ok(run(url, "verify", key=key)).stdout.splitlines()[-1] == "intact"
 
 
 def test_verify_refuses_a_key_that_reads_no_event(encrypted: tuple[str, str]) -> None:
