@@ -17,6 +17,7 @@ from commands.render import fmt, output_options, output_rows
 F = TypeVar("F", bound=Callable[..., Any])
 SECRECY = click.Choice(["public", "internal", "confidential", "secret", "top-secret"])
 STATUS = click.Choice(["received", "arranged", "shelved", "on-loan", "destroyed"])
+YEAR = click.IntRange(1000, 9999)  # a record's year (ledger.requests.Year): no other is stored
 
 CATALOG_COLUMNS = [
     "id", "code", "title", "department", "year", "category", "carrier", "pages", "retention",
@@ -74,6 +75,16 @@ def projections_view(obj: Any, names: Sequence[str], no_catch_up: bool) -> Any:
     return projections[0].view
 
 
+def given(_ctx: click.Context, param: click.Parameter, text: str | None) -> str | None:
+    """A text filter given empty is invalid input: it read as no filter at all (every row
+    listed), or for an actor as one never registered."""
+    from aggregates.errors import InvalidInput
+
+    if text == "":
+        raise InvalidInput(f"{param.opts[0]}: empty; give a value, or leave the option out")
+    return text
+
+
 def render(rows: list[dict[str, Any]], form: str, columns: list[str], table: list[str]) -> None:
     output_rows(rows, form, columns if form != "table" else table)
 
@@ -81,9 +92,14 @@ def render(rows: list[dict[str, Any]], form: str, columns: list[str], table: lis
 @click.command()
 @click.option("--status", type=STATUS, help="Only records in this state.")
 @click.option("--secrecy-at-least", type=SECRECY, metavar="LEVEL", help="Secrecy at or above.")
-@click.option("--category", metavar="C", help="Only this category.")
-@click.option("--year", type=int, metavar="Y", help="Only records of this year.")
-@click.option("--search", metavar="TEXT", help="Text in the title, code, department or id.")
+@click.option("--category", callback=given, metavar="C", help="Only this category.")
+@click.option("--year", type=YEAR, metavar="Y", help="Only records of this year.")
+@click.option(
+    "--search",
+    callback=given,
+    metavar="TEXT",
+    help="Text in the title, code, department or id.",
+)
 @catch_up_option
 @output_options
 @click.pass_obj
@@ -99,7 +115,7 @@ def catalog(obj: Any, /, no_catch_up: bool, as_json: bool, as_csv: bool, **filte
 @click.option("--open", "open_", is_flag=True, help="Open loans (default).")
 @click.option("--overdue", is_flag=True, help="Open loans past their due date.")
 @click.option("--all", "all_", is_flag=True, help="Every loan, returned ones too.")
-@click.option("--borrower", metavar="ID", help="Only this borrower's loans.")
+@click.option("--borrower", callback=given, metavar="ID", help="Only this borrower's loans.")
 @click.option(
     "--as-of",
     callback=lambda _ctx, _param, text: _day(text, "--as-of"),
@@ -139,8 +155,10 @@ def loans(
 
 @click.command()
 @click.option("--secrecy-at-least", type=SECRECY, metavar="LEVEL", help="Secrecy at or above.")
-@click.option("--actor", "who", metavar="ID", help="Who posted it or who read the record.")
-@click.option("--record", metavar="RECORD", help="A record's id or archival code.")
+@click.option(
+    "--actor", "who", callback=given, metavar="ID", help="Who posted it or who read the record."
+)
+@click.option("--record", callback=given, metavar="RECORD", help="A record's id or archival code.")
 @click.option("--since", metavar="TIME", help="From this time on (ISO 8601; a date is 00:00 UTC).")
 @click.option("--until", metavar="TIME", help="Before this time (ISO 8601; a date is 00:00 UTC).")
 @click.option("--refused", is_flag=True, help="Only refused attempts (R18, R19).")

@@ -20,7 +20,17 @@ from click.testing import CliRunner
 from commands.main import cli
 from ledger.application import open_ledger
 from projections.runner import catch_up
-from tests.cli import BACKENDS, BORROWER, EXTERNAL, LEADER, Result, fresh_store, post, run
+from tests.cli import (
+    BACKENDS,
+    BORROWER,
+    EXTERNAL,
+    LEADER,
+    Result,
+    fresh_store,
+    one_line,
+    post,
+    run,
+)
 from tests.cli import setup_office as setup_office_cli
 from tests.test_projections_history import (
     BACK_CODE,
@@ -240,6 +250,45 @@ def test_audit_filters(store: str) -> None:
         cli, ["audit", "--since", "2005-06-01T01:00:00"], env={"LEDGER_DB": store}
     )
     assert bad.exit_code == 2 and "no UTC offset" in bad.stderr
+
+
+def test_an_empty_or_out_of_range_filter_is_invalid_input(store: str) -> None:
+    """An empty text filter was taken as none (`audit --actor ''` and `catalog --category
+    ''` listed every row, while `loans --borrower ''` said exit 4), and `catalog --year
+    99999999999999999999` failed on SQLite (exit 1, "unexpected OverflowError") while
+    PostgreSQL listed none. Each is invalid input, naming its option, on both."""
+    for args in (
+        ("catalog", "--category", ""),
+        ("catalog", "--search", ""),
+        ("loans", "--borrower", ""),
+        ("audit", "--actor", ""),
+        ("audit", "--record", ""),
+    ):
+        done = run(store, *args, "--json")
+        assert (done.code, done.stdout) == (2, ""), done
+        assert one_line(done.stderr) == (
+            f"error: {args[1]}: empty; give a value, or leave the option out"
+        ), done
+    for year in ("99999999999999999999", "-99999999999999999999", "10000", "999"):
+        done = run(store, "catalog", "--year", year, "--json")
+        assert (done.code, done.stdout) == (2, ""), done
+        assert one_line(done.stderr) == (
+            f"error: Invalid value for '--year': {year} is not in the range 1000<=x<=9999. "
+            "(see --help)"
+        ), done
+    # The other filters refused an empty value already, each naming its option.
+    for args in (
+        ("catalog", "--status", ""),
+        ("catalog", "--secrecy-at-least", ""),
+        ("audit", "--secrecy-at-least", ""),
+        ("audit", "--since", ""),
+        ("audit", "--until", ""),
+        ("loans", "--as-of", ""),
+        ("report", "statistics", "--period", ""),
+    ):
+        done = run(store, *args)
+        assert (done.code, done.stdout) == (2, ""), done
+        assert f"{args[-2]}" in one_line(done.stderr), done
 
 
 def test_reports(store: str) -> None:
