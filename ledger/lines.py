@@ -38,6 +38,10 @@ def parse(number: int, text: bytes, default_actor: str | None) -> Line:
         data = orjson.loads(text)
     except orjson.JSONDecodeError as error:
         line.problem = f"bad JSON: {error}"
+        try:  # orjson blames bytes that are not UTF-8 on surrogates, at char 0
+            text.decode()
+        except UnicodeDecodeError as bad:
+            line.problem = f"not UTF-8 text (byte {bad.start + 1} of the line)"
         return line
     if not isinstance(data, dict):
         line.problem = "a line must be a JSON object"
@@ -62,16 +66,41 @@ def parse(number: int, text: bytes, default_actor: str | None) -> Line:
     actor = data.pop("actor", None)
     if actor is None:  # absent or null: whoever the run acts as
         actor = default_actor
-    elif not isinstance(actor, str):
-        line.problem = '"actor" must be an actor id (a string)'
+    elif not isinstance(actor, str) or not actor:  # "": not "no --actor given"
+        line.problem = '"actor" must be an actor id (a non-empty string)'
         return line
     line.actor = actor
     try:  # the schema's own validator: TypeAdapter's wrapper cost a seventh of the call
         line.request = LINE.validator.validate_python(data)
     except ValidationError as error:
         where, message = first_problem(error, skip=1)
-        line.problem = f"{where or 'command'}: {message}"
+        line.problem = f"{where or 'command'}: {_huge_integer(error, data) or message}"
     return line
+
+
+def _huge_integer(error: ValidationError, data: dict[str, Any]) -> str | None:
+    """orjson reads an integer beyond 64 bits as a float, which the schema refuses as not
+    an integer: the message of the integer instead (a bounded field's range), on this
+    failing path only."""
+    first = error.errors()[0]
+    value = first.get("input")
+    if not (first["type"] == "int_type" and isinstance(value, float)):
+        return None
+    if not (value.is_integer() and abs(value) >= 2**63):
+        return None
+    try:
+        *path, name = first["loc"][1:]  # (the first part is the command's tag)
+        parent: Any = data
+        for part in path:
+            parent = parent[part]
+        parent[name] = int(value)
+        LINE.validator.validate_python(data)
+    except ValidationError as again:
+        if again.errors()[0]["loc"] == first["loc"]:
+            return first_problem(again, skip=1)[1]
+    except (LookupError, TypeError, ValueError):
+        return None
+    return "Input should be a valid integer (this one is too large to be read exactly)"
 
 
 def repeated_key(text: bytes, data: dict[str, Any]) -> str | None:

@@ -536,6 +536,10 @@ def test_control_characters_in_text_are_invalid_and_the_projections_go_on(
         ("pages", True, "pages: Input should be a valid integer"),
         ("pages", "2", "pages: Input should be a valid integer"),
         ("pages", 2.0, "pages: Input should be a valid integer"),
+        # Beyond 64 bits, read as a float by the JSON parser: out of range, as is 10**10.
+        ("pages", 10**23, "pages: Input should be less than or equal to 1000000"),
+        ("pages", -(10**23), "pages: Input should be greater than or equal to "),
+        ("pages", 10**10, "pages: Input should be less than or equal to 1000000"),
     ],
 )
 def test_numbers_times_and_dates_are_taken_only_as_json_writes_them(
@@ -614,16 +618,43 @@ def test_a_null_actor_is_the_runs_actor_and_any_other_non_text_actor_is_invalid(
 ) -> None:
     """`"actor": null` was taken for no actor at all ("no acting actor: give --actor"),
     though the run had one; a number said the same. Null is the run's actor, like an
-    absent one; anything else that is not text is an invalid line."""
+    absent one; anything else that is not text is an invalid line, and so is empty text
+    (it said "no acting actor: give --actor ID", though one was given)."""
     before = event_count(world)
     lines = [
         {"command": "relocate", "id": "null-actor-1", "record": PUB,
          "location": "N1-01-1-1", "actor": None},
         {"command": "relocate", "id": "null-actor-2", "record": PUB,
          "location": "N1-01-1-2", "actor": 7},
+        {"command": "relocate", "id": "null-actor-3", "record": PUB,
+         "location": "N1-01-1-3", "actor": ""},
     ]  # fmt: skip
     done = run(world, "post", "-", actor=ARCHIVIST, input=jsonl(lines))
     assert done.code == 2, done
-    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 1 (1 events)\n", done
-    assert one_line(done.stderr) == 'line 2: error: "actor" must be an actor id (a string)'
+    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 2 (1 events)\n", done
+    assert done.stderr == "".join(
+        f'line {n}: error: "actor" must be an actor id (a non-empty string)\n' for n in (2, 3)
+    )
+    assert event_count(world) == before + 1
+
+
+def test_a_line_that_is_not_utf_8_says_so(world: str, tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 (a UTF-16 byte order mark, a Latin-1 é) were reported as
+    "bad JSON: str is not valid UTF-8: surrogates not allowed: line 1 column 1 (char 0)",
+    a false explanation and position."""
+    before = event_count(world)
+    good = {"command": "relocate", "id": "utf-1", "record": PUB, "location": "U1-01-1-1"}
+    path = tmp_path / "latin.jsonl"
+    path.write_bytes(
+        jsonl([good]).encode()
+        + b'\xff\xfe{"command": "relocate"}\n'
+        + b'{"command": "correct", "id": "utf-2", "set": {"title": "caf\xe9"}}\n'
+    )
+    done = run(world, "post", str(path), actor=ARCHIVIST)
+    assert done.code == 2, done
+    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 2 (1 events)\n", done
+    assert done.stderr == (
+        "line 2: error: not UTF-8 text (byte 1 of the line)\n"
+        "line 3: error: not UTF-8 text (byte 60 of the line)\n"
+    ), done
     assert event_count(world) == before + 1
