@@ -125,10 +125,24 @@ def fail_with(error: BaseException) -> None:
 
     if isinstance(error, sqlite3.DatabaseError):  # not a database file; a read-only one
         fail(f"error: database unavailable: {str(error).splitlines()[0]}", 1)
+    if denied(error):  # a grant the role lacks (README "Who wrote it: database roles")
+        message = str(error).splitlines()[0]  # "permission denied for table x", ...
+        fail(f"error: {message} (a right this database role was not granted)", 1)
     if os.environ.get("LEDGER_DEBUG"):
         raise error
     message = str(error).splitlines()[0] if str(error) else ""
     fail(f"error: unexpected {type(error).__name__}: {message}", 1)
+
+
+def denied(error: BaseException) -> bool:
+    """PostgreSQL refused the session's role a right (the library wraps the driver's error)."""
+    if "psycopg" not in sys.modules:  # a SQLite store never imports it
+        return False
+    from psycopg.errors import InsufficientPrivilege
+
+    return isinstance(error, InsufficientPrivilege) or isinstance(
+        error.__cause__, InsufficientPrivilege
+    )
 
 
 def describe_validation(error: Any) -> str:

@@ -71,8 +71,29 @@ def projections_view(obj: Any, names: Sequence[str], no_catch_up: bool) -> Any:
     projections = open_projections(ledger, names)
     if not no_catch_up:
         with ledger.translated_errors():
-            Runner(ledger, projections).run()
+            if all(p.view.writable() for p in projections):
+                Runner(ledger, projections).run()
+            else:
+                say_how_far_behind(ledger, projections)
     return projections[0].view
+
+
+def say_how_far_behind(ledger: Any, projections: Sequence[Any]) -> None:
+    """A role that may read the projections but not move them (an officer's: README
+    "Who wrote it") reads them as they are; stderr says how far behind each one is."""
+    from projections.log import EventLog
+
+    log = EventLog(ledger)
+    for projection in projections:
+        lag = log.count_after(projection.position or 0)
+        if lag:
+            click.echo(
+                f"warning: {projection.name} is {lag} event{'s' * (lag != 1)} behind the log, "
+                "shown as it is "
+                f"(database role {ledger.db_role} may not update the projections; "
+                "the owner's `ledger projections follow` or any query of the owner's does)",
+                err=True,
+            )
 
 
 def given(_ctx: click.Context, param: click.Parameter, text: str | None) -> str | None:

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from eventsourcing.persistence import PersistenceError
 
-from aggregates.errors import Conflict
+from aggregates.errors import Conflict, LedgerError
 from ledger.application import Ledger
 from projections.base import LedgerProjection
 from projections.runner import Runner, open_projections
@@ -62,6 +62,11 @@ class Follower:
             try:
                 if not self.projections:
                     self.projections = open_projections(self.ledger, self.names)
+                    if not all(p.view.writable() for p in self.projections):  # no retry
+                        raise LedgerError(
+                            "permission denied: this database role may not update the "
+                            "projections (their tables' owner follows the log)"
+                        )
                 runner = Runner(self.ledger, self.projections)
                 self._catch_up(runner)
                 delay = FIRST_DELAY

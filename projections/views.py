@@ -83,6 +83,11 @@ class View(TrackingRecorder, ABC):
         """Keep runners from moving this (live) view until the transaction of ``curs``
         ends; its position then. The first statement of the transaction, on SQLite."""
 
+    def writable(self) -> bool:
+        """Whether this session may move the view (catch it up): on PostgreSQL a role
+        granted only SELECT on the views (an officer's, README "Who wrote it") may not."""
+        return True
+
     @abstractmethod
     def create_table(self) -> None:
         """Create the tracking table and the view's tables, if missing."""

@@ -6,10 +6,13 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
+from eventsourcing.persistence import ProgrammingError
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from psycopg.errors import InsufficientPrivilege
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL
 
+from aggregates.errors import LedgerError
 from projections.tables import Row, Table, ViewSpec
 from projections.views import View, index_ddl, table_ddl
 
@@ -31,6 +34,41 @@ class PostgresView(PostgresTrackingRecorder, View):
 
     def qualified(self, name: str) -> str:
         return f"{self.schema}.{name}"
+
+    def create_table(self) -> None:
+        """Create what is missing (the owner's session, as ever). A session of another
+        role (an officer's, README "Who wrote it") may not run DDL here, even IF NOT
+        EXISTS, and needs none once the tables exist: it creates nothing."""
+        names = [self.tracking_name, *(self.name(t) for t in self.spec.tables)]
+        sql = (
+            "SELECT bool_and(c.oid IS NOT NULL) AS present, "
+            "bool_or(pg_has_role(c.relowner, 'USAGE')) AS owner "
+            "FROM unnest(%s::text[]) n LEFT JOIN pg_class c ON c.oid = to_regclass(n)"
+        )
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            found = curs.execute(sql, (names,)).fetchone()
+        if found and found["present"] and not found["owner"]:
+            return
+        try:
+            super().create_table()
+        except ProgrammingError as error:
+            if self.suffix or not isinstance(error.__cause__, InsufficientPrivilege):
+                raise  # a rebuild's or check's tables: the owner's work
+            raise LedgerError(
+                f"permission denied: projection {self.spec.name} was never built, and this "
+                "database role may not create its tables (the tables' owner builds it: "
+                "any query, or `ledger projections rebuild`)"
+            ) from None
+
+    def writable(self) -> bool:
+        names = [self.tracking_name, *(self.name(t) for t in self.spec.tables)]
+        sql = (
+            "SELECT bool_and(has_table_privilege(n, 'INSERT') "
+            "AND has_table_privilege(n, 'UPDATE')) AS ok FROM unnest(%s::text[]) n"
+        )
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            found = curs.execute(sql, (names,)).fetchone()
+        return bool(found and found["ok"])
 
     def index_scratch(self) -> None:
         with self.transaction() as curs:

@@ -241,3 +241,60 @@ def test_an_event_forged_under_a_bound_actor_is_reported(office: tuple[str, str,
         f"record {record} version 2: posted as actor li, who is bound to database role {li}, "
         f"but written by database role {wang} (forged actor, or written outside the ledger)"
     )
+
+
+def test_an_officer_role_reads_the_projections_as_they_are() -> None:
+    """With the recipe's grants an officer's queries failed (`unexpected ProgrammingError:
+    permission denied for schema public`, exit 1: an exploratory find). It reads the
+    projections the owner builds, as they are, told on stderr how far behind they are;
+    what it may not do (build them, rebuild them) is one line."""
+    require_pg()
+    with fresh_database() as pg_url:
+        for owner_url, li, _ in _office(pg_url):
+            url = as_role(owner_url, li)
+            never = run(url, "loans", actor="li")
+            assert (never.code, never.stdout) == (1, ""), never
+            assert never.stderr == (
+                "error: permission denied: projection loans was never built, and this "
+                "database role may not create its tables (the tables' owner builds it: any "
+                "query, or `ledger projections rebuild`)\n"
+            )
+            first = receive(url, "li")
+            assert run(owner_url, "projections", "rebuild").code == 0
+            second = receive(url, "li")  # one event the projections have not seen
+            queries = [
+                ["catalog"],
+                ["loans", "--all"],
+                ["audit"],
+                ["report", "statistics"],
+                ["report", "destruction-register"],
+            ]
+            for query in queries:
+                done = run(url, *query, "--json", actor="li")
+                assert done.code == 0, (query, done)
+                names = {"report": ["catalog", "audit"], "loans": ["loans", "catalog"]}
+                if query == ["report", "destruction-register"]:
+                    names["report"] = ["destruction", "catalog"]
+                assert done.stderr == "".join(
+                    f"warning: {name} is 1 event behind the log, shown as it is (database "
+                    f"role {li} may not update the projections; the owner's `ledger "
+                    "projections follow` or any query of the owner's does)\n"
+                    for name in names.get(query[0], [query[0]])
+                ), (query, done)
+            rows = run(url, "catalog", "--json", "--no-catch-up", actor="li")
+            assert (rows.code, rows.stderr) == (0, ""), rows
+            assert [row["id"] for row in rows.json()] == [str(first)]
+            assert run(owner_url, "catalog").code == 0  # the owner's query catches up
+            rows = run(url, "catalog", "--json", actor="li")
+            assert (rows.code, rows.stderr) == (0, ""), rows
+            assert sorted(row["id"] for row in rows.json()) == sorted([str(first), str(second)])
+            rebuild = run(url, "projections", "rebuild", actor="li")
+            assert (rebuild.code, rebuild.stdout) == (1, ""), rebuild
+            assert rebuild.stderr.startswith("error: permission denied for "), rebuild
+            assert len(rebuild.stderr.splitlines()) == 1, rebuild
+            follow = run(url, "projections", "follow", actor="li")  # ends: no retrying
+            assert (follow.code, follow.stderr.splitlines()[-1]) == (
+                1,
+                "error: permission denied: this database role may not update the projections "
+                "(their tables' owner follows the log)",
+            ), follow
