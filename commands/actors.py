@@ -28,7 +28,12 @@ def actor() -> None:
 @click.option("--clearance", required=True, type=LEVELS, help="Highest secrecy it may see.")
 @click.option("--external", is_flag=True, help="A person from an external unit (R7).")
 @click.option("--unit", metavar="TEXT", help="The external unit.")
-@click.option("--db-role", metavar="ROLE", help="Bind to this PostgreSQL role: only it may act.")
+@click.option(
+    "--db-role",
+    metavar="ROLE",
+    help="Bind to this PostgreSQL role, one the server has (names are case-sensitive): "
+    "only its sessions may act as the actor. Not on SQLite, which has no roles.",
+)
 @posting
 @click.pass_obj
 def add(obj: Any, /, actor_id: str, as_json: bool, **options: Any) -> None:

@@ -343,6 +343,8 @@ def _(request: rq.AddActor, batch: Batch, actor: str | None) -> dict[str, Any]:
     acting = _acting(batch, actor, "manage-actors", request)
     if batch._actor(request.actor_id) is not None:
         raise InvalidInput(f"actor {request.actor_id} is already registered")
+    if request.db_role is not None:
+        _applicable(batch, request.db_role)
     batch.add(
         Actor.register(
             actor_id=request.actor_id,
@@ -357,6 +359,19 @@ def _(request: rq.AddActor, batch: Batch, actor: str | None) -> dict[str, Any]:
         )
     )
     return {"actor": request.actor_id}
+
+
+def _applicable(batch: Batch, role: str) -> None:
+    """A binding to a role that can never be the session's is invalid: SQLite has no
+    roles, and PostgreSQL's current_user is a role it has, by its exact name."""
+    exists = getattr(batch.app.recorder, "role_exists", None)
+    if exists is None:
+        raise InvalidInput(f"database role {role!r}: database roles exist on PostgreSQL only")
+    if not exists(role):
+        raise InvalidInput(
+            f"database role {role!r}: no such role on this PostgreSQL server "
+            "(names are case-sensitive)"
+        )
 
 
 def _on_actor(

@@ -198,6 +198,12 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         ]
         return events, {row["originator_version"]: row["db_role"] for row in rows}
 
+    def role_exists(self, name: str) -> bool:
+        """Whether the server has this role (the exact name: current_user equals no other)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
+            return curs.fetchone() is not None
+
     def current_role(self) -> str:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute("SELECT current_user AS role")

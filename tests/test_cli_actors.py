@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import psycopg
+
 from tests.cli import (
     ARCHIVIST,
     BORROWER,
@@ -11,6 +13,7 @@ from tests.cli import (
     event_count,
     last_event,
     one_line,
+    post,
     run,
     setup_office,
 )
@@ -163,3 +166,32 @@ def test_a_refused_attempt_on_an_actor_names_the_actor_and_what_was_asked(db_url
                "borrower", "--clearance", "public", actor=ARCHIVIST)  # fmt: skip
     assert done.code == 3 and len(done.stderr.splitlines()) == 1, done
     assert "attempted: actor-add zz name='张 三\\nline 2: forged' role=borrower" in done.stderr
+
+
+def test_a_database_role_that_cannot_apply_is_invalid_input(db_url: str) -> None:
+    """`--db-role` took any text (exit 0): on PostgreSQL a role the server does not have (a
+    misspelling, another case, a name longer than 63 bytes), whose actor could then never
+    act; on SQLite, which has no roles, a binding never applied (an exploratory find)."""
+    setup_office(db_url)
+    add = ["actor", "add", "li2", "--name", "李", "--role", "archivist", "--clearance", "secret"]
+    line = {"command": "actor-add", "id": "li2", "actor_id": "li2", "name": "李"}
+    line |= {"role": ["archivist"], "clearance": "secret"}
+    if db_url.startswith("sqlite:"):
+        roles = {"x": "database roles exist on PostgreSQL only"}
+    else:
+        with psycopg.connect(db_url) as conn:
+            own = str(conn.execute("SELECT current_user").fetchone()[0])  # type: ignore[index]
+        problem = "no such role on this PostgreSQL server (names are case-sensitive)"
+        roles = {"fr_nobody_" + own: problem, own.upper(): problem, own + "x" * 70: problem}
+    before = event_count(db_url)
+    for role, problem in roles.items():
+        done = run(db_url, *add, "--db-role", role, actor=DIRECTOR)
+        assert (done.code, done.stdout) == (2, ""), done
+        assert done.stderr == f"error: database role {role!r}: {problem}\n", done
+        posted = post(db_url, [{**line, "db_role": role}], actor=DIRECTOR)
+        assert posted.code == 2, posted
+        assert f"error: database role {role!r}: {problem}" in posted.stdout + posted.stderr
+    assert event_count(db_url) == before
+    if not db_url.startswith("sqlite:"):  # the role of this very session, in its case
+        done = run(db_url, *add, "--db-role", own, actor=DIRECTOR)
+        assert done.code == 0, done
