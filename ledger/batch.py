@@ -137,12 +137,11 @@ class Batch:
         """The ids of the actors bound to database role ``role`` (read once a batch; this
         batch's own changes included)."""
         if self.bound is None:
-            actors = {a.actor_id: a for a in self.app.actors()}
-            actors.update((i, a) for i, a in self.actors.items() if a is not None)
-            self.bound = {}
-            for actor in actors.values():
-                if actor.db_role:
-                    self.bound.setdefault(actor.db_role, []).append(actor.actor_id)
+            self.bound = {r: list(ids) for r, ids in self.app.bound_roles().items()}
+            for actor in self.actors.values():  # this batch's, not stored yet
+                if actor is not None and actor.db_role:
+                    ids = self.bound.setdefault(actor.db_role, [])
+                    ids += [] if actor.actor_id in ids else [actor.actor_id]
         return sorted(self.bound.get(role, []))
 
     def another_director(self, actor_id: str) -> bool:
