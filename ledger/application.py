@@ -41,11 +41,7 @@ class Ledger(Application):  # type: ignore[type-arg]
         self.store = store
         super().__init__(env=store.env)
         self._db_role: str | bool | None = False
-        # Database role -> the actors bound to it, as read up to ``_bound_upto`` (a
-        # binding is made at registration and never changes: later reads add only the
-        # registrations after that position).
-        self._bound: dict[str, list[str]] = {}
-        self._bound_upto = 0
+        self._owns_tables: bool | None = None
 
     def construct_mapper(self) -> Mapper:  # type: ignore[type-arg]
         return self.factory.mapper(
@@ -71,6 +67,16 @@ class Ledger(Application):  # type: ignore[type-arg]
             current = getattr(self.recorder, "current_role", None)
             self._db_role = current() if current else None
         return self._db_role if isinstance(self._db_role, str) else None
+
+    @property
+    def owns_tables(self) -> bool:
+        """Whether this session may act as actors bound to no role (R19): on PostgreSQL a
+        session of the event table's owner (or a superuser), not an officer's; SQLite
+        has no roles."""
+        if self._owns_tables is None:
+            owns = getattr(self.recorder, "session_owns_tables", None)
+            self._owns_tables = owns() if owns else True
+        return self._owns_tables
 
     # -- set-up -----------------------------------------------------------
 
@@ -241,23 +247,12 @@ class Ledger(Application):  # type: ignore[type-arg]
                 found[ids[claim_id]] = mapper.event_from(topic, state).record_id
         return found
 
-    def bound_roles(self) -> dict[str, list[str]]:
-        """Database role -> the ids of the actors bound to it, in the store. Reads only
-        the registrations after the last call's head (the topic filter has no index: a
-        read of the whole log per bulk chunk made a PostgreSQL post 15 % slower)."""
-        head = self.recorder.max_notification_id() or 0
-        if head > self._bound_upto:
-            for actor in self.actors(start=self._bound_upto + 1, stop=head):
-                if actor.db_role:
-                    self._bound.setdefault(actor.db_role, []).append(actor.actor_id)
-            self._bound_upto = head
-        return self._bound
-
-    def actors(self, start: int = 1, stop: int | None = None) -> list[Actor]:
+    def actors(self) -> list[Actor]:
         topics = ["ledger/Actor/Registered"]
         found: list[Actor] = []
+        start = 1
         while True:
-            page = self.recorder.select_notifications(start, 500, stop=stop, topics=topics)
+            page = self.recorder.select_notifications(start, 500, topics=topics)
             ids: list[Any] = [n.originator_id for n in page]  # UUIDs, as the recorders give
             loaded = self.repository.get_many(ids)  # a few queries, not one an actor
             found.extend(loaded[i] for i in ids)

@@ -53,7 +53,6 @@ class Batch:
         # writer changed one since (ledger.recorders: ReadChanged), and run again.
         self.relied: list[tuple[UUID, int | None]] = []
         self.absent: set[str] = set()  # actor ids read and not found
-        self.bound: dict[str, list[str]] | None = None  # database role -> its actors (R19)
         # What the batch's commands name and make, asked for when a record or a code must
         # first be read from the store, to read them all at once (see ``preload``).
         self.upcoming: Callable[[], tuple[list[str], set[Any]]] | None = None
@@ -122,27 +121,14 @@ class Batch:
                 f"actor {actor_id} is bound to database role {view.db_role}; "
                 f"this session is {session_role}",
             )
-        if not view.db_role and session_role is not None:
-            bound = self._bound_to(session_role)
-            if bound:  # an officer's role acts as its own actors only, not as the unbound
-                raise RuleViolation(
-                    "R19",
-                    f"database role {session_role} is bound to {' and '.join(bound)}: "
-                    f"this session acts as no one else (not as {actor_id})",
-                )
+        if not view.db_role and session_role is not None and not self.app.owns_tables:
+            raise RuleViolation(  # an officer's role acts as its own actors only
+                "R19",
+                f"database role {session_role} does not own the ledger's tables: its "
+                f"sessions act only as actors bound to it ({actor_id} is bound to none)",
+            )
         check_may_post(view, action)
         return view
-
-    def _bound_to(self, role: str) -> list[str]:
-        """The ids of the actors bound to database role ``role`` (read once a batch; this
-        batch's own changes included)."""
-        if self.bound is None:
-            self.bound = {r: list(ids) for r, ids in self.app.bound_roles().items()}
-            for actor in self.actors.values():  # this batch's, not stored yet
-                if actor is not None and actor.db_role:
-                    ids = self.bound.setdefault(actor.db_role, [])
-                    ids += [] if actor.actor_id in ids else [actor.actor_id]
-        return sorted(self.bound.get(role, []))
 
     def another_director(self, actor_id: str) -> bool:
         """R19: whether an active director other than ``actor_id`` is registered (the
@@ -270,7 +256,6 @@ class Batch:
             self.claims[aggregate.code] = aggregate
         elif isinstance(aggregate, Actor):
             self.actors[aggregate.actor_id] = aggregate
-            self.bound = None  # a new actor may be bound: read again when asked
         elif isinstance(aggregate, Directorate):
             self.directorate = aggregate
             self.directorate_read = True

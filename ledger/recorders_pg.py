@@ -204,6 +204,20 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             curs.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (name,))
             return curs.fetchone() is not None
 
+    def session_owns_tables(self) -> bool:
+        """Whether this session's role is a superuser or a member of the role that owns
+        the event table (the one that ran `ledger init`)."""
+        sql = SQL(
+            "SELECT r.rolsuper OR pg_has_role(current_user, c.relowner, 'MEMBER') AS owns "
+            "FROM pg_roles r, pg_class c WHERE r.rolname = current_user "
+            "AND c.oid = to_regclass(%s)"
+        )
+        table = f"{self.datastore.schema}.{self.events_table_name}"
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(sql, (table,))
+            row = curs.fetchone()
+            return bool(row and row["owns"])
+
     def current_role(self) -> str:
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute("SELECT current_user AS role")

@@ -200,14 +200,16 @@ def test_acting_as_an_actor_bound_to_another_role_is_refused_and_recorded(
 def test_an_officer_role_acts_as_its_own_actors_only(office: tuple[str, str, str]) -> None:
     """An officer's session could act as any actor bound to no role: the director made by
     `init` among them, and grant itself any role (an exploratory find). A session of a
-    role bound to actors acts as them only; the owner's, bound to none, as the unbound."""
+    role that does not own the tables acts only as actors bound to it; the owner's acts
+    as the unbound ones."""
     owner_url, li, _ = office
     before = RawStore(owner_url).query("SELECT count(*) FROM ledger_events")[0][0]
     done = run(as_role(owner_url, li), "actor", "grant", "li", "--role", "leader", actor=DIRECTOR)
     assert done.code == 3, done
     assert done.stderr == (
-        f"refused (R19): database role {li} is bound to li: this session acts as no one else "
-        f"(not as {DIRECTOR}); attempted: actor-grant li role=leader\n"
+        f"refused (R19): database role {li} does not own the ledger's tables: its sessions "
+        f"act only as actors bound to it ({DIRECTOR} is bound to none); attempted: "
+        "actor-grant li role=leader\n"
     )
     topic, body = last_event(owner_url)
     assert topic == "ledger/Refusal/AttemptRefused"
