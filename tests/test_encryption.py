@@ -132,14 +132,7 @@ def test_verify_with_the_key_names_a_changed_first_event(encrypted: tuple[str, s
     wrong key; verify, which reads on while an event decrypts, names it (exit 6)."""
     url, key = encrypted
     raw = RawStore(url)
-    position, state = raw.query(
-        f"SELECT {raw.position}, state FROM {raw.table} ORDER BY {raw.position} LIMIT 1"
-    )[0]
-    changed = bytearray(bytes(state))
-    changed[40] ^= 0x01
-    raw.tamper(
-        f"UPDATE {raw.table} SET state = ? WHERE {raw.position} = ?", (bytes(changed), position)
-    )
+    flip_a_byte(raw, f"ORDER BY {raw.position} LIMIT 1")
     done = run(url, "verify", key=key)
     assert done.code == 6, done
     lines = done.stdout.splitlines()
@@ -213,18 +206,20 @@ def test_an_event_changed_after_the_first_is_one_clear_line(
     """The key is right, but a later event's bytes were changed: reading it says so (exit 6),
     as verify would, not "unexpected ValueError"."""
     url, key = encrypted
-    raw = RawStore(url)
-    position, state = raw.query(
-        f"SELECT {raw.position}, state FROM {raw.table} WHERE topic = 'ledger/Record/Shelved'"
-    )[0]
-    changed = bytearray(bytes(state))
-    changed[40] ^= 0x01
-    raw.tamper(
-        f"UPDATE {raw.table} SET state = ? WHERE {raw.position} = ?", (bytes(changed), position)
-    )
+    flip_a_byte(RawStore(url), "WHERE topic = 'ledger/Record/Shelved'")
     done = run(url, "show", CODE_A, key=key)
     assert done.code == 6, done
     assert done.stderr == (
         "error: a stored event could not be read (Invalid cipher tag): its bytes were "
         "changed, or it was written with another key; `ledger verify` names every such event\n"
     ), done
+
+
+def flip_a_byte(raw: RawStore, where: str) -> None:
+    """Change one byte of the stored state of the first row ``where`` selects."""
+    position, state = raw.query(f"SELECT {raw.position}, state FROM {raw.table} {where}")[0]
+    changed = bytearray(bytes(state))
+    changed[40] ^= 0x01
+    raw.tamper(
+        f"UPDATE {raw.table} SET state = ? WHERE {raw.position} = ?", (bytes(changed), position)
+    )
