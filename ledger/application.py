@@ -114,7 +114,16 @@ class Ledger(Application):  # type: ignore[type-arg]
         to run twice); refused (R19) once any actor is registered. Only this pays for the
         look-up of the first registration (the first event, in a ledger made by init)."""
         first = _first_director(director, name)
-        if self._exists(actor_uuid(first.actor_id)):
+        try:
+            known = self.repository.get(actor_uuid(first.actor_id))
+        except AggregateNotFoundError:
+            known = None
+        if isinstance(known, Actor):
+            if known.name != first.name:  # init changes no actor: say so, not drop it
+                raise InvalidInput(
+                    f"actor {first.actor_id} is registered already, named {known.name!r}; "
+                    "init changes no actor"
+                )
             return None
         if self.recorder.select_notifications(1, 1, topics=[ActorRegistered.TOPIC]):
             raise RuleViolation("R19", "the ledger already has actors; a director adds actors")
@@ -131,13 +140,6 @@ class Ledger(Application):  # type: ignore[type-arg]
         """Save it if no other actor is registered, as read under the write lock: of two
         first directors checked at once, the later save fails (ReadChanged)."""
         self.save(actor, sole=(ActorRegistered.TOPIC, actor.id))
-
-    def _exists(self, aggregate_id: UUID) -> bool:
-        try:
-            self.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return False
-        return True
 
     # -- writing ----------------------------------------------------------
 

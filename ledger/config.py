@@ -46,9 +46,15 @@ def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
     env: dict[str, str] = {"CREATE_TABLE": "false"}
     if parts.scheme == "sqlite":
         path = unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""
-        # eventsourcing's SQLite datastore keeps such a name in memory: nothing would last.
-        if not path or ":memory:" in path or "mode=memory" in path:
+        if not path:
             raise InvalidInput(f"database URL {url!r} needs a file: sqlite:///ledger.db")
+        # eventsourcing's SQLite datastore takes any name holding these for an in-memory
+        # database (a file /x/:memory: included): nothing would last.
+        if ":memory:" in path or "mode=memory" in path:
+            raise InvalidInput(
+                f"database URL {url!r} names an in-memory database, where nothing lasts: "
+                "give a file whose name holds neither ':memory:' nor 'mode=memory'"
+            )
         env.update(
             PERSISTENCE_MODULE="eventsourcing.sqlite",
             SQLITE_DBNAME=path,

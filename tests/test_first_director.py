@@ -60,6 +60,11 @@ def test_a_refused_attempt_does_not_block_the_first_director(backend: str, tmp_p
         before = event_count(url)
         other = run(url, "init", "--director", "li.zr", "--name", "李主任")
         assert (other.code, one_line(other.stderr)) == (3, TAKEN), other
+        # The director again under another name: init changes no actor, and says so.
+        renamed = run(url, "init", "--director", "wang.zr", "--name", "王")
+        assert (renamed.code, one_line(renamed.stderr)) == (
+            2, "error: actor wang.zr is registered already, named '王主任'; init changes no actor"
+        ), renamed  # fmt: skip
         assert (event_count(url), actor_ids(url)) == (before, ["wang.zr"])
 
 
