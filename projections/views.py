@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager, contextmanager
 from operator import itemgetter
 from typing import Any
 
-from eventsourcing.persistence import Tracking, TrackingRecorder
+from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
 from projections.tables import Changes, Row, Table, ViewSpec
@@ -184,6 +184,17 @@ def enlisted(views: Iterable[View], curs: Any) -> Iterator[None]:
             view.cursor = None
 
 
+def create_racing(create: Any) -> None:
+    """The library's ``create_table``, run again if it lost a race: it reads whether the
+    tracking table exists, then makes it and inserts its migration row, so of two
+    processes making a projection never built (a query and `follow`, a rebuild's swap)
+    the later collides on that row. Run again, it finds the tables made."""
+    try:
+        create()
+    except IntegrityError:
+        create()
+
+
 def table_ddl(table: Table, name: str, backend: str) -> str:
     types = SQL_TYPES[backend]
     columns = ", ".join(f"{n} {types[t]}" for n, t in table.columns)
@@ -243,6 +254,9 @@ class SQLiteView(SQLiteTrackingRecorder, View):
         self.select_max_tracking_id_statement = (
             f"SELECT MAX(notification_id) FROM {tt} WHERE application_name=?"
         )
+
+    def create_table(self) -> None:
+        create_racing(super().create_table)
 
     def construct_create_table_statements(self) -> list[str]:
         statements = [

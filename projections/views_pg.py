@@ -14,7 +14,7 @@ from psycopg.sql import SQL
 
 from aggregates.errors import LedgerError
 from projections.tables import Row, Table, ViewSpec
-from projections.views import View, index_ddl, table_ddl
+from projections.views import View, create_racing, index_ddl, table_ddl
 
 
 class PostgresView(PostgresTrackingRecorder, View):
@@ -50,7 +50,7 @@ class PostgresView(PostgresTrackingRecorder, View):
         if found and found["present"] and not found["owner"]:
             return
         try:
-            super().create_table()
+            create_racing(super().create_table)
         except ProgrammingError as error:
             if self.suffix or not isinstance(error.__cause__, InsufficientPrivilege):
                 raise  # a rebuild's or check's tables: the owner's work

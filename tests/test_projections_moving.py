@@ -101,3 +101,31 @@ def test_a_check_compares_one_position_while_catch_ups_commit(ledger: Ledger) ->
     ]
     assert differences[0].keys == [(LIFE_ID,)]
     assert positions(ledger) == {EventLog(ledger).head()}
+
+
+def test_two_openers_of_a_projection_never_built_both_find_it_made(db_url: str) -> None:
+    """A rebuild's swap, a query and `follow` each make the live tables of a projection
+    never built. The library reads whether its tracking table exists, then makes it with
+    a migration row: the later of two such openers collided on that row, and the rebuild
+    exited 5 (an exploratory find). Here the other opener makes the tables just after the
+    first one looked."""
+    ledger = open_ledger(db_url, must_exist=False)
+    try:
+        new_office(ledger)
+        first, other = open_view(ledger, "catalog"), open_view(ledger, "catalog")
+        looked = first.max_tracking_id
+        calls = []
+
+        def look_then_lose_the_race(name: str) -> Any:
+            calls.append(name)
+            try:
+                return looked(name)
+            finally:
+                other.create_table()
+
+        first.max_tracking_id = look_then_lose_the_race  # type: ignore[method-assign]
+        first.create_table()
+        assert len(calls) >= 2  # it lost the race once, and made nothing twice
+        assert first.position() is None and first.select("SELECT count(*) AS n FROM catalog")
+    finally:
+        ledger.close()
