@@ -21,6 +21,7 @@ from aggregates.values import ACTOR_ID, Role
 
 if TYPE_CHECKING:
     from ledger.application import Ledger
+    from ledger.recorders import Posted
 
 # Refusals under these rules are recorded as events of their own (R18, R19).
 RECORDED_RULES = frozenset({"R5", "R6", "R7", "R8", "R19"})
@@ -47,7 +48,7 @@ class Batch:
         self.ids: dict[str, UUID] = {}  # record ids as written -> parsed
         self.new: list[ChainedAggregate] = []
         self.refusals = 0  # refused attempts recorded (``refuse``)
-        self.posted: list[tuple[str, str]] = []
+        self.posted: list[Posted] = []  # posted-line keys (ledger.recorders)
         # R6, R19: the actors (authority, clearance) the commands were checked against
         # and did not change, with the versions read: the write is refused if another
         # writer changed one since (ledger.recorders: ReadChanged), and run again.

@@ -2,7 +2,10 @@
 
 Every line names an idempotency key (``id``). Keys are written in the same transaction
 as the line's events, so after a crash or a kill a re-run skips what was posted and
-posts the rest. A chunk of lines is one batch (one transaction), committed while the
+posts the rest. A key is kept with its line's content digest (ledger.lines): a line whose
+id an earlier line took up is skipped only if it asks for the same thing; if it asks for
+something else, it is reported as invalid, on every run, never skipped unseen. A chunk
+of lines is one batch (one transaction), committed while the
 next chunk is checked (see BulkPoster); if a concurrent writer collides with it, the
 chunk is re-run carefully, every line checked again.
 """
@@ -10,18 +13,19 @@ chunk is re-run carefully, every line checked again.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Set
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
-from aggregates.errors import Conflict, LedgerError, RuleViolation
+from aggregates.errors import Conflict, LedgerError, NotFound, RuleViolation
 from ledger.application import Ledger
 from ledger.batch import Batch
 from ledger.handlers import handle
 from ledger.lines import Line, chunks, few_collections, parse
+from ledger.recorders import PostedLine
 from ledger.requests import Arrange, Receive, RecordRequest
 
 RETRIES = 5  # collisions in a row before a chunk gives up (exit 5)
@@ -48,6 +52,30 @@ def refused_already(outcome: str) -> tuple[str, str]:
         "refused",
         f"refused{named} already: its id was taken by a refused attempt "
         "(see ledger audit --refused)",
+    )
+
+
+def check_keeps_digests(ledger: Ledger) -> None:
+    """Refuse to post into a store whose posted-line table has no digest column (made
+    before it was kept; `ledger init` adds it): its keys could not tell a re-run's line
+    from another line given the same id."""
+    if not ledger.recorder.keeps_digests():  # type: ignore[attr-defined]
+        raise NotFound(
+            "this store was made before posted lines kept their content's digest; "
+            "run `ledger init` once to upgrade it"
+        )
+
+
+Digest = bytes | None  # of the line that took up an id (ledger.lines); none: not kept
+
+
+def id_taken(key: str) -> str:
+    """The problem of a line whose id another line took up, asking for something else
+    (an earlier line of the file, or of another post: the same words for both, as the
+    outcome of a file does not depend on how it is chunked)."""
+    return (
+        f"error: id {key!r} is taken by another line, which asks for something else; "
+        "give each line an id of its own"
     )
 
 
@@ -111,7 +139,7 @@ class BulkPoster:
         stop_on_error: bool = False,
         on_problem: Callable[[Problem], None] | None = None,
         before_commit: Callable[[list[Problem]], None] | None = None,
-        on_settled: Callable[[Summary, set[str]], None] | None = None,
+        on_settled: Callable[[Summary, dict[str, Digest]], None] | None = None,
     ) -> None:
         self.ledger = ledger
         self.actor = actor
@@ -128,11 +156,11 @@ class BulkPoster:
         # skip the rest (a key the store holds as refused, not in here, was refused by
         # another run, and its line is named: _ChunkRun._refused_elsewhere). Only these
         # are kept in memory, so a file of millions of lines does not hold millions of ids.
-        self.seen: set[str] = set()
+        self.seen: dict[str, Digest] = {}
         # Called with a chunk's problems just before its transaction commits (a posting
         # worker sends them ahead, in case it dies between its commit and its answer).
         self.before_commit = before_commit
-        # Called with each committed chunk's counts and the ids it adds to ``seen`` (a
+        # Called with each committed chunk's counts and what it adds to ``seen`` (a
         # posting worker answers with them), instead of adding them to the summary.
         self.on_settled = on_settled
         self.writing: _ChunkRun | None = None  # the chunk whose transaction is under way
@@ -143,6 +171,7 @@ class BulkPoster:
         # (then _posted_meanwhile finds the key); a collision has the chunk posted again
         # carefully, looked up, and look-ups resume.
         self.look_up = True
+        check_keeps_digests(ledger)  # (each process: nothing open is forked, ledger.parallel)
 
     def post(self, lines: Iterable[bytes]) -> Summary:
         with few_collections():
@@ -186,8 +215,10 @@ class BulkPoster:
         """Wait for the chunk being written to commit, and count it in. A collision
         found on the commit thread (ledger.recorders: inserts_on_commit_thread) has the
         chunk posted again carefully, here: then False, as what was checked on top of it
-        must be checked again. A commit that fails otherwise ends the run, and nothing
-        checked on top of it is written."""
+        must be checked again; so it is when a failed line's id was found in the store
+        after all (``_posted_meanwhile``), as the next chunk took it for this run's. A
+        commit that fails otherwise ends the run, and nothing checked on top of it is
+        written."""
         run, self.writing = self.writing, None
         if run is None:
             return True
@@ -197,15 +228,15 @@ class BulkPoster:
             self._post_now(run.lines, careful=True)
             return False
         self.settled(run)
-        return True
+        return not run.found_meanwhile
 
     def settled(self, run: _ChunkRun) -> None:
         """A chunk is committed: report its problems, count it in."""
-        taken = run.unrecorded | run.refused_here
+        taken = run.taken()
         self.seen |= taken
         self._count_in(run.counts, taken)
 
-    def _count_in(self, counts: Summary, taken: set[str]) -> None:
+    def _count_in(self, counts: Summary, taken: dict[str, Digest]) -> None:
         if self.on_problem is not None:
             for problem in counts.problems:
                 self.on_problem(problem)
@@ -235,7 +266,7 @@ class BulkPoster:
         if careful:  # after a collision
             self.look_up = True
         # The pieces' counts, counted in (answered, for a worker) once, as the chunk's.
-        done, taken = Summary(), set[str]()
+        done, taken = Summary(), dict[str, Digest]()
         size, collisions, finished = len(lines), 0, True
         while lines and finished:
             run = _ChunkRun(self, lines[:size], careful=careful)
@@ -255,7 +286,7 @@ class BulkPoster:
                 # for the whole share, and could miss the error that follows. The parent
                 # reports the refused lines committed (sent ahead: ``earlier``).
                 raise self._kept_colliding() from None
-            piece = run.unrecorded | run.refused_here
+            piece = run.taken()
             self.seen |= piece  # a later piece skips these ids, as a later chunk would
             taken |= piece
             done.add(run.counts)
@@ -271,7 +302,7 @@ class BulkPoster:
         )
 
 
-def named_and_made(lines: list[Line], done: set[str]) -> tuple[list[str], set[Any]]:
+def named_and_made(lines: list[Line], done: Set[str]) -> tuple[list[str], set[Any]]:
     """What a chunk's lines name and what they make: the batch loads the stored records
     among the first, all at once, when it first needs one from the store (a migration's
     chunks, whose lines name records their own earlier lines made, never do)."""
@@ -305,11 +336,11 @@ class _ChunkRun:
         self.poster = poster
         self.lines = lines
         self.look_up = look_up  # the lines' ids in the store (see BulkPoster.look_up)
-        self.found: dict[str, str] | None = None  # ... those the look-up found there
+        self.found: dict[str, PostedLine] | None = None  # ... those the look-up found there
         self.refused_elsewhere: set[str] = set()  # ... as another run's refusals: named
         self.batch = Batch(poster.ledger, careful=careful)
         self.counts = Summary()
-        self.seen: set[str] = set()  # the ids of lines taken up (not skipped)
+        self.seen: dict[str, Digest] = {}  # the ids of lines taken up (not skipped)
         self.unrecorded: set[str] = set()  # ... that failed with no id kept in the store
         self.refused_here: set[str] = set()  # ... whose refused attempts this chunk keeps
         # The numbers of lines that are no command at all: reported as such whatever the
@@ -317,8 +348,9 @@ class _ChunkRun:
         # they come: derived from the lines, it took a pass over every chunk with a
         # problem (+0.3 % instructions in a post).
         self.malformed: set[int] = set()
+        self.conflicting: set[int] = set()  # ... and of lines whose id another line took
         # The chunk committing while this one is checked: its aggregates, and its ids.
-        self.taken_before: set[str] = set()
+        self.taken_before: dict[str, Digest] = {}
         if after is not None:
             self.batch.seed(after.changed)
             self.taken_before = after.seen
@@ -326,6 +358,7 @@ class _ChunkRun:
         self.earlier: list[Problem] = []  # problems of the chunk's pieces committed before
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
+        self.found_meanwhile = False  # a failed line's id was in the store after all
 
     def check(self) -> bool:
         """Check every line against the rules and the state before it; False if one
@@ -334,7 +367,9 @@ class _ChunkRun:
         if keys and self.look_up:
             recorder: Any = self.poster.ledger.recorder
             self.found = recorder.posted_ids(keys)
-        done = self.found.keys() | self.taken_before if self.found else self.taken_before
+        done: Set[str] = self.taken_before.keys()
+        if self.found:
+            done = self.found.keys() | done
         # Not a closure over this run: that would tie the batch to it in a cycle, left
         # for the cyclic collector (3 % more instructions in a post).
         self.batch.upcoming = partial(named_and_made, self.lines, done)
@@ -342,6 +377,12 @@ class _ChunkRun:
             return all(self._one(line, done) for line in self.lines)
         finally:
             self.batch.upcoming = None
+
+    def taken(self) -> dict[str, Digest]:
+        """The ids taken up by this chunk that the store will not hold as posted (failed,
+        refused without a kept attempt), or that this chunk's refused attempts hold:
+        later lines find them in memory (BulkPoster.seen)."""
+        return {key: self.seen[key] for key in self.unrecorded | self.refused_here}
 
     def write(self) -> None:
         """Write the chunk's events and line keys in one transaction, in this thread."""
@@ -402,44 +443,58 @@ class _ChunkRun:
             for p in self.counts.problems
             if p.id
             and p.line not in self.malformed
+            and p.line not in self.conflicting
             and p.id not in self.refused_elsewhere
             and not self._kept_here(p.id)
         ]
         if not judged:
             return
         recorder: Any = self.poster.ledger.recorder
-        done = recorder.posted_ids([p.id for p in judged])
+        done: dict[str, PostedLine] = recorder.posted_ids([p.id for p in judged])
+        digests = {line.number: line.digest for line in self.lines}
         for problem in [p for p in judged if p.id in done]:
+            assert problem.id is not None
+            # The id was not this run's to take: later lines are judged by the store's line.
+            self.seen[problem.id] = done[problem.id].digest
+            self.found_meanwhile = True
             if problem.outcome == "refused":
                 self.counts.refused -= 1
             else:
                 self.counts.invalid -= 1
-            if is_refused(done[problem.id]):
-                at = self.counts.problems.index(problem)
-                self.counts.problems[at] = Problem(
-                    problem.line, problem.id, *refused_already(done[problem.id])
-                )
+            stored = done[problem.id]
+            if stored.digest is not None and stored.digest != digests[problem.line]:
+                replaced = ("invalid", id_taken(problem.id))  # another line's
+                self.counts.invalid += 1
+            elif is_refused(stored.outcome):
+                replaced = refused_already(stored.outcome)
                 self.counts.refused += 1
             else:
                 self.counts.problems.remove(problem)
                 self.counts.skipped += 1
+                continue
+            at = self.counts.problems.index(problem)
+            self.counts.problems[at] = Problem(problem.line, problem.id, *replaced)
 
     def _kept_here(self, key: str) -> bool:
         """Whether this chunk writes ``key`` (its line posted, or its refusal kept)."""
         return key in self.seen and key not in self.unrecorded
 
-    def _one(self, line: Line, done: set[str]) -> bool:
+    def _one(self, line: Line, done: Set[str]) -> bool:
         counts = self.counts
         if line.problem is not None:
             self.malformed.add(line.number)
             return self._problem(line, "invalid", f"error: {line.problem}")
         assert line.key is not None
         if line.key in done or line.key in self.seen or line.key in self.poster.seen:
+            taker = self._taker(line.key)
+            if taker is not None and taker != line.digest:
+                self.conflicting.add(line.number)
+                return self._problem(line, "invalid", id_taken(line.key))
             if self._refused_by_another_run(line.key):
                 return self._refused_elsewhere(line)
             counts.skipped += 1
             return True
-        self.seen.add(line.key)
+        self.seen[line.key] = line.digest
         recorded = self.batch.refusals
         try:
             handle(line.request, self.batch, line.actor)
@@ -447,7 +502,7 @@ class _ChunkRun:
             # A refused attempt recorded as an event takes up its line's key with it (some
             # refusals under R7 and R19 are of the command, not of an attempt: not recorded).
             if self.batch.refusals > recorded:
-                self.batch.posted.append((line.key, refused_outcome(error.rule)))
+                self.batch.posted.append((line.key, refused_outcome(error.rule), line.digest))
                 self.refused_here.add(line.key)
             else:
                 self.unrecorded.add(line.key)
@@ -455,9 +510,18 @@ class _ChunkRun:
         except LedgerError as error:  # invalid input, not found
             self.unrecorded.add(line.key)
             return self._problem(line, "invalid", error.line())
-        self.batch.posted.append((line.key, "posted"))
+        self.batch.posted.append((line.key, "posted", line.digest))
         counts.posted += 1
         return True
+
+    def _taker(self, key: str) -> Digest:
+        """The digest of the line that took up ``key`` before: a line of this run, or a
+        key in the store (none if the store kept it before digests were)."""
+        for taken in (self.seen, self.taken_before, self.poster.seen):
+            if key in taken:
+                return taken[key]
+        assert self.found is not None
+        return self.found[key].digest
 
     def _refused_by_another_run(self, key: str) -> bool:
         """Whether the store holds ``key`` as a refused attempt that this run did not
@@ -465,7 +529,8 @@ class _ChunkRun:
         was taken up in this run yet."""
         return (
             self.found is not None
-            and is_refused(self.found.get(key))
+            and key in self.found
+            and is_refused(self.found[key].outcome)
             and key not in self.seen
             and key not in self.taken_before
             and key not in self.poster.seen
@@ -481,10 +546,10 @@ class _ChunkRun:
         # Taken up here, its key written by no one in this run: a later line with the id
         # is skipped, in this run's later chunks and (as their answers pass the id on) by
         # the other workers.
-        self.seen.add(line.key)
+        self.seen[line.key] = line.digest
         self.unrecorded.add(line.key)
         assert self.found is not None
-        return self._problem(line, *refused_already(self.found[line.key]))
+        return self._problem(line, *refused_already(self.found[line.key].outcome))
 
     def _problem(self, line: Line, outcome: str, message: str) -> bool:
         problem = Problem(line.number, line.key, outcome, message)

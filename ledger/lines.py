@@ -8,6 +8,7 @@ keeps the reason as its problem; it is reported, never posted.
 from __future__ import annotations
 
 import gc
+import hashlib
 import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from ledger.requests import AnyRequest, first_problem
 
 LINE = TypeAdapter(AnyRequest)
 MAX_KEY = 200  # characters of a line's id
+DIGEST_SIZE = 16  # bytes of a line's content digest: two lines sharing an id never match
 
 
 @dataclass(slots=True)
@@ -30,6 +32,7 @@ class Line:
     actor: str | None = None
     request: Any = None
     problem: str | None = None
+    digest: bytes | None = None  # of the command it asks for (see ``content_digest``)
 
 
 def parse(number: int, text: bytes, default_actor: str | None) -> Line:
@@ -63,7 +66,7 @@ def parse(number: int, text: bytes, default_actor: str | None) -> Line:
         )
         return line
     line.key = key
-    actor = data.pop("actor", None)
+    named = actor = data.pop("actor", None)
     if actor is None:  # absent or null: whoever the run acts as
         actor = default_actor
     elif not isinstance(actor, str) or not actor:  # "": not "no --actor given"
@@ -75,7 +78,18 @@ def parse(number: int, text: bytes, default_actor: str | None) -> Line:
     except ValidationError as error:
         where, message = first_problem(error, skip=1)
         line.problem = f"{where or 'command'}: {_huge_integer(error, data) or message}"
+        return line
+    line.digest = content_digest(data, named)
     return line
+
+
+def content_digest(command: dict[str, Any], actor: str | None) -> bytes:
+    """The digest a line's key is kept with: of what the line says (its command, and the
+    actor it names, if any: not the run's --actor, so a re-run by someone else matches),
+    its fields in name order, so that a re-run's line, however spaced or ordered,
+    matches, and another line given the same id does not (0.7 µs a line)."""
+    content = orjson.dumps([actor, command], option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(content, digest_size=DIGEST_SIZE).digest()
 
 
 def _huge_integer(error: ValidationError, data: dict[str, Any]) -> str | None:

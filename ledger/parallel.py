@@ -39,7 +39,7 @@ from queue import SimpleQueue
 from typing import Any
 
 from ledger.batch import Batch
-from ledger.bulk import BulkPoster, Problem, Summary
+from ledger.bulk import BulkPoster, Digest, Problem, Summary
 from ledger.lines import chunks, few_collections
 from ledger.posting_worker import work, worker_stopped
 from ledger.routing import LineKeys, Numbered, RouteKeys, line_keys, route_keys
@@ -66,7 +66,7 @@ class Share:
     number: int
     worker: Worker
     lines: Numbered
-    taken: list[str]
+    taken: list[tuple[str, Digest]]
     ids: list[str]  # the lines' ids
     keys: list[str]  # the lines' keys (ledger.routing)
     routed: tuple[int, int]  # (worker index, routing round) of its lines' ids in ``pending``
@@ -81,7 +81,7 @@ class Draft:
     """What routing has given one worker since the last send: the next share."""
 
     lines: Numbered = field(default_factory=list)
-    taken: list[str] = field(default_factory=list)
+    taken: list[tuple[str, Digest]] = field(default_factory=list)
     ids: list[str] = field(default_factory=list)
     keys: list[str] = field(default_factory=list)
 
@@ -175,7 +175,7 @@ class ParallelPoster:
         self.held: list[Problem] = []  # reported once every earlier line is posted
         # Line ids taken up without a key in the store, or refused (BulkPoster.seen), by this
         # process and, as they answer, by the workers: a later line with one is skipped.
-        self.seen: set[str] = set()
+        self.seen: dict[str, Digest] = {}
         self._here: BulkPoster | None = None
 
     def post(self, lines: Iterable[bytes]) -> Summary:
@@ -347,7 +347,7 @@ class ParallelPoster:
             draft.keys += keys
             if line_id is not None:
                 if line_id in seen:
-                    draft.taken.append(line_id)  # taken up elsewhere (BulkPoster.seen)
+                    draft.taken.append((line_id, seen[line_id]))  # elsewhere (BulkPoster.seen)
                 pending[line_id] = (target, self.round)
                 draft.ids.append(line_id)
             draft.lines.append(line)

@@ -1,8 +1,10 @@
 """Event recorders: the library's, plus the posted-lines table and append-only triggers.
 
 Keyword arguments given to ``Application.save()`` reach ``_insert_events`` inside the
-transaction that inserts the events: ``posted=[(line_id, outcome), ...]`` records bulk
-lines as done in that same transaction, so a re-run never posts a line twice;
+transaction that inserts the events: ``posted=[(line_id, outcome, digest), ...]`` records
+bulk lines as done in that same transaction, so a re-run never posts a line twice (the
+digest of the line's content tells a re-run's line from another line given the same id:
+ledger.bulk);
 ``sole=(topic, aggregate id)`` refuses the write (ReadChanged) if another aggregate has
 an event of that topic (the first director: no other actor registered meanwhile).
 
@@ -16,7 +18,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
@@ -25,6 +27,20 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
 APPEND_ONLY_MESSAGE = "ledger tables are append-only"
 BULK_CACHE_KIB = -65536  # SQLite cache_size of bulk writes: 64 MiB at most (negative: KiB)
 POSTED_TABLE = "ledger_posted"
+DIGEST_COLUMN = "digest"  # added to stores made before it by `ledger init`
+
+
+class PostedLine(NamedTuple):
+    """What the posted-line table holds for an id: the outcome (``posted``, or
+    ``refused R6`` with the rule: a refused attempt recorded; a bare ``refused`` in stores
+    written before the rule was kept) and the digest of the line's content (none in rows
+    written before digests were kept)."""
+
+    outcome: str
+    digest: bytes | None
+
+
+Posted = tuple[str, str, bytes | None]  # (line id, outcome, digest) to insert
 
 
 def insert_then_commit(
@@ -93,7 +109,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         statements.append(
             f"CREATE TABLE IF NOT EXISTS {POSTED_TABLE} ("
             "id TEXT PRIMARY KEY, outcome TEXT NOT NULL, "
-            "posted_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')))"
+            "posted_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ','now')), "
+            f"{DIGEST_COLUMN} BLOB)"
         )
         for table in (self.events_table_name, POSTED_TABLE):
             for op in ("UPDATE", "DELETE"):
@@ -103,6 +120,24 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                     f"BEGIN SELECT RAISE(ABORT, '{APPEND_ONLY_MESSAGE}'); END"
                 )
         return statements
+
+    def _create_table(self, c: SQLiteCursor) -> None:
+        super()._create_table(c)
+        if not self._keeps_digests(c):  # a store made before digests were kept
+            c.execute(f"ALTER TABLE {POSTED_TABLE} ADD COLUMN {DIGEST_COLUMN} BLOB")
+
+    def keeps_digests(self) -> bool:
+        """Whether the posted-line table has its digest column (`ledger init` adds it to
+        a store made before)."""
+        with self.datastore.transaction(commit=False) as c:
+            return self._keeps_digests(c)
+
+    @staticmethod
+    def _keeps_digests(c: SQLiteCursor) -> bool:
+        c.execute(
+            f"SELECT 1 FROM pragma_table_info('{POSTED_TABLE}') WHERE name = ?", [DIGEST_COLUMN]
+        )
+        return bool(c.fetchall())
 
     @staticmethod
     def stored_id(originator_id: UUID) -> str:
@@ -128,7 +163,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         return None
 
     def insert_uncommitted(
-        self, rows: list[Row], posted: list[tuple[str, str]], relied: Relied = ()
+        self, rows: list[Row], posted: list[Posted], relied: Relied = ()
     ) -> Callable[[], None]:
         """The bulk write: event rows (``stored_id``, version, topic, state) and
         posted-line keys, inserted now, committed by the returned call (see
@@ -152,7 +187,7 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         self,
         c: SQLiteCursor,
         rows: list[Row],
-        posted: list[tuple[str, str]] | None,
+        posted: list[Posted] | None,
         relied: Relied = (),
         sole: Sole | None = None,
     ) -> None:
@@ -161,8 +196,9 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             # default for every row cost a sixth of a bulk post's inserts.
             at = datetime.now(tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
             c.executemany(
-                f"INSERT INTO {POSTED_TABLE} (id, outcome, posted_at) VALUES (?, ?, ?)",
-                [(key, outcome, at) for key, outcome in posted],
+                f"INSERT INTO {POSTED_TABLE} (id, outcome, {DIGEST_COLUMN}, posted_at) "
+                "VALUES (?, ?, ?, ?)",
+                [(*line, at) for line in posted],
             )
         c.executemany(self.insert_events_statement, rows)
         if relied:  # read now, with the write lock held since the first insert
@@ -202,20 +238,18 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 found += [(ids[r[0]], r[1], r[2]) for r in c.fetchall()]
         return found
 
-    def posted_ids(self, ids: Sequence[str]) -> dict[str, str]:
-        """The line ids among ``ids`` that the store holds, each with its outcome
-        (``posted``, or ``refused R6`` with the rule: a refused attempt recorded; a bare
-        ``refused`` in stores written before the rule was kept)."""
-        found: dict[str, str] = {}
+    def posted_ids(self, ids: Sequence[str]) -> dict[str, PostedLine]:
+        """The line ids among ``ids`` that the store holds, with what it holds of each."""
+        found: dict[str, PostedLine] = {}
         with self.datastore.transaction(commit=False) as c:
             for start in range(0, len(ids), 500):
                 chunk = list(ids[start : start + 500])
                 c.execute(
-                    f"SELECT id, outcome FROM {POSTED_TABLE} "
+                    f"SELECT id, outcome, {DIGEST_COLUMN} FROM {POSTED_TABLE} "
                     f"WHERE id IN ({','.join('?' * len(chunk))})",
                     chunk,
                 )
-                found.update((row[0], row[1]) for row in c.fetchall())
+                found.update((row[0], PostedLine(row[1], row[2])) for row in c.fetchall())
         return found
 
 

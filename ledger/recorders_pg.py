@@ -14,7 +14,10 @@ from psycopg.sql import SQL, Identifier
 
 from ledger.recorders import (
     APPEND_ONLY_MESSAGE,
+    DIGEST_COLUMN,
     POSTED_TABLE,
+    Posted,
+    PostedLine,
     Relied,
     Row,
     Sole,
@@ -38,8 +41,8 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         guard = Identifier(f"{self.events_table_name}_append_only")
         lock = Identifier(f"{self.events_table_name}_lock")
         self.posted_table = SQL("{0}.{1}").format(schema, posted)
-        self.copy_posted = SQL("COPY {0} (id, outcome) FROM STDIN (FORMAT BINARY)").format(
-            self.posted_table
+        self.copy_posted = SQL("COPY {0} (id, outcome, {1}) FROM STDIN (FORMAT BINARY)").format(
+            self.posted_table, Identifier(DIGEST_COLUMN)
         )
         self.select_history = SQL(
             "SELECT originator_id, originator_version, topic, state, db_role FROM {0}.{1} "
@@ -66,6 +69,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                     "CREATE TABLE IF NOT EXISTS {0}.{1} (id text PRIMARY KEY, "
                     "outcome text NOT NULL, posted_at timestamptz NOT NULL DEFAULT now())"
                 ).format(schema, posted),
+                SQL("ALTER TABLE {0}.{1} ADD COLUMN IF NOT EXISTS {2} bytea").format(
+                    schema, posted, Identifier(DIGEST_COLUMN)
+                ),
                 # Identity (who wrote it, as the database knows): not settable by a client.
                 SQL(
                     "ALTER TABLE {0}.{1} ADD COLUMN IF NOT EXISTS "
@@ -126,7 +132,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     def insert_uncommitted(
         self,
         rows: list[Row],
-        posted: list[tuple[str, str]],
+        posted: list[Posted],
         relied: Relied = (),
         sole: Sole | None = None,
     ) -> Callable[[], None]:
@@ -144,7 +150,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self,
         curs: Any,
         rows: list[Row],
-        posted: list[tuple[str, str]],
+        posted: list[Posted],
         relied: Relied,
         sole: Sole | None = None,
     ) -> None:
@@ -157,7 +163,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         self._notify_channel(curs)
         if posted:
             with curs.copy(self.copy_posted) as copy:
-                copy.set_types(["text", "text"])
+                copy.set_types(["text", "text", "bytea"])
                 for key in posted:
                     copy.write_row(key)
         with curs.copy(self.copy_events) as copy:
@@ -165,14 +171,26 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             for row in rows:
                 copy.write_row(row)
 
-    def posted_ids(self, ids: Sequence[str]) -> dict[str, str]:
+    def posted_ids(self, ids: Sequence[str]) -> dict[str, PostedLine]:
         """See SQLiteLedgerRecorder.posted_ids."""
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(
-                SQL("SELECT id, outcome FROM {0} WHERE id = ANY(%s)").format(self.posted_table),
+                SQL("SELECT id, outcome, {1} FROM {0} WHERE id = ANY(%s)").format(
+                    self.posted_table, Identifier(DIGEST_COLUMN)
+                ),
                 (list(ids),),
             )
-            return dict(curs.fetchall())
+            return {key: PostedLine(outcome, digest) for key, outcome, digest in curs.fetchall()}
+
+    def keeps_digests(self) -> bool:
+        """See SQLiteLedgerRecorder.keeps_digests."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(
+                "SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+                "AND attname = %s AND NOT attisdropped",
+                (f"{self.datastore.schema}.{POSTED_TABLE}", DIGEST_COLUMN),
+            )
+            return curs.fetchone() is not None
 
     def event_rows_of(self, originator_ids: Sequence[UUID]) -> list[tuple[UUID, str, bytes]]:
         """(originator id, topic, state) of the stored events of many aggregates in one

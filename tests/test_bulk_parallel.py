@@ -60,16 +60,18 @@ def tricky_lines(path: Path) -> list[dict[str, Any]]:
     new_a, new_b = str(uuid.UUID(int=1)), str(uuid.UUID(int=2))
     by = {"actor": "g.arch"}
     use = {"reader": "g.visitor", "purpose": "查阅", "approved_by": "g.leader", **by}
+    t1 = {"command": "relocate", "id": "t-1", "record": first, "location": "C9-01-1-1", **by}
+    t7 = {"command": "arrange", "id": "t-7", "record": new_b, "category": "business",
+          "retention": "10y", "code": "DUP-0001", **by}  # fmt: skip
     return [
-        {"command": "relocate", "id": "t-1", "record": first, "location": "C9-01-1-1", **by},
+        t1,
         {"command": "relocate", "id": "t-2", "record": code, "location": "C9-01-1-1", **by},
         {"command": "consult", "id": "t-3", "record": secret, **use},  # refused: R6
         {"command": "receive", "id": "t-4", **{**receipt, "record": new_a, "id": "t-4"}},
         {"command": "receive", "id": "t-5", **{**receipt, "record": new_b, "id": "t-5"}},
         {"command": "arrange", "id": "t-6", "record": new_a, "category": "business",
          "retention": "10y", "code": "DUP-0001", **by},
-        {"command": "arrange", "id": "t-7", "record": new_b, "category": "business",
-         "retention": "10y", "code": "DUP-0001", **by},  # refused: R3
+        t7,  # refused: R3
         {"command": "shelve", "id": "t-8", "record": new_a, "location": "no place", **by},
         {"command": "shelve", "id": "t-8", "record": new_a, "location": "A1-01-1-1", **by},
         {"command": "actor-clearance", "id": "t-9", "actor_id": "g.visitor",
@@ -77,13 +79,15 @@ def tricky_lines(path: Path) -> list[dict[str, Any]]:
         {"command": "consult", "id": "t-10", "record": secret, **use},  # allowed now
         {"command": "relocate", "id": "t-11", "record": "DUP-0001", "location": "C9-02-1-1",
          **by},
-        # t-1's id again, on another record, soon after t-1 (posted): skipped
+        # t-1's id again, on another record, soon after t-1 (posted): invalid (id taken)
         {"command": "relocate", "id": "t-1", "record": new_b, "location": "C7-01-1-1", **by},
+        t1,  # t-1 itself again: skipped
         *({"command": "relocate", "id": f"t-{n}", "record": new_a,
            "location": f"C9-{n:02d}-1-1", **by} for n in range(12, 40)),
-        # t-7's key was taken up (refused R3, not recorded) two windows ago: skipped
+        # t-7's key was taken up (refused R3, not recorded) two windows ago: invalid
         {"command": "relocate", "id": "t-7", "record": new_a, "location": "C8-01-1-1", **by},
-        # t-1's id once more, windows later (its key is in the store): skipped
+        t7,  # t-7 itself again: skipped
+        # t-1's id once more, windows later (its key is in the store): invalid
         {"command": "relocate", "id": "t-1", "record": new_b, "location": "C7-02-1-1", **by},
     ]  # fmt: skip
 
@@ -176,7 +180,8 @@ def test_posting_with_workers_equals_posting_in_order(backend: str, tmp_path: Pa
     assert "is already at C9-01-1-1" in problems  # t-2 ran after t-1
     assert "is already at E1-01-1-1" in problems  # w-c ran after w-b
     assert "location 'no place' must be" in problems  # t-8's first line is one bad line
-    assert in_order[1]["skipped"] == 3  # t-8's second line was posted; t-7's, t-1's skipped
+    assert in_order[1]["skipped"] == 2  # t-8's second line was posted; t-7's, t-1's skipped
+    assert problems.count("is taken by another line") == 3  # t-1's, t-7's ids for others
     assert in_order[3].stderr.count("is already at F") == 15, in_order[3]
     assert workers == in_order
 

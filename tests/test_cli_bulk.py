@@ -302,8 +302,9 @@ def test_stdin_per_line_actor_malformed_lines_and_stop_on_error(
 
 def test_a_re_run_names_the_lines_refused_before_it_once(db_url: str, tmp_path: Path) -> None:
     """A refused attempt takes its line's id: a re-run names that line as refused before
-    it (exit 3), alone or with workers. A later line with the same id is skipped, in the
-    run that refused the first (even in a later chunk) and in a re-run."""
+    it (exit 3), alone or with workers. A later line with the same id asking for the same
+    thing is skipped, in the run that refused the first (even in a later chunk) and in a
+    re-run (one asking for something else: tests/test_id_taken.py)."""
     setup_office(db_url)
     arrange = {"command": "arrange", "id": "a2", "record": RECORD, "category": "business",
                "retention": "10y", "code": "B-1"}  # fmt: skip
@@ -315,7 +316,7 @@ def test_a_re_run_names_the_lines_refused_before_it_once(db_url: str, tmp_path: 
                 RECEIPT,  # line 1
                 arrange,  # line 2
                 {**shelve, "id": "s", "actor": BORROWER},  # line 3: refused (R19), kept
-                {**shelve, "id": "s"},  # line 4: its id is taken: skipped
+                {**shelve, "id": "s", "actor": BORROWER},  # line 4: line 3 again: skipped
                 {**shelve, "id": "t"},  # line 5: posted
             ]
         )
@@ -344,7 +345,7 @@ def test_a_re_run_names_the_lines_refused_before_it_once(db_url: str, tmp_path: 
     later = tmp_path / "later.jsonl"
     moves = [{**shelve, "command": "relocate", "id": f"m{n}", "location": f"A1-01-1-{n}"}
              for n in (2, 3)]  # fmt: skip
-    later.write_text(jsonl([moves[0], {**shelve, "id": "s"}, moves[1]]))
+    later.write_text(jsonl([moves[0], {**shelve, "id": "s", "actor": BORROWER}, moves[1]]))
     done = run(db_url, "post", str(later), "--chunk-size", "1", "--jobs", "1", actor=ARCHIVIST)
     assert done.code == 3, done
     assert done.stdout == summary(2, 0, 1, 0, 2), done
