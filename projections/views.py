@@ -88,6 +88,11 @@ class View(TrackingRecorder, ABC):
         granted only SELECT on the views (an officer's, README "Who wrote it") may not."""
         return True
 
+    def readable(self) -> bool:
+        """Whether this session may read every table of the view that exists: on
+        PostgreSQL a role may lack SELECT on them (SQLite has no roles)."""
+        return True
+
     @abstractmethod
     def create_table(self) -> None:
         """Create the tracking table and the view's tables, if missing."""

@@ -70,6 +70,16 @@ class PostgresView(PostgresTrackingRecorder, View):
             found = curs.execute(sql, (names,)).fetchone()
         return bool(found and found["ok"])
 
+    def readable(self) -> bool:
+        names = [self.tracking_name, *(self.name(t) for t in self.spec.tables)]
+        sql = (
+            "SELECT bool_and(c.oid IS NULL OR has_table_privilege(c.oid, 'SELECT')) AS ok "
+            "FROM unnest(%s::text[]) n LEFT JOIN pg_class c ON c.oid = to_regclass(n)"
+        )
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            found = curs.execute(sql, (names,)).fetchone()
+        return bool(found and found["ok"])
+
     def index_scratch(self) -> None:
         with self.transaction() as curs:
             for table in self.spec.tables:

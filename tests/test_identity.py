@@ -300,3 +300,46 @@ def test_an_officer_role_reads_the_projections_as_they_are() -> None:
                 "error: permission denied: this database role may not update the projections "
                 "(their tables' owner follows the log)",
             ), follow
+
+
+def test_status_tells_a_projection_this_role_may_not_read_from_one_never_built() -> None:
+    """`projections status` said "not built" for a projection whose tables exist but which
+    the session's role may not read (a role without SELECT on them),
+    or, if it might read the position alone, "up to date" while every query of it failed.
+    It says the projection cannot be read by this role; one never built stays "not built"."""
+    require_pg()
+    with fresh_database() as pg_url:
+        for owner_url, li, wang in _office(pg_url):
+            assert run(owner_url, "catalog").code == 0  # builds catalog, and only catalog
+            assert run(owner_url, "audit").code == 0
+            with psycopg.connect(owner_url, autocommit=True) as owner:
+                owner.execute(
+                    sql.SQL("REVOKE SELECT ON catalog_tracking FROM {}").format(sql.Identifier(li))
+                )
+                owner.execute(
+                    sql.SQL("REVOKE SELECT ON audit_records FROM {}").format(sql.Identifier(li))
+                )
+            head = run(owner_url, "projections", "status", "--json").json()[0]["head"]
+            states = {
+                url: {
+                    row["projection"]: (row["position"], row["lag"], row["state"])
+                    for row in run(url, "projections", "status", "--json").json()
+                }
+                for url in (as_role(owner_url, li), as_role(owner_url, wang), owner_url)
+            }
+            unreadable = (None, None, "not readable by this role")
+            never = (None, head, "not built")
+            built = (head, 0, "up to date")
+            assert states[as_role(owner_url, li)] == {
+                "catalog": unreadable,
+                "loans": never,
+                "audit": unreadable,
+                "destruction": never,
+            }
+            expected = {"catalog": built, "loans": never, "audit": built, "destruction": never}
+            assert states[as_role(owner_url, wang)] == expected
+            assert states[owner_url] == expected
+            table = run(as_role(owner_url, li), "projections", "status")
+            assert table.code == 0 and table.stderr == "", table
+            line = next(row for row in table.stdout.splitlines() if row.startswith("catalog "))
+            assert line.split(maxsplit=2) == ["catalog", str(head), "not readable by this role"]
