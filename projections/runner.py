@@ -29,7 +29,7 @@ from projections.destruction import DestructionProjection
 from projections.loans import LoansProjection
 from projections.log import Event, EventLog
 from projections.pipeline import Batched, Inline, PageWrite, Writer
-from projections.views import APPLICATION, PositionMoved, SQLiteView, View
+from projections.views import APPLICATION, NeverBuilt, PositionMoved, SQLiteView, View
 
 PROJECTIONS: dict[str, type[LedgerProjection]] = {
     "catalog": CatalogProjection,
@@ -96,8 +96,14 @@ def open_projections(
 ) -> list[LedgerProjection]:
     views = [open_view(ledger, name, suffix) for name in names]
     if create:
+        never: list[str] = []
         for view in views:
-            view.create_table()
+            try:
+                view.create_table()
+            except NeverBuilt as error:  # name them all in one line
+                never += error.names
+        if never:
+            raise NeverBuilt(*never)
     return [PROJECTIONS[name](view) for name, view in zip(names, views, strict=True)]
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
 
+from aggregates.errors import LedgerError
 from projections.tables import Changes, Row, Table, ViewSpec
 
 APPLICATION = "Ledger"  # the application whose log the views track
@@ -35,6 +36,24 @@ SQL_TYPES = {
     "sqlite": {"text": "TEXT", "int": "INTEGER", "big": "INTEGER"},
     "postgres": {"text": "TEXT", "int": "INTEGER", "big": "BIGINT"},
 }
+
+
+class NeverBuilt(LedgerError):
+    """Projections never built, opened by a role that may not create their tables (an
+    officer's: README "Who wrote it"); exit 1, saying what the owner runs once."""
+
+    def __init__(self, *names: str) -> None:
+        super().__init__(*names)  # the args: a helper process's error is pickled
+        self.names = names
+
+    def __str__(self) -> str:
+        it, its, was = ("it", "its", "was") if len(self.names) == 1 else ("them", "their", "were")
+        return (
+            f"permission denied: projection{'s' * (len(self.names) > 1)} "
+            f"{', '.join(self.names)} {was} never built, and this database role may not create "
+            f"{its} tables: the tables' owner builds {it} once, with `ledger projections "
+            f"rebuild {' '.join(self.names)}` or any query of {it}"
+        )
 
 
 class PositionMoved(Exception):

@@ -12,9 +12,8 @@ from psycopg.errors import InsufficientPrivilege
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL
 
-from aggregates.errors import LedgerError
 from projections.tables import Row, Table, ViewSpec
-from projections.views import View, create_racing, index_ddl, table_ddl
+from projections.views import NeverBuilt, View, create_racing, index_ddl, table_ddl
 
 
 class PostgresView(PostgresTrackingRecorder, View):
@@ -54,11 +53,7 @@ class PostgresView(PostgresTrackingRecorder, View):
         except ProgrammingError as error:
             if self.suffix or not isinstance(error.__cause__, InsufficientPrivilege):
                 raise  # a rebuild's or check's tables: the owner's work
-            raise LedgerError(
-                f"permission denied: projection {self.spec.name} was never built, and this "
-                "database role may not create its tables (the tables' owner builds it: "
-                "any query, or `ledger projections rebuild`)"
-            ) from None
+            raise NeverBuilt(self.spec.name) from None
 
     def writable(self) -> bool:
         names = [self.tracking_name, *(self.name(t) for t in self.spec.tables)]

@@ -254,13 +254,31 @@ def test_an_officer_role_reads_the_projections_as_they_are() -> None:
     with fresh_database() as pg_url:
         for owner_url, li, _ in _office(pg_url):
             url = as_role(owner_url, li)
-            never = run(url, "loans", actor="li")
+            never = run(url, "audit", actor="li")
             assert (never.code, never.stdout) == (1, ""), never
             assert never.stderr == (
-                "error: permission denied: projection loans was never built, and this "
-                "database role may not create its tables (the tables' owner builds it: any "
-                "query, or `ledger projections rebuild`)\n"
+                "error: permission denied: projection audit was never built, and this "
+                "database role may not create its tables: the tables' owner builds it once, "
+                "with `ledger projections rebuild audit` or any query of it\n"
             )
+            never = run(url, "loans", "--no-catch-up", actor="li")  # loans and catalog
+            assert (never.code, never.stdout) == (1, ""), never
+            assert never.stderr == (
+                "error: permission denied: projections loans, catalog were never built, and "
+                "this database role may not create their tables: the tables' owner builds "
+                "them once, with `ledger projections rebuild loans catalog` or any query of "
+                "them\n"
+            )
+            follow = run(url, "projections", "follow", actor="li")  # all four, at once
+            assert (follow.code, follow.stderr.splitlines()[1:]) == (
+                1,
+                [
+                    "error: permission denied: projections catalog, loans, audit, destruction "
+                    "were never built, and this database role may not create their tables: "
+                    "the tables' owner builds them once, with `ledger projections rebuild "
+                    "catalog loans audit destruction` or any query of them"
+                ],
+            ), follow
             first = receive(url, "li")
             assert run(owner_url, "projections", "rebuild").code == 0
             second = receive(url, "li")  # one event the projections have not seen
