@@ -1,4 +1,4 @@
-"""Refused attempts (R18, R19): recorded as their own aggregate, never on the record."""
+"""Refused attempts (R18, R19, R12's destructions): their own aggregate, never on the record."""
 
 from __future__ import annotations
 

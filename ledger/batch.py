@@ -25,6 +25,14 @@ if TYPE_CHECKING:
 
 # Refusals under these rules are recorded as events of their own (R18, R19).
 RECORDED_RULES = frozenset({"R5", "R6", "R7", "R8", "R19"})
+# ... and under these, of these commands: every improper destruction attempt (R12: no
+# standing decision, an approver who is no leader, too few witnesses, ...) is kept.
+RECORDED_FOR = {"destroy": frozenset({"R12"})}
+
+
+def is_recorded(rule: str, action: str) -> bool:
+    """Whether a refusal under ``rule`` of ``action`` is kept as a refused attempt."""
+    return rule in RECORDED_RULES or rule in RECORDED_FOR.get(action, ())
 
 
 class Batch:
@@ -306,14 +314,15 @@ class Batch:
         details: dict[str, Any],
         occurred_at: datetime | None = None,
     ) -> None:
-        """R18/R19: keep the refused attempt, without touching the record.
+        """R18/R19 (and R12 for a destruction): keep the refused attempt, without
+        touching the record.
 
         It is kept at the time it claims, unless that time is in the future or before the
         record's previous event (an attempt by an unregistered actor is checked before
         R14): then at the time it was posted, with the claimed time in its reason, so the
         audit trail never dates an attempt before the record's history, with a secrecy
         the record did not have then."""
-        if error.rule not in RECORDED_RULES:
+        if not is_recorded(error.rule, action):
             return
         self.refusals += 1
         now = datetime.now(tz=UTC)
@@ -373,7 +382,7 @@ class Batch:
         return changed, events
 
     def save_refusals(self) -> None:
-        """A refused command: write its refused attempts alone (R18, R19), on the same
+        """A refused command: write its refused attempts alone (R12, R18, R19), on the same
         condition as any write, that the actors it was checked against are unchanged."""
         refusals = [a for a in self.new if a.pending_events and isinstance(a, Refusal)]
         if refusals:

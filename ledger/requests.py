@@ -242,7 +242,9 @@ class Appraise(RecordRequest):
 class Destroy(RecordRequest):
     command: Literal["destroy"] = "destroy"
     approved_by: ActorId
-    witness: list[ActorId]
+    # None given is a missing option (as on the command line), not a refused attempt
+    # (R12, kept): one or two of the same are the attempt's, and refused.
+    witness: Annotated[list[ActorId], Field(min_length=1)]
     register_no: Text = Field(alias="register")
     method: Text | None = None
 

@@ -25,11 +25,15 @@ import psycopg
 import pytest
 
 from tests.cli import (
+    APPRAISER_1,
+    APPRAISER_2,
     ARCHIVIST,
     BACKENDS,
     BORROWER,
     DIRECTOR,
+    LEADER,
     LIAISON,
+    WITNESS,
     Generated,
     Result,
     bodies,
@@ -352,6 +356,78 @@ def test_a_re_run_names_the_lines_refused_before_it_once(db_url: str, tmp_path: 
     assert done.stderr == before.replace("line 3", "line 2"), done
     outcomes = posted_outcomes(db_url)
     assert (outcomes["s"], outcomes["t"]) == ("refused R19", "posted"), outcomes
+
+
+def test_a_refused_destruction_is_kept_and_named_again(db_url: str, tmp_path: Path) -> None:
+    """Every improper destruction attempt (R12) is kept as a refused attempt, as a use
+    refused under R6 is: in the audit trail with its approver, its line's id taken with
+    its rule, named by a re-run; the record's custody unchanged. A line with no witness
+    at all is malformed (a missing option, as on the command line): not kept."""
+    setup_office(db_url)
+    old = {**RECEIPT, "year": 2000, "occurred_at": "2001-01-10T09:00:00+08:00"}
+    destroy = {"command": "destroy", "record": "D-1", "approved_by": LEADER,
+               "witness": [WITNESS, DIRECTOR], "register": "XH-1",
+               "occurred_at": "2012-03-01T09:00:00+08:00"}  # fmt: skip
+    arrange = {"command": "arrange", "id": "a2", "record": RECORD, "category": "business",
+               "retention": "10y", "code": "D-1",
+               "occurred_at": "2001-01-11T09:00:00Z"}  # fmt: skip
+    shelve = {"command": "shelve", "id": "a3", "record": "D-1", "location": "A1-01-1-1",
+              "occurred_at": "2001-01-12T09:00:00Z"}  # fmt: skip
+    appraise = {"command": "appraise", "id": "a5", "actor": APPRAISER_1, "record": "D-1",
+                "decision": "destroy", "appraiser": [APPRAISER_1, APPRAISER_2],
+                "basis": "期满", "occurred_at": "2012-02-01T09:00:00+08:00"}  # fmt: skip
+    path = tmp_path / "lines.jsonl"
+    path.write_text(
+        jsonl(
+            [
+                old,  # line 1
+                arrange,
+                shelve,
+                # line 4: no standing decision: refused (R12), kept
+                {**destroy, "id": "d1", "occurred_at": "2012-01-15T09:00:00Z"},
+                appraise,
+                {**destroy, "id": "d2", "approved_by": ARCHIVIST},  # line 6: no leader: kept
+                {**destroy, "id": "d3", "witness": []},  # line 7: malformed
+                {**destroy, "id": "d4"},  # line 8: posted
+            ]
+        )
+    )
+    first = run(db_url, "post", str(path), "--chunk-size", "1", actor=ARCHIVIST)
+    assert first.code == 2, first
+    assert first.stdout == summary(5, 0, 2, 1, 8), first  # arrange claims its code too
+    problems = first.stderr.splitlines()
+    assert [p.split(": ", 2)[1] for p in problems] == ["refused (R12)"] * 2 + ["error"], first
+    assert problems[2].startswith("line 7: error: witness: List should have at least 1 item")
+    refusals = bodies(db_url, REFUSAL)
+    assert [(b["action"], b["rule"], b["approved_by"], b["code"]) for b in refusals] == [
+        ("destroy", "R12", LEADER, "D-1"),
+        ("destroy", "R12", ARCHIVIST, "D-1"),
+    ]
+    outcomes = posted_outcomes(db_url)
+    assert (outcomes["d1"], outcomes["d2"], outcomes["d4"]) == ("refused R12",) * 2 + ("posted",)
+    assert "d3" not in outcomes
+    events = event_count(db_url)
+
+    for jobs in ("1", "2"):
+        again = run(db_url, "post", str(path), "--chunk-size", "1", "--jobs", jobs)
+        assert again.code == 2, again
+        assert again.stdout == summary(0, 5, 2, 1, 0), again
+        assert [p.split(": ", 2)[1] for p in again.stderr.splitlines()] == [
+            "refused (R12) already",
+            "refused (R12) already",
+            "error",
+        ], again
+    assert event_count(db_url) == events
+
+    audit = run(db_url, "audit", "--refused", "--json").json()
+    assert [(r["action"], r["rule"], r["approved_by"], r["record"]) for r in audit] == [
+        ("destroy", "R12", LEADER, RECORD),
+        ("destroy", "R12", ARCHIVIST, RECORD),
+    ]
+    custody = run(db_url, "custody", RECORD, "--json").json()
+    assert [e["event"] for e in custody["events"]] == [
+        "received", "arranged", "shelved", "appraised", "destroyed"
+    ]  # fmt: skip
 
 
 def test_a_refusal_kept_before_its_rule_was_is_named_without_one(db_url: str) -> None:

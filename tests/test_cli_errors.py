@@ -2,7 +2,8 @@
 
 Every bad input is one line on stderr (``error: ...`` or ``refused (Rn): ...``), nothing
 on stdout, no traceback, a documented exit code, and nothing written, except a refusal
-under R5-R8 or R19, which writes exactly one refused-attempt event naming its rule.
+under R5-R8 or R19, or of a destruction under R12, which writes exactly one refused-attempt
+event naming its rule.
 """
 
 from __future__ import annotations
@@ -215,8 +216,28 @@ CASES = [
          "--review-on", "2020-01-01", "--occurred-at", "2020-01-01T09:00:00+00:00", *APPRAISE,
          "--appraiser", APPRAISER_2), 3, "refused (R11): the next review date (2020-01-01) "
          "must lie after the appraisal (2020-01-01)", actor=APPRAISER_1),
-    Case("R12 no destroy appraisal", ("destroy", PUB, *DESTROY, DIRECTOR), 3, refused("R12")),
-    Case("R12 same witness twice", ("destroy", APPR, *DESTROY, WITNESS), 3, refused("R12")),
+    # Every improper destruction attempt is kept (R12), and names whose approval it had.
+    Case("R12 no destroy appraisal", ("destroy", PUB, *DESTROY, DIRECTOR), 3, refused("R12"),
+         recorded="R12"),
+    Case("R12 same witness twice", ("destroy", APPR, *DESTROY, WITNESS), 3, refused("R12"),
+         recorded="R12"),
+    Case("R12 one witness", ("destroy", APPR, "--approved-by", LEADER, "--register", "XH-1",
+         "--witness", WITNESS), 3, refused("R12"), recorded="R12"),
+    Case("R12 approver not a leader", ("destroy", APPR, "--approved-by", ARCHIVIST,
+         "--register", "XH-1", "--witness", WITNESS, "--witness", DIRECTOR), 3,
+         refused("R12"), recorded="R12"),
+    Case("R12 destroyed again", ("destroy", DEST, *DESTROY, DIRECTOR), 3, refused("R12"),
+         recorded="R12"),
+    Case("R8 destroy while on loan", ("destroy", LOAN, *DESTROY, DIRECTOR), 3, refused("R8"),
+         recorded="R8"),
+    # Invalid input, not an attempt the rules refuse: not kept.
+    Case("destroy with a blank register", ("destroy", APPR, "--approved-by", LEADER,
+         "--register", " ", "--witness", WITNESS, "--witness", DIRECTOR), 2,
+         "error: --register: String should have at least 1 character"),
+    Case("destroy without witnesses", ("destroy", APPR, "--approved-by", LEADER,
+         "--register", "XH-1"), 2, "error: Missing option '--witness'"),
+    Case("destroy approved by no one registered", ("destroy", APPR, *DESTROY, DIRECTOR,
+         "--approved-by", "ghost"), 4, UNKNOWN),
     Case("R12 after destruction", ("relocate", DEST, "--location", "B1-01-1-1"), 3,
          refused("R12")),
     Case("empty corrected title", ("correct", PUB, "--version", "1", "--reason", "r", "--set",
@@ -281,6 +302,13 @@ def test_bad_input_is_one_line_and_writes_nothing(world: str, case: Case) -> Non
     assert body["rule"] == case.recorded
     assert body["actor"] == (case.actor or "")
     assert body["action"] == case.args[0]
+    if case.args[0] == "destroy":  # the approver named, as a use's refusal names it
+        given = case.args[case.args.index("--approved-by") + 1]
+        assert (body["approved_by"], body["record_id"]) == (given, _record_of(case.args[1]))
+
+
+def _record_of(code: str) -> str:
+    return next(record for record, known in CODES.items() if known == code)
 
 
 def test_bad_json_line_is_reported_and_the_rest_posts(world: str) -> None:

@@ -36,7 +36,7 @@ from aggregates.rules import MAX_VOLUME_PAGES
 from aggregates.values import Decision, Retention, Secrecy
 from ledger import requests as rq
 from ledger.application import open_ledger
-from ledger.batch import RECORDED_RULES
+from ledger.batch import is_recorded
 from ledger.custody import known_by
 
 START = datetime(2012, 1, 1, 9, 0, tzinfo=UTC)
@@ -258,7 +258,7 @@ class RecordLedgerMachine(RuleBasedStateMachine):
             self.ledger.execute(request, actor)
         except (RuleViolation, InvalidInput) as error:
             event(f"{request.command}: refused ({getattr(error, 'rule', 'input')})")
-            self.check_refusal_written(model, error, position)
+            self.check_refusal_written(model, error, position, request.command)
             return False
         assert not must_refuse, f"{request.command} by {actor} accepted although {must_refuse}"
         event(f"{request.command}: accepted")
@@ -275,10 +275,12 @@ class RecordLedgerMachine(RuleBasedStateMachine):
         page = self.ledger.recorder.select_notifications(position + 1, 100)
         return [self.ledger.mapper.to_domain_event(n) for n in page]
 
-    def check_refusal_written(self, model: Model | None, error: Exception, position: int) -> None:
+    def check_refusal_written(
+        self, model: Model | None, error: Exception, position: int, action: str
+    ) -> None:
         new = self.written_since(position)
         rule = getattr(error, "rule", None)
-        if rule in RECORDED_RULES:
+        if rule is not None and is_recorded(rule, action):
             assert [type(e) for e in new] == [AttemptRefused], new
             assert new[0].rule == rule
             assert str(new[0].record_id) == (model.id if model else "None")

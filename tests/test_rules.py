@@ -876,12 +876,15 @@ def test_r12_destroyed_record_refuses_in_the_ledger(ledger: Ledger) -> None:
     destroy_it = rq.Destroy(
         record=record, approved_by="lead", witness=["bor", "aud"], register="XH-1"
     )
-    app_refuses(ledger, destroy_it, "arch", "R12", "no standing appraisal", recorded=False)
+    app_refuses(ledger, destroy_it, "arch", "R12", "no standing appraisal", recorded=True)
     ledger.execute(
         rq.Appraise(record=record, decision="destroy", appraiser=["ap1", "ap2"], basis="b"), "ap1"
     )
     ledger.execute(destroy_it, "arch")
     assert ledger.record(record).status == "destroyed"
+    # A destruction refused under R12 is kept, as every improper destruction attempt is;
+    # other commands on a destroyed record are reported only.
+    app_refuses(ledger, destroy_it, "arch", "R12", "was destroyed", recorded=True)
     consult = rq.Consult(record=record, reader="bor", purpose="p")
     app_refuses(ledger, consult, "arch", "R12", "was destroyed", recorded=False)
     history = ledger.record_history(record)[0]
