@@ -1,4 +1,5 @@
-"""The audit trail (利用登记): every use of a record and every refused attempt (R5-R8, R18, R19).
+"""The audit trail (利用登记): every use of a record and every refused attempt (R5-R8, R18,
+R19; R12 of a destruction).
 
 Each row carries the record's secrecy and archival code as they were at that moment; the
 projection keeps them per record in ``audit_records`` (an appraisal may lower secrecy).
@@ -33,9 +34,11 @@ AUDIT = Table(
         ("letter", "text"),
         ("purpose", "text"),
         ("detail", "text"),
+        ("version", "int"),  # a use's version on its record; none for a refused attempt
     ),
     key=("position",),
     indexes=(("occurred_utc",), ("record_id",), ("code",)),
+    added=("version",),
 )
 AUDIT_RECORDS = Table(
     "audit_records",
@@ -142,7 +145,8 @@ class AuditProjection(LedgerProjection):
         code, secrecy = self.records.get(record_id) or NO_STATE
         self.rows.append(
             (position, at, utc_text(at), record_id, code, secrecy, action, "done", None,
-             f.actor, f.reader, f.approved_by, f.letter, f.purpose, detail)
+             f.actor, f.reader, f.approved_by, f.letter, f.purpose, detail,
+             f.originator_version)
         )  # fmt: skip
 
     def returned(self, position: int, f: Any) -> None:
@@ -153,7 +157,7 @@ class AuditProjection(LedgerProjection):
         code, secrecy = self.records.get(record_id) or NO_STATE
         self.rows.append(
             (position, at, utc_text(at), record_id, code, secrecy, "returned", "done", None,
-             f.actor, f.borrower, None, None, None, detail)
+             f.actor, f.borrower, None, None, None, detail, f.originator_version)
         )  # fmt: skip
 
     def refused(self, position: int, f: Any) -> None:
@@ -162,5 +166,5 @@ class AuditProjection(LedgerProjection):
         self.rows.append(
             (position, at, utc_text(at), f.record_id, f.code, f.secrecy, f.action,
              "refused", f.rule, f.actor, f.reader, f.approved_by, f.letter,
-             f.purpose, f.reason)
+             f.purpose, f.reason, None)
         )  # fmt: skip

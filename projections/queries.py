@@ -160,11 +160,32 @@ def audit(
     if refused:
         where.add("outcome = ?", "refused")
     rows = view.select(f"SELECT * FROM audit{where.sql()}", where.params)
-    rows.sort(key=lambda r: (r["occurred_utc"], r["position"]))
+    rows.sort(key=_audit_order)
     for row in rows:
         row["record"] = row.pop("record_id")
         del row["occurred_utc"]
+        row.pop("version", None)
     return rows
+
+
+# What orders audit rows at one time, after the record: everything they show but the
+# log position, which depends on the order writers committed in (posting workers).
+AUDIT_CONTENT = (
+    "action", "outcome", "rule", "actor", "reader", "approved_by", "letter", "purpose",
+    "detail", "code", "secrecy",
+)  # fmt: skip
+
+
+def _audit_order(row: dict[str, Any]) -> tuple[Any, ...]:
+    """By time (UTC); at one time by record (none first), a record's uses in their order
+    on it (version), then its refused attempts (no event of the record), by what they
+    show; the log position last (rows that differ in nothing else). Rows written before
+    the audit kept versions (until a rebuild) have none, and sort as refused attempts."""
+    version = row.get("version")
+    if version is not None:  # one use of a record per version: what it shows is not asked
+        return (row["occurred_utc"], row["record_id"], False, version, (), row["position"])
+    shown = tuple("" if row[c] is None else str(row[c]) for c in AUDIT_CONTENT)
+    return (row["occurred_utc"], row["record_id"] or "", True, 0, shown, row["position"])
 
 
 # -- reports ------------------------------------------------------------------

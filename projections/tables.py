@@ -19,6 +19,9 @@ class Table:
     columns: tuple[tuple[str, str], ...]
     key: tuple[str, ...]
     indexes: tuple[tuple[str, ...], ...] = ()  # secondary indexes of the live table
+    # Columns added since the table was first made, the last ones: a live table made
+    # before them gets them, empty, when its view is made (a rebuild fills them).
+    added: tuple[str, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -26,6 +29,9 @@ class Table:
 
     def position(self, column: str) -> int:
         return self.names.index(column)
+
+    def type_of(self, column: str) -> str:
+        return dict(self.columns)[column]
 
     @property
     def values(self) -> tuple[str, ...]:

@@ -70,6 +70,7 @@ class View(TrackingRecorder, ABC):
     datastore: Any
     cursor: Any = None  # the caller's transaction, while enlisted()
     snapshot_writes = False  # whether a snapshot() may write (scratch tables)
+    add_column = "ADD COLUMN"
 
     def name(self, table: Table) -> str:
         return self.qualified(table.name + self.suffix)
@@ -119,6 +120,39 @@ class View(TrackingRecorder, ABC):
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Any]:
         """A write transaction on a cursor."""
+
+    def add_columns(self) -> None:
+        """Give a live table made before some of its columns (``Table.added``) those
+        columns, empty: rows written before keep them empty until a rebuild fills them.
+        Looked up first without a lock; added under the table's write lock, where it is
+        looked up again (another process may have added them meanwhile)."""
+        tables = [t for t in self.spec.tables if t.added]
+        if self.suffix or not tables:
+            return
+        with self._reading() as curs:
+            if all(set(t.added) <= self._columns(curs, t) for t in tables):
+                return
+        with self.transaction() as curs:
+            self._lock_for_ddl(curs)
+            for table in tables:
+                have = self._columns(curs, table)
+                for column in (c for c in table.added if c not in have):
+                    kind = SQL_TYPES[self.backend][table.type_of(column)]
+                    curs.execute(
+                        f"ALTER TABLE {self.name(table)} {self.add_column} {column} {kind}"
+                    )
+
+    @abstractmethod
+    def _reading(self) -> AbstractContextManager[Any]:
+        """A cursor to read with (the enlisted transaction's, if any)."""
+
+    @abstractmethod
+    def _columns(self, curs: Any, table: Table) -> set[str]:
+        """The names of the columns the stored ``table`` has."""
+
+    @abstractmethod
+    def _lock_for_ddl(self, curs: Any) -> None:
+        """Take the lock under which columns are added."""
 
     @abstractmethod
     def fetch(self, table: Table, column: str, values: Sequence[Any], where: str = "") -> list[Row]:
@@ -281,6 +315,16 @@ class SQLiteView(SQLiteTrackingRecorder, View):
 
     def create_table(self) -> None:
         create_racing(super().create_table)
+        self.add_columns()
+
+    def _columns(self, curs: Any, table: Table) -> set[str]:
+        curs.execute("SELECT name FROM pragma_table_info(?)", (self.name(table),))
+        return {row[0] for row in curs.fetchall()}
+
+    def _lock_for_ddl(self, curs: Any) -> None:
+        """A write (of nothing) takes the database's write lock first: the columns are
+        then looked up as they are, not as at a snapshot another writer has changed."""
+        curs.execute(f"UPDATE {self.tracking_name} SET notification_id = notification_id")
 
     def construct_create_table_statements(self) -> list[str]:
         statements = [

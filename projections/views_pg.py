@@ -20,6 +20,7 @@ class PostgresView(PostgresTrackingRecorder, View):
     backend = "postgres"
     ph = "%s"
     snapshot_writes = True
+    add_column = "ADD COLUMN IF NOT EXISTS"  # under the table's lock: the later adds none
 
     def __init__(self, datastore: PostgresDatastore, spec: ViewSpec, suffix: str = "") -> None:
         self.spec = spec
@@ -54,6 +55,26 @@ class PostgresView(PostgresTrackingRecorder, View):
             if self.suffix or not isinstance(error.__cause__, InsufficientPrivilege):
                 raise  # a rebuild's or check's tables: the owner's work
             raise NeverBuilt(self.spec.name) from None
+        self.add_columns()
+
+    @contextmanager
+    def _reading(self) -> Iterator[Any]:
+        if self.cursor is not None:
+            yield self.cursor
+            return
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            yield curs
+
+    def _columns(self, curs: Any, table: Table) -> set[str]:
+        curs.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = to_regclass(%s) "
+            "AND attnum > 0 AND NOT attisdropped",
+            (self.name(table),),
+        )
+        return {row["attname"] for row in curs.fetchall()}
+
+    def _lock_for_ddl(self, curs: Any) -> None:
+        """None but ALTER TABLE's own (``add_column``)."""
 
     def writable(self) -> bool:
         names = [self.tracking_name, *(self.name(t) for t in self.spec.tables)]
