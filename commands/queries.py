@@ -97,12 +97,14 @@ def say_how_far_behind(ledger: Any, projections: Sequence[Any]) -> None:
 
 
 def given(_ctx: click.Context, param: click.Parameter, text: str | None) -> str | None:
-    """A text filter given empty is invalid input: it read as no filter at all (every row
-    listed), or for an actor as one never registered."""
+    """A text filter given empty or as whitespace only is invalid input: it read as no
+    filter at all (every row listed), or as a value nothing stored has (posting strips
+    whitespace), for an actor as one never registered."""
     from aggregates.errors import InvalidInput
 
-    if text == "":
-        raise InvalidInput(f"{param.opts[0]}: empty; give a value, or leave the option out")
+    if text is not None and not text.strip():
+        blank = "whitespace only" if text else "empty"
+        raise InvalidInput(f"{param.opts[0]}: {blank}; give a value, or leave the option out")
     return text
 
 

@@ -291,6 +291,32 @@ def test_an_empty_or_out_of_range_filter_is_invalid_input(store: str) -> None:
         assert f"{args[-2]}" in one_line(done.stderr), done
 
 
+def test_a_whitespace_only_filter_is_invalid_input(store: str) -> None:
+    """A text filter of whitespace only was taken as a value: `catalog --category ' '`
+    listed nothing (no stored value is blank: posting strips them), `audit --actor ' '`
+    and `loans --borrower ' '` said exit 4, `audit --record ' '` record not found. It is
+    invalid input, as an empty one is, naming its option."""
+    options = [
+        ("catalog", "--category"),
+        ("catalog", "--search"),
+        ("loans", "--borrower"),
+        ("audit", "--actor"),
+        ("audit", "--record"),
+    ]
+    for command, option in options:
+        for blank in (" ", "  ", "\t", "\u3000"):  # U+3000: the ideographic space
+            done = run(store, command, option, blank, "--json")
+            assert (done.code, done.stdout) == (2, ""), (option, blank, done)
+            assert one_line(done.stderr) == (
+                f"error: {option}: whitespace only; give a value, or leave the option out"
+            ), done
+    # The time and date filters refused whitespace already, naming their option.
+    for args in (("audit", "--since"), ("audit", "--until"), ("loans", "--as-of")):
+        done = run(store, *args, "  ")
+        assert (done.code, done.stdout) == (2, ""), done
+        assert one_line(done.stderr).startswith(f"error: {args[1]}: '  ' is not "), done
+
+
 def test_reports(store: str) -> None:
     [destroyed] = query(store, "report", "destruction-register")
     assert destroyed == {
