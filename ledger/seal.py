@@ -1,17 +1,17 @@
 """`ledger seal`: a digest of the whole event log, recorded as the next seal.
 
 The digest is D_n over the n events up to the log's head, in log order (aggregates.seal).
-Sealing first recomputes the digest from the start and compares it with the last seal:
-a log that no longer matches its last seal is not sealed again (exit 6, run `verify`).
+Sealing first runs `verify`'s checks over the whole log, sealed segments included: a log
+in which verify would find anything wrong (a segment that no longer matches its seal, a
+row whose columns or body are not as the ledger wrote them) is not sealed (exit 6).
 """
 
 from __future__ import annotations
 
-import gc
 import hashlib
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from eventsourcing.application import AggregateNotFoundError
@@ -24,6 +24,10 @@ from ledger.batch import Batch
 from ledger.integrity import ZERO, EventTable, link_bytes, open_table, unhex
 from ledger.mapper import KNOWN_TOPICS
 from ledger.sketch import Sketch
+
+if TYPE_CHECKING:
+    from ledger.scan import LogScan
+    from ledger.verify import Report
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class LogMeasure:
     events: int
     digest: str
     sketch: Sketch
+    matches: bool  # the log up to the last seal's position still has its digest
 
 
 def seal_log(ledger: Ledger, actor: str | None) -> SealReceipt:
@@ -66,7 +71,12 @@ def seal_log(ledger: Ledger, actor: str | None) -> SealReceipt:
     seal = _load_seal(ledger)
     with open_table(ledger) as table:
         measure = measure_log(table, seal)
-        check_segment(table, seal.position if seal is not None else 0, measure.position)
+        check_log(table, measure.position)
+    if seal is not None and not measure.matches:  # check_log read the same seals: a backstop
+        raise IntegrityFailure(
+            f"the log no longer matches seal {seal.number} at position {seal.position}; "
+            "run `ledger verify`; nothing was sealed"
+        )
     now = datetime.now(tz=UTC)
     if seal is None:
         seal = Seal.start(actor=acting.id, occurred_at=now)
@@ -104,16 +114,15 @@ def _load_seal(ledger: Ledger) -> Seal | None:
 
 
 def measure_log(table: EventTable, last: Seal | None) -> LogMeasure:
-    """Digest of the log up to its head, checked against the last seal on the way; the
+    """Digest of the log up to its head, compared with the last seal's on the way; the
     sketch covers the events after the last seal."""
     head = table.head()
     sealed_at = last.position if last is not None else 0
     digest, events, sketch = ZERO, 0, Sketch()
-    checked = last is None
+    matches: bool | None = True if last is None else None
     for position, key, version, topic, recorded in table.hashes(None, head):
-        if not checked and position > sealed_at:
-            _check_against(last, digest, events)
-            checked = True
+        if matches is None and position > sealed_at:
+            matches = _matches(last, digest, events)
         if topic not in KNOWN_TOPICS:  # an event no command can read (its topic rewritten)
             raise _odd_row(position)
         try:
@@ -130,47 +139,48 @@ def measure_log(table: EventTable, last: Seal | None) -> LogMeasure:
                 sketch.add(position, key, version, topic, event_hash)
             except ValueError:  # SQLite: a version, originator or topic set to another type
                 raise _odd_row(position) from None
-    if not checked:
-        _check_against(last, digest, events)
-    return LogMeasure(position=head, events=events, digest=digest.hex(), sketch=sketch)
+    if matches is None:
+        matches = _matches(last, digest, events)
+    return LogMeasure(head, events, digest.hex(), sketch, matches)
 
 
-def check_segment(table: EventTable, after: int, head: int) -> None:
-    """IntegrityFailure (exit 6) unless every row from ``after`` (the last seal's position)
-    up to ``head``, the segment a seal is about to cover, passes verify's checks of a row:
-    its body matches its recorded hash and names the row's originator, version and topic
-    (the topic column is covered by no hash: a row whose column names another event of the
-    ledger than its body would be sealed as it is), it links to its originator's previous
-    event, and (PostgreSQL) its actor's bound database role wrote it. The rows before are
-    the last seal's business (``measure_log``)."""
-    from ledger.diagnosis import diagnose  # (these import this module)
-    from ledger.scan import LogScan
-    from ledger.verify import bindings
+def check_log(table: EventTable, head: int) -> None:
+    """IntegrityFailure (exit 6) unless `verify`'s checks (ledger.verify.check_table) find
+    nothing wrong with the log up to ``head``: every row's body matches its recorded hash
+    and names the row's originator, version and topic (the topic column is covered by no
+    hash, nor by a seal's digest), links to its originator's previous event, was written
+    by its actor's bound role (PostgreSQL), and every seal's segment still has the digest
+    it recorded. Rows the earlier seals cover are checked as those after them: a seal is
+    never made over a log that no longer holds what they recorded. The line names the
+    first problem verify lists."""
+    from ledger.verify import Report, check_table  # (it imports this module)
 
-    scan = LogScan(table, [], full=True)
-    # An originator's earlier events lie before the segment: each link to one of them is
-    # checked by an index lookup (as a scan does once it has let memory go), not doubted.
-    scan.evicted = True
-    if table.backend == "postgres":
-        scan.bound = bindings(table, head)
-    collecting = gc.isenabled()
-    gc.disable()  # as verify's scan: millions of short-lived objects and no cycles
-    try:
-        scan.scan_rows(head, after or None)
-        scan.resolve()
-    finally:
-        if collecting:
-            gc.enable()
-    if not scan.suspects:
+    report = Report(head=head)
+    scan, _ = check_table(table, report)
+    if report.intact:
         return
-    key = scan.ordered_suspects()[0]
-    position = scan.suspects[key]
-    problems = diagnose(key, table.chain(key), table.decode, scan.bound).problems()
-    why = f" ({problems[0].line()})" if problems else ""
     raise IntegrityFailure(
-        f"the event at position {position} is not as the ledger wrote it{why}; run "
-        "`ledger verify`; nothing was sealed"
+        f"{_first_problem(report, scan)}; run `ledger verify`; nothing was sealed"
     )
+
+
+def _first_problem(report: Report, scan: LogScan) -> str:
+    """What `seal` says of a log `verify` finds wrong."""
+    if scan.suspects:
+        key = scan.ordered_suspects()[0]
+        position = scan.suspects[key]
+        line = next((p.line() for p in report.problems if p.key == key), None)
+        sealed = next((s for s in report.seals if s.position >= position), None)
+        recorded = f" and seal {sealed.number} recorded it" if sealed else ""
+        why = f" ({line})" if line else ""
+        return f"the event at position {position} is not as the ledger wrote it{recorded}{why}"
+    named = [p for p in report.problems if p.key is not None] or report.problems
+    if scan.failed:
+        seal = scan.failed[0][0]
+        return f"the log no longer matches seal {seal.number} at position {seal.position} " + (
+            f"({named[0].line()})"
+        )
+    return f"the log does not hold what its seals recorded ({named[0].line()})"
 
 
 def _odd_row(position: int) -> IntegrityFailure:
@@ -180,12 +190,8 @@ def _odd_row(position: int) -> IntegrityFailure:
     )
 
 
-def _check_against(last: Seal | None, digest: bytes, events: int) -> None:
-    if last is not None and (digest.hex() != last.digest or events != last.events):
-        raise IntegrityFailure(
-            f"the log no longer matches seal {last.number} at position {last.position}; "
-            "run `ledger verify`; nothing was sealed"
-        )
+def _matches(last: Seal | None, digest: bytes, events: int) -> bool:
+    return last is None or (digest.hex() == last.digest and events == last.events)
 
 
 # -- the seals as stored, for `verify` -------------------------------------------

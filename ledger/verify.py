@@ -153,38 +153,7 @@ def verify_log(ledger: Ledger, *, record: UUID | None = None, given: Given | Non
     with open_table(ledger) as table:
         report.encrypted = table.encrypted
         report.head = table.head()
-        report.seals, unusable = read_seals(table, report.head)
-        report.problems.extend(Problem("log", None, text) for text in unusable)
-        checkpoints = Checkpoint.plan(
-            report.seals, given.position if given else None, given.digest if given else ""
-        )
-        scan = LogScan(table, checkpoints, full=record is None)
-        if record is not None and table.backend == "postgres":
-            scan.bound = bindings(table, report.head)
-        scan.run(report.head, split_scan(table, report.head) if record is None else None)
-        report.events, report.unreadable = scan.count, scan.unreadable
-        # An event that could not be read has no hash to chain: the digest would be made up.
-        report.digest = None if scan.unreadable else scan.final_digest.hex()
-        # A position past the head was never reached: the log's digest is not the one there.
-        beyond = given is not None and given.position > report.head
-        report.given_matches = None if beyond else scan.given_matches
-        suspects = [record.hex] if record else scan.ordered_suspects()
-        chains: dict[str, Chain] = {}
-        for key in suspects[:MAX_DIAGNOSED]:
-            chains[key] = diagnose(key, table.chain(key), table.decode, scan.bound)
-            report.problems.extend(chains[key].problems())
-        report.undiagnosed = max(0, len(suspects) - MAX_DIAGNOSED)
-        named = name_segments(table, scan.failed, chains, report.head)
-        report.problems.extend(p for p in named if _new(p, report.problems))
-        report.problems.extend(
-            seal_problems(
-                report.seals,
-                given.position if given else None,
-                given.digest if given else "",
-                scan.given_matches,
-                report.head,
-            )
-        )
+        _, chains = check_table(table, report, record=record)
     if record is not None:
         report.problems = [p for p in report.problems if p.key in (None, record.hex)]
         is_named = any(p.key == record.hex for p in report.problems)
@@ -192,6 +161,48 @@ def verify_log(ledger: Ledger, *, record: UUID | None = None, given: Given | Non
             raise NotFound(f"record {record} not found (no event has that id)")
     report.seconds = time.perf_counter() - started
     return report
+
+
+def check_table(
+    table: EventTable, report: Report, *, record: UUID | None = None
+) -> tuple[LogScan, dict[str, Chain]]:
+    """Every check of the log up to ``report.head`` in ``table``'s snapshot (or of one
+    record's chain and the log's digests), its problems added to ``report``. `ledger seal`
+    runs it too, before it seals."""
+    given = report.given
+    report.seals, unusable = read_seals(table, report.head)
+    report.problems.extend(Problem("log", None, text) for text in unusable)
+    checkpoints = Checkpoint.plan(
+        report.seals, given.position if given else None, given.digest if given else ""
+    )
+    scan = LogScan(table, checkpoints, full=record is None)
+    if record is not None and table.backend == "postgres":
+        scan.bound = bindings(table, report.head)
+    scan.run(report.head, split_scan(table, report.head) if record is None else None)
+    report.events, report.unreadable = scan.count, scan.unreadable
+    # An event that could not be read has no hash to chain: the digest would be made up.
+    report.digest = None if scan.unreadable else scan.final_digest.hex()
+    # A position past the head was never reached: the log's digest is not the one there.
+    beyond = given is not None and given.position > report.head
+    report.given_matches = None if beyond else scan.given_matches
+    suspects = [record.hex] if record else scan.ordered_suspects()
+    chains: dict[str, Chain] = {}
+    for key in suspects[:MAX_DIAGNOSED]:
+        chains[key] = diagnose(key, table.chain(key), table.decode, scan.bound)
+        report.problems.extend(chains[key].problems())
+    report.undiagnosed = max(0, len(suspects) - MAX_DIAGNOSED)
+    named = name_segments(table, scan.failed, chains, report.head)
+    report.problems.extend(p for p in named if _new(p, report.problems))
+    report.problems.extend(
+        seal_problems(
+            report.seals,
+            given.position if given else None,
+            given.digest if given else "",
+            scan.given_matches,
+            report.head,
+        )
+    )
+    return scan, chains
 
 
 def bindings(table: EventTable, head: int) -> dict[str, str]:

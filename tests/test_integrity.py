@@ -19,7 +19,7 @@ from aggregates.chain import GENESIS, canonical, digest, open_envelope
 from aggregates.record_events import Received
 from ledger.sketch import Sketch
 from tests.cli import last_event, one_line, refusal_count, run
-from tests.tamper import RawStore, Scenario
+from tests.tamper import CODE_B, RawStore, Scenario
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 SCALARS = st.one_of(
@@ -179,14 +179,18 @@ def test_only_archivists_directors_and_auditors_seal(url: str) -> None:
 def test_a_log_that_no_longer_matches_its_seal_is_not_sealed_again(
     url: str, golden: tuple[Scenario, Callable[[], str]]
 ) -> None:
+    """The line names what differs, as `verify` does from the seal's sketch."""
     raw = RawStore(url)
-    raw.rewrite(golden[0].b, 3, location="B9-09-9-9")
+    b = golden[0].b
+    was = raw.row(b, 3)[2][-66:-2].decode()
+    now = raw.rewrite(b, 3, location="B9-09-9-9")
     before = raw.positions()
     done = run(url, "seal", actor="audit")
     assert done.code == 6, done
     assert one_line(done.stderr) == (
-        "error: the log no longer matches seal 1 at position 15; run `ledger verify`; nothing "
-        "was sealed"
+        f"error: the log no longer matches seal 1 at position 15 (record {b} (code {CODE_B}) "
+        f"version 3: changed since seal 1: its hash was {was[:16]}…, is now {now[:16]}… "
+        "(rewritten)); run `ledger verify`; nothing was sealed"
     )
     assert raw.positions() == before
 

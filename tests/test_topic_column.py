@@ -14,7 +14,7 @@ from aggregates.errors import IntegrityFailure
 from ledger.application import Ledger
 from ledger.config import store_from_url
 from tests.cli import Result, one_line, run
-from tests.tamper import CODE_A, RawStore, Scenario
+from tests.tamper import CODE_A, CODE_B, RawStore, Scenario
 
 TAIL = (
     "its bytes were changed, or it was written with another key; "
@@ -164,6 +164,83 @@ def test_seal_of_an_intact_log_after_an_earlier_seal(
         done = run(url, "seal", actor="audit")
         assert done.code == 0, done
     assert run(url, "verify").code == 0
+
+
+# -- seal: and over the segments earlier seals cover -------------------------------------
+# A seal's digest covers recorded hashes: two events' topic columns swapped in a segment an
+# earlier seal covers left the digest (and so the last seal) matching, and `seal` sealed the
+# log with them (exit 0), while `verify` reported both rows. `seal` runs verify's checks.
+
+
+def swap_topics(raw: RawStore, first: tuple[UUID, int], second: tuple[UUID, int]) -> int:
+    """Swap two events' topic columns; the first one's position."""
+    (at, was, _), (other, is_, _) = raw.row(*first), raw.row(*second)
+    statement = f"UPDATE {raw.table} SET topic = ? WHERE {raw.position} = ?"
+    raw.tamper_all([(statement, [(is_, at), (was, other)])])
+    return at
+
+
+# (the seal covering the swap, whether seal 2 is made first, the two events swapped)
+SWAPS = [
+    (1, False, ("a", 2), ("a", 3)),
+    (1, True, ("a", 2), ("b", 1)),
+    (2, True, ("a", 6), ("c", 1)),
+]
+
+
+@pytest.mark.parametrize(
+    ("seal", "twice", "first", "second"),
+    SWAPS,
+    ids=["seal 1, the last", "seal 1, before seal 2", "seal 2, the last"],
+)
+def test_seal_refuses_a_topic_swap_in_a_sealed_segment(
+    golden: tuple[Scenario, Callable[[], str]],
+    seal: int,
+    twice: bool,
+    first: tuple[str, int],
+    second: tuple[str, int],
+) -> None:
+    scenario, make = golden
+    url = make()
+    raw = RawStore(url)
+    if twice:
+        assert run(url, "seal", actor="audit").code == 0
+    one, two = (getattr(scenario, first[0]), first[1]), (getattr(scenario, second[0]), second[1])
+    body, other = raw.body(*one)["topic"], raw.row(*two)[1]
+    position = swap_topics(raw, one, two)
+    subject = f"record {one[0]}" + (f" (code {CODE_A})" if one[0] == scenario.a else "")
+    problem = (
+        f"{subject} version {one[1]}: stored as {other}, but its body is {body} (swapped or moved)"
+    )
+    assert problem in verify_lines(url)
+    rows = raw.snapshot()
+    refused(
+        run(url, "seal", actor="audit"),
+        f"error: the event at position {position} is not as the ledger wrote it and seal {seal} "
+        f"recorded it ({problem}); run `ledger verify`; nothing was sealed",
+    )
+    assert raw.snapshot() == rows
+
+
+def test_seal_refuses_a_sealed_body_that_no_longer_matches_its_hash(
+    golden: tuple[Scenario, Callable[[], str]],
+) -> None:
+    """Record B's version 3 (sealed by seal 1) with its body changed and its recorded hash
+    kept: the digests still matched, and it was sealed again (exit 0)."""
+    scenario, make = golden
+    url = make()
+    raw = RawStore(url)
+    position, _, state = raw.row(scenario.b, 3)
+    body = {**raw.body(scenario.b, 3), "location": "Z9-99-9-9"}
+    raw.set_state(scenario.b, 3, envelope(canonical(body), state[-66:-2].decode()))
+    rows = raw.snapshot()
+    refused(
+        run(url, "seal", actor="audit"),
+        f"error: the event at position {position} is not as the ledger wrote it and seal 1 "
+        f"recorded it (record {scenario.b} (code {CODE_B}) version 3: payload changed (hash "
+        "mismatch)); run `ledger verify`; nothing was sealed",
+    )
+    assert raw.snapshot() == rows
 
 
 # -- rebuild and check: a swap between topics the projections read ----------------------
