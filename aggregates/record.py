@@ -26,6 +26,7 @@ from aggregates.record_events import (
     Returned,
     Shelved,
 )
+from aggregates.return_check import ReturnCheck
 from aggregates.values import Carrier, Condition, Decision, Retention, Secrecy, Unit
 
 CORRECTABLE = {"title": str, "department": str, "year": int, "pages": int}
@@ -65,7 +66,7 @@ class Record(ChainedAggregate):
         self.unit = Unit.ITEM
         self.location: str | None = None
         self.loan: dict[str, Any] | None = None
-        self.discrepancy: str | None = None
+        self.return_check: ReturnCheck | None = None  # of the return that left one open (R9)
         self.appraisal: dict[str, Any] | None = None
         self.opened = False
         # The event (version, name) that last set each correctable field: a correction of
@@ -77,6 +78,12 @@ class Record(ChainedAggregate):
     @property
     def label(self) -> str:
         return self.code or str(self.id)
+
+    @property
+    def discrepancy(self) -> str | None:
+        """The open discrepancy (R9), judged against the pages as they stand (R13)."""
+        check = self.return_check
+        return check.discrepancy(self.pages) if check is not None else None
 
     @property
     def custodian(self) -> str | None:
@@ -274,11 +281,7 @@ class Record(ChainedAggregate):
         rules.check_not_destroyed(self)
         if self.loan is None:
             raise RuleViolation("R9", f"record {self.label} is not on loan; nothing to return")
-        problems = []
-        if condition is Condition.DAMAGED:
-            problems.append("returned damaged")
-        if pages != self.pages:
-            problems.append(f"{pages} pages returned, catalogue says {self.pages}")
+        check = ReturnCheck(damaged=condition is Condition.DAMAGED, pages=pages)
         self.trigger_event(
             Returned,
             actor=actor.id,
@@ -287,7 +290,7 @@ class Record(ChainedAggregate):
             pages=pages,
             condition=condition,
             note=note,
-            discrepancy="; ".join(problems) or None,
+            discrepancy=check.discrepancy(self.pages),
         )
 
     def repair(self, *, actor: ActorView, occurred_at: datetime, note: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from aggregates.base import LedgerCreated, LedgerEvent
+from aggregates.return_check import ReturnCheck
 from aggregates.rules import is_late
 from aggregates.values import (
     ActorId,
@@ -134,8 +135,9 @@ class Returned(LedgerEvent):
     def apply(self, record: Record) -> None:
         record.loan = None
         record.status = "shelved"
-        if self.discrepancy:
-            record.discrepancy = self.discrepancy
+        if self.discrepancy:  # what the check found, judged again if the pages are corrected
+            damaged = self.condition == Condition.DAMAGED
+            record.return_check = ReturnCheck(damaged=damaged, pages=self.pages)
 
 
 class Repaired(LedgerEvent):
@@ -146,7 +148,7 @@ class Repaired(LedgerEvent):
     note: str
 
     def apply(self, record: Record) -> None:
-        record.discrepancy = None
+        record.return_check = None
 
 
 class LossReported(LedgerEvent):
@@ -158,7 +160,7 @@ class LossReported(LedgerEvent):
     note: str
 
     def apply(self, record: Record) -> None:
-        record.discrepancy = None
+        record.return_check = None
         record.pages = self.pages
         record.set_by["pages"] = (self.originator_version, self.NAME)
 
@@ -217,6 +219,8 @@ class Corrected(LedgerEvent):
             record.set_by[field] = (self.originator_version, self.NAME)
         if "year" in self.changes:  # R2: due by 31 March of the (corrected) year + 1
             record.late = is_late(record.year, record.received_at)
+        if "pages" in self.changes and record.discrepancy is None:
+            record.return_check = None  # R9: the pages returned match the corrected count
 
 
 RECORD_EVENTS: tuple[type[LedgerEvent], ...] = (

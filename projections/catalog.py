@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from aggregates import record_events as ev
+from aggregates.return_check import ReturnCheck
 from aggregates.rules import is_late
 from projections.base import LedgerProjection, as_dict, blank, row_maker, utc_text
 from projections.log import Event
@@ -190,9 +191,13 @@ class CatalogProjection(LedgerProjection):
             if "title" in changes:
                 until = utc_text(f.occurred_at)
                 self.former.append((f.originator_id, f.originator_version, until, row["title"]))
+            pages = row["pages"]
             for field, value in changes.items():
                 if field in CORRECTABLE:
                     row[field] = value
             if "year" in changes:  # R2, judged as the record judges it
                 received = datetime.fromisoformat(row["received_at"])
                 row["late"] = 1 if is_late(int(row["year"]), received) else 0
+            if "pages" in changes and row["discrepancy"]:  # R9, likewise
+                check = ReturnCheck.read(row["discrepancy"], int(pages))
+                row["discrepancy"] = check.discrepancy(int(row["pages"]))

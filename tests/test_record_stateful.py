@@ -101,7 +101,8 @@ class Model:
     unit: str = "item"
     location: str | None = None
     borrower: str | None = None
-    discrepancy: bool = False
+    # (damaged, pages returned) of the return that left a discrepancy open (R9)
+    returned: tuple[bool, int] | None = None
     appraisal: Decision | None = None
     appraisal_version: int | None = None
     opened: bool = False
@@ -115,6 +116,11 @@ class Model:
     known_at: datetime = field(default_factory=lambda: datetime.now(tz=UTC))
     # For each version: (its occurred-at, when it was known, the state it left).
     history: list[tuple[datetime, datetime, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def discrepancy(self) -> bool:
+        """Open, judged against the pages as they stand (a correction re-judges it)."""
+        return self.returned is not None and (self.returned[0] or self.returned[1] != self.pages)
 
     def expiry(self) -> date | None:
         if self.retention is None or self.retention.years is None:
@@ -590,7 +596,8 @@ class RecordLedgerMachine(RuleBasedStateMachine):
         if not self.attempt(model, request, actor, reasons):
             return False
         model.status, model.borrower = "shelved", None
-        model.discrepancy = model.discrepancy or bool(missing) or condition == "damaged"
+        if missing or condition == "damaged":
+            model.returned = (condition == "damaged", model.pages - missing)
         return True
 
     @rule(index=st.integers(0, 2), actor=posters, moment=moments, step=hours)
@@ -604,7 +611,7 @@ class RecordLedgerMachine(RuleBasedStateMachine):
             "on loan (R8)" if model.status == "on-loan" else "",
         ]
         if self.attempt(model, request, actor, reasons):
-            model.discrepancy = False
+            model.returned = None
 
     @rule(
         index=st.integers(0, 2),
@@ -784,6 +791,8 @@ class RecordLedgerMachine(RuleBasedStateMachine):
         model.pages = int(changes.get("pages", model.pages))
         model.year = int(changes.get("year", model.year))
         model.set_by |= dict.fromkeys(changes, model.version)
+        if not model.discrepancy:  # R9: the corrected pages match the pages returned
+            model.returned = None
 
     # -- the next valid step of a record's life (biases towards deep states) ------------
 
@@ -825,7 +834,7 @@ class RecordLedgerMachine(RuleBasedStateMachine):
             request = rq.Repair(record=model.id, note="repaired", occurred_at=at)
             if not self.attempt(model, request, "dir", []):
                 return False
-            model.discrepancy = False
+            model.returned = None
             return True
         return self.next_use(model, at)
 

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 from uuid import UUID, uuid4
 
 import pytest
@@ -25,6 +25,7 @@ from aggregates.errors import InvalidInput, RuleViolation
 from aggregates.record import Record
 from aggregates.record_events import Corrected, Destroyed, Relocated
 from aggregates.refusal import AttemptRefused
+from aggregates.return_check import ReturnCheck
 from aggregates.rules import check_may_post
 from aggregates.values import Carrier, Condition, Decision, Retention, Role, Secrecy, Unit
 from ledger import requests as rq
@@ -718,6 +719,89 @@ def test_r9_return_records_condition_and_pages_and_opens_a_discrepancy() -> None
     give_back(record, pages=8)
     record.report_loss(actor=ARCHIVIST, occurred_at=later(record), pages=8, note="2 pages lost")
     assert (record.discrepancy, record.pages) == (None, 8)
+
+
+def replayed(record: Record) -> Record:
+    """The record made again from its events, as the repository makes it."""
+    again: Any = None
+    for event in record.pending_events:
+        again = event.mutate(again)
+    return cast(Record, again)
+
+
+def correct_pages(record: Record, pages: int) -> None:
+    version = record.set_by["pages"][0]
+    record.correct(
+        actor=ARCHIVIST, occurred_at=later(record), version=version, reason="miscounted",
+        changes={"pages": pages},
+    )  # fmt: skip
+
+
+def test_r9_an_open_discrepancy_is_judged_against_the_corrected_page_count() -> None:
+    """Returned with 8 of a catalogued 10 pages, then the receipt's count corrected (R13):
+    the discrepancy kept saying "catalogue says 10", and a loss report was judged against
+    the new count while the discrepancy it closed spoke of the old one."""
+    record = on_loan()
+    give_back(record, pages=8)
+    assert record.discrepancy == "8 pages returned, catalogue says 10"
+    correct_pages(record, 12)
+    assert record.discrepancy == "8 pages returned, catalogue says 12"
+    assert replayed(record).discrepancy == record.discrepancy
+    record.report_loss(actor=ARCHIVIST, occurred_at=later(record), pages=8, note="4 lost")
+    assert (record.discrepancy, record.pages) == (None, 8)
+    assert (replayed(record).discrepancy, replayed(record).pages) == (None, 8)
+
+
+def test_r9_a_correction_that_makes_the_pages_match_closes_the_discrepancy() -> None:
+    """The receipt miscounted: the 8 pages returned were all there ever were. Nothing is
+    left to repair or report lost, and a later correction does not open it again."""
+    record = on_loan()
+    give_back(record, pages=8)
+    correct_pages(record, 8)
+    assert record.discrepancy is None
+    assert replayed(record).discrepancy is None
+    refuses(
+        "R9",
+        "has no open discrepancy",
+        record,
+        lambda: record.report_loss(actor=ARCHIVIST, occurred_at=later(record), pages=7, note="n"),
+    )
+    refuses(
+        "R9",
+        "has no open discrepancy",
+        record,
+        lambda: record.repair(actor=ARCHIVIST, occurred_at=later(record), note="n"),
+    )
+    correct_pages(record, 9)
+    assert record.discrepancy is None
+    assert replayed(record).discrepancy is None
+
+
+def test_r9_damage_stays_open_whatever_the_page_count() -> None:
+    record = on_loan()
+    give_back(record, condition=Condition.DAMAGED)  # all 10 pages
+    assert record.discrepancy == "returned damaged"
+    correct_pages(record, 11)
+    assert record.discrepancy == "returned damaged; 10 pages returned, catalogue says 11"
+    correct_pages(record, 10)
+    assert record.discrepancy == "returned damaged"
+    assert replayed(record).discrepancy == "returned damaged"
+    record.repair(actor=ARCHIVIST, occurred_at=later(record), note="rebound")
+    assert replayed(record).discrepancy is None
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+@pytest.mark.parametrize(("returned", "catalogued"), [(8, 10), (10, 10), (12, 10), (1, 999999)])
+def test_r9_a_discrepancy_reads_back_as_the_check_that_wrote_it(
+    damaged: bool, returned: int, catalogued: int
+) -> None:
+    """The catalog keeps the text only, and re-judges it from what it says."""
+    check = ReturnCheck(damaged=damaged, pages=returned)
+    text = check.discrepancy(catalogued)
+    if text is None:
+        assert (damaged, returned) == (False, catalogued)
+    else:
+        assert ReturnCheck.read(text, catalogued) == check
 
 
 # -- R10 Due dates --------------------------------------------------------------------
