@@ -6,6 +6,7 @@ the database's collation), so the same projections always print the same bytes.
 
 from __future__ import annotations
 
+import string
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
@@ -17,6 +18,7 @@ from projections.views import View
 
 LEVELS = [s.value for s in Secrecy]
 STATUSES = ["received", "arranged", "shelved", "on-loan", "destroyed"]
+ASCII_LOWER = str.maketrans(string.ascii_uppercase, string.ascii_lowercase)
 
 
 def levels_at_least(level: str) -> list[str]:
@@ -37,15 +39,24 @@ class Where:
     def any_of(self, column: str, values: Sequence[Any]) -> None:
         self.add(f"{column} IN ({','.join('?' * len(values))})", *values)
 
-    def like(self, columns: Sequence[str], text: str) -> None:
-        """Case-insensitive (ASCII) substring match in any of ``columns``."""
-        pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        pattern += "%"
-        terms = [f"lower({c}) LIKE ? ESCAPE '\\'" for c in columns]
-        self.add("(" + " OR ".join(terms) + ")", *([pattern] * len(columns)))
+    def like(self, columns: Sequence[str], text: str, backend: str) -> None:
+        """A substring match in any of ``columns``, with ASCII letters only case-folded
+        (each side alike, on both backends); ``%``, ``_`` and ``\\`` match themselves."""
+        folded = text.translate(ASCII_LOWER)
+        pattern = folded.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        terms = [f"{ascii_lower(c, backend)} LIKE ? ESCAPE '\\'" for c in columns]
+        self.add("(" + " OR ".join(terms) + ")", *([f"%{pattern}%"] * len(columns)))
 
     def sql(self) -> str:
         return " WHERE " + " AND ".join(self.terms) if self.terms else ""
+
+
+def ascii_lower(column: str, backend: str) -> str:
+    """``column`` with its ASCII letters lower-cased and nothing else: SQLite's lower()
+    does just that, PostgreSQL's folds every letter (É, Σ, Ａ), so there translate()."""
+    if backend == "postgres":
+        return f"translate({column}, '{string.ascii_uppercase}', '{string.ascii_lowercase}')"
+    return f"lower({column})"
 
 
 # -- catalog ------------------------------------------------------------------
@@ -70,7 +81,7 @@ def catalog(
     if year is not None:
         where.add("year = ?", year)
     if search:
-        where.like(("title", "code", "department", "id"), search)
+        where.like(("title", "code", "department", "id"), search, view.backend)
     rows = view.select(f"SELECT * FROM catalog{where.sql()}", where.params)
     for row in rows:
         row["late"] = bool(row["late"])
