@@ -215,7 +215,8 @@ def audit(
     rows = queries.audit(
         view, actor=who, since=_utc(since, "--since"), until=_utc(until, "--until"), **filters
     )
-    if unregistered is not None and not rows:
+    # Whether the trail names an unregistered actor: the whole trail, not these filters' rows.
+    if unregistered is not None and who is not None and not rows and not queries.names(view, who):
         raise NotFound(f"{unregistered}, and the audit trail does not name it")
     render(rows, fmt(as_json, as_csv), AUDIT_COLUMNS, AUDIT_TABLE)
 

@@ -37,7 +37,8 @@ AUDIT = Table(
         ("version", "int"),  # a use's version on its record; none for a refused attempt
     ),
     key=("position",),
-    indexes=(("occurred_utc",), ("record_id",), ("code",)),
+    # actor and reader: whether the trail names someone never registered (queries.names)
+    indexes=(("occurred_utc",), ("record_id",), ("code",), ("actor",), ("reader",)),
     added=("version",),
 )
 AUDIT_RECORDS = Table(

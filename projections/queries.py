@@ -199,6 +199,16 @@ def _audit_order(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["occurred_utc"], row["record_id"] or "", True, 0, shown, row["position"])
 
 
+def names(view: View, actor: str) -> bool:
+    """Whether any row of the whole audit trail names ``actor``, as who posted (or tried
+    to) or as the reader: an index look-up each."""
+    sql = (
+        "SELECT EXISTS (SELECT 1 FROM audit WHERE actor = ?) "
+        "OR EXISTS (SELECT 1 FROM audit WHERE reader = ?) AS found"
+    )
+    return bool(view.select(sql, [actor, actor])[0]["found"])
+
+
 # -- reports ------------------------------------------------------------------
 
 

@@ -13,11 +13,13 @@ from click.testing import CliRunner
 from commands.main import cli
 from tests.cli import (
     ARCHIVIST,
+    AUDITOR,
     BACKENDS,
     BORROWER,
     LEADER,
     LIAISON,
     fresh_store,
+    one_line,
     post,
     run,
     setup_office,
@@ -113,3 +115,23 @@ def test_search_matches_exact_text_and_folds_ascii_letters_only(store: str) -> N
         assert sorted(row["title"] for row in json.loads(done.stdout)) == sorted(titles), text
     exact = run(store, "catalog", "--search", "Ａ档案", "--json")
     assert (exact.code, [row["title"] for row in exact.json()]) == (0, [ACCENTED]), exact
+
+
+def test_an_impostor_the_trail_names_is_no_unknown_actor_under_any_filter(store: str) -> None:
+    """`audit --actor nobody --since 2025-01-01` said exit 4, "the audit trail does not
+    name it", judging from the filtered rows; the whole trail names it: no rows, exit 0."""
+    listed = run(store, "audit", "--actor", IMPOSTOR, "--json")
+    assert listed.code == 0, listed
+    assert [(r["actor"], r["rule"]) for r in listed.json()] == [(IMPOSTOR, "R19")]
+    for args in (("--since", "2025-01-01"), ("--refused", "--until", "2024-03-01")):
+        for form in ((), ("--json",)):
+            done = run(store, "audit", "--actor", IMPOSTOR, *args, *form, actor=AUDITOR)
+            assert (done.code, done.stderr) == (0, ""), done
+            assert done.stdout == ("[]\n" if form else "(none)\n"), done
+        registered = run(store, "audit", "--actor", BORROWER, *args, actor=AUDITOR)
+        assert (registered.code, registered.stdout) == (0, "(none)\n"), registered
+    stranger = run(store, "audit", "--actor", "ghost", "--since", "2025-01-01")
+    assert (stranger.code, stranger.stdout) == (4, ""), stranger
+    assert one_line(stranger.stderr) == (
+        "error: actor 'ghost' is not registered, and the audit trail does not name it"
+    )
