@@ -10,6 +10,7 @@ from typing import Any
 from aggregates import record_events as ev
 from aggregates.return_check import ReturnCheck
 from aggregates.rules import is_late
+from aggregates.values import Unit
 from projections.base import LedgerProjection, as_dict, blank, row_maker, utc_text
 from projections.log import Event
 from projections.tables import Changes, Table, TableChanges, ViewSpec
@@ -133,6 +134,7 @@ class CatalogProjection(LedgerProjection):
             "year": f.year,
             "carrier": f.carrier,
             "pages": f.pages,
+            "unit": Unit.ITEM.value,  # a record is an item until arranged as a volume
             "secrecy": f.secrecy,
             "status": "received",
             "custodian": "archive",

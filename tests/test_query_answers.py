@@ -135,3 +135,12 @@ def test_an_impostor_the_trail_names_is_no_unknown_actor_under_any_filter(store:
     assert one_line(stranger.stderr) == (
         "error: actor 'ghost' is not registered, and the audit trail does not name it"
     )
+
+
+def test_show_and_the_catalog_agree_on_the_unit(store: str) -> None:
+    """A record never arranged is an item (DOMAIN: a record is an item or a volume; item
+    unless arranged as a volume): `show` said so, the catalog said null."""
+    rows = {row["id"]: row["unit"] for row in run(store, "catalog", "--json").json()}
+    assert rows == {**dict.fromkeys(TITLES.values(), "item"), VOLUME: "volume"}
+    for record, unit in rows.items():
+        assert run(store, "show", record, "--json").json()["unit"] == unit, record
