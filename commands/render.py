@@ -75,12 +75,24 @@ def output_rows(rows: Sequence[dict[str, Any]], form: str, columns: Sequence[str
         emit_json([{c: row.get(c) for c in columns} for row in rows])
     elif form == "csv":
         buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
+        writer = csv.writer(_EndInNewline(buffer), lineterminator="\r\n")
         writer.writerow(columns)
         writer.writerows([cell(row.get(c)) for c in columns] for row in rows)
         click.echo(buffer.getvalue(), nl=False)
     else:
         click.echo(table(rows, columns))
+
+
+class _EndInNewline:
+    """Rows written with the terminator "\\r\\n" ended in "\\n". The csv writer quotes a
+    field holding a character of its terminator: with "\\n" alone, a field holding a CR
+    went unquoted and a CSV reader split the row there (exploratory find)."""
+
+    def __init__(self, out: io.StringIO) -> None:
+        self.out = out
+
+    def write(self, line: str) -> int:
+        return self.out.write(line.removesuffix("\r\n") + "\n")
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:

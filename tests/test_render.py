@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
-from commands.render import _width, cell, table
+import pytest
+
+from commands.render import _width, cell, output_rows, table
 
 
 def test_columns_line_up_with_wide_halfwidth_and_combining_characters() -> None:
@@ -54,3 +56,14 @@ def test_a_mapping_in_a_table_is_escaped_once() -> None:
     assert table([row], ["changes"]).splitlines()[-1] == '{"pages": 7, "title": "a\\tb\\nc\\\\d"}'
     assert cell(changes) == '{"pages": 7, "title": "a\\tb\\nc\\\\d"}'  # JSON, for CSV
     assert json.loads(cell(changes)) == changes
+
+
+def test_csv_quotes_a_carriage_return_as_it_quotes_a_line_feed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A field holding a CR was written unquoted (the writer quoted only what its "\\n"
+    terminator holds) and CSV readers split the row (exploratory find). It is quoted;
+    rows still end in "\\n", and a row with neither is written as before."""
+    rows = [{"a": "x", "b": 1}, {"a": "函\r号", "b": "甲\r\n乙"}, {"a": 'q"t', "b": "c,d\n"}]
+    output_rows(rows, "csv")
+    assert capsys.readouterr().out == 'a,b\nx,1\n"函\r号","甲\r\n乙"\n"q""t","c,d\n"\n'
