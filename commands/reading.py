@@ -72,7 +72,7 @@ def custody(
         return
     role = ["db_role"] if roles else []  # PostgreSQL only, as in --json
     columns = ["version", "occurred_at", "event", "actor", *role, "custodian", "details"]
-    rows = [dict(r, details=_details(r, text=form != "csv")) for r in chain["events"]]
+    rows = [dict(r, details=_details(r)) for r in chain["events"]]
     if form == "csv":  # every field of --json's events, the others in details
         everything = ["version", "occurred_at", "recorded_at", "event", "actor", "custodian",
                       *role, "details", "prev_hash", "hash"]  # fmt: skip
@@ -84,20 +84,31 @@ def custody(
     output_rows(chain["intervals"], form, ["custodian", "from", "until"])
 
 
-def _details(row: dict[str, Any], *, text: bool) -> str:
-    skip = {
-        "version",
-        "occurred_at",
-        "recorded_at",
-        "event",
-        "actor",
-        "custodian",
-        "prev_hash",
-        "hash",
-        "db_role",
-    }
-    return " ".join(
-        f"{k}={cell(v, text=text)}"
-        for k, v in row.items()
-        if k not in skip and v not in (None, [], {}, "")
-    )
+_NOT_DETAILS = {"version", "occurred_at", "recorded_at", "event", "actor", "custodian",
+                "prev_hash", "hash", "db_role"}  # fmt: skip
+
+
+def _details(row: dict[str, Any]) -> str:
+    """An event's own fields as ``name=value``, one space apart (null ones, and an empty
+    list or mapping, left out); a mapping's fields as ``name.field=value``. A value that
+    is empty or holds a space, '=', '"' or any character not printable is quoted, a '"'
+    in it doubled: a purpose of 'x approved_by=y' read as an approval (exploratory find)."""
+    return " ".join(_pairs({k: v for k, v in row.items() if k not in _NOT_DETAILS}))
+
+
+def _pairs(fields: dict[str, Any], prefix: str = "") -> list[str]:
+    pairs: list[str] = []
+    for name, value in fields.items():
+        if value is None or value == [] or value == {}:
+            continue
+        if isinstance(value, dict):
+            pairs.extend(_pairs(dict(sorted(value.items())), f"{prefix}{name}."))
+        else:
+            pairs.append(f"{prefix}{name}={_quoted(cell(value))}")
+    return pairs
+
+
+def _quoted(text: str) -> str:
+    if text and text.isprintable() and not any(ch in text for ch in ' ="'):
+        return text
+    return '"' + text.replace('"', '""') + '"'

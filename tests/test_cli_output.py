@@ -1,10 +1,11 @@
 """What the real `ledger` prints, on SQLite and PostgreSQL (exploratory finds): CSV that a
-CSV reader reads back as --json has it."""
+CSV reader reads back as --json has it, and custody details that no value can forge."""
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 import subprocess
 from collections.abc import Iterator
 from typing import Any
@@ -127,3 +128,76 @@ def test_the_awkward_text_is_in_the_export_and_rows_end_in_a_newline(world: str)
     plain = output(world, "audit", "--record", PLAIN, "--csv").split("\n")
     assert len(plain) == 3 and plain[0] == out.split("\n")[0] and plain[2] == ""
     assert '"' not in plain[1] and plain[1].split(",")[-6:-2] == [BORROWER, "", "", "查考"]
+
+
+# -- custody details: one value cannot read as other fields -----------------------
+
+PAIR = re.compile(r'([a-z_.]+)=("(?:[^"]|"")*"|[^\s="]+)(?: |\Z)', re.S)
+
+
+def parse(details: str) -> dict[str, Any]:
+    """The details column read back: name=value pairs, one space apart; a quoted value
+    with '"' doubled; a mapping's fields as name.field."""
+    fields: dict[str, Any] = {}
+    at = 0
+    while at < len(details):
+        pair = PAIR.match(details, at)
+        assert pair, (details, at)
+        name, value = pair.groups()
+        if value.startswith('"'):
+            value = value[1:-1].replace('""', '"')
+        *outer, last = name.split(".")
+        place = fields
+        for part in outer:
+            place = place.setdefault(part, {})
+        assert last not in place, details
+        place[last] = value
+        at = pair.end()
+    return fields
+
+
+NOT_DETAILS = {"version", "occurred_at", "recorded_at", "event", "actor", "custodian",
+               "prev_hash", "hash", "db_role"}  # fmt: skip
+
+
+def own_fields(event: dict[str, Any]) -> dict[str, Any]:
+    def text(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: text(v) for k, v in value.items()}
+        return as_text(value)
+
+    return {
+        k: text(v)
+        for k, v in event.items()
+        if k not in NOT_DETAILS and v is not None and v != [] and v != {}
+    }
+
+
+def test_custody_details_parse_back_into_the_fields_json_has(world: str) -> None:
+    """A purpose of '查阅 approved_by=zhao.ld letter=函-001' read, in details, as an
+    approval and a letter --json shows as null."""
+    events = ok(run(world, "custody", CODE, "--json", actor=AUDITOR)).json()["events"]
+    out = output(world, "custody", CODE, "--csv")
+    rows = list(csv.DictReader(io.StringIO(out, newline="")))
+    assert len(rows) == len(events)
+    for row, event in zip(rows, events, strict=True):
+        assert parse(row["details"]) == own_fields(event), row["details"]
+        assert {k: v for k, v in row.items() if k != "details"} == {
+            k: as_text(event[k]) for k in row if k != "details"
+        }
+    forged = next(e for e in events if e.get("purpose") == FORGING)
+    assert forged["approved_by"] is None and forged["letter"] is None
+    assert rows[events.index(forged)]["details"] == f'reader={BORROWER} purpose="{FORGING}"'
+    corrected = rows[-1]["details"]
+    assert corrected == ('corrects_version=1 reason="wrong ""title"" =" '
+                         'changes.pages=9 changes.title="新\r题名 a=b"')  # fmt: skip
+    assert rows[0]["details"].startswith("title=")  # a plain value stays bare
+    assert "department=办公室 year=2019 carrier=paper pages=10" in rows[0]["details"]
+
+
+def test_custody_table_shows_the_same_details(world: str) -> None:
+    table = output(world, "custody", CODE)
+    assert f'reader={BORROWER} purpose="{FORGING}"' in table
+    assert 'purpose="核对 = 原件" letter="""函"" 3号"' in table
+    # The table shows a CR and a LF escaped, once, as in any cell.
+    assert 'purpose="甲\\r\\n乙" approved_by=leader letter="甲\\r\\n乙"' in table
