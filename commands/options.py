@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import click
@@ -29,16 +30,28 @@ def build(request_class: type[Any], arguments: dict[str, str] | None = None, **o
     option, or its positional argument by its metavar (``arguments``: field -> metavar)."""
     from pydantic import ValidationError
 
-    from aggregates.values import parse_moment
     from ledger.requests import first_problem
 
-    occurred = options.pop("occurred_at", None)
+    occurred = moment_of(options.pop("occurred_at", None), "--occurred-at")
     values = {k: v for k, v in options.items() if v is not None and v != ()}
     if occurred is not None:
-        values["occurred_at"] = parse_moment(occurred)
+        values["occurred_at"] = occurred
     try:
         return request_class.model_validate(values)
     except ValidationError as error:
         where, message = first_problem(error)
         name = (arguments or {}).get(where) or f"--{where.replace('_', '-')}"
         raise InvalidInput(f"{name}: {message}") from None
+
+
+def moment_of(text: str | None, option: str) -> datetime | None:
+    """An option's ISO 8601 time (the one rule: aggregates.values); a bad one is invalid
+    input naming the option."""
+    from aggregates.values import parse_moment
+
+    if text is None:
+        return None
+    try:
+        return parse_moment(text)
+    except InvalidInput as error:
+        raise InvalidInput(f"{option}: {error}") from None

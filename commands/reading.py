@@ -23,11 +23,11 @@ def _history(
 ) -> tuple[list[Any], dict[int, str]]:
     """The record's events up to the moment, and the database role of each."""
     from aggregates.errors import NotFound
-    from aggregates.values import parse_moment
+    from commands.options import moment_of
     from ledger.custody import known_by
 
-    moment = parse_moment(as_of) if as_of is not None else None
-    known = parse_moment(known_at) if known_at is not None else None
+    moment = moment_of(as_of, "--as-of")
+    known = moment_of(known_at, "--known-at")
     events, roles = obj.ledger().record_history(record)
     kept = known_by(events, moment, known)
     if not kept:

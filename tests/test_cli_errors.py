@@ -153,7 +153,8 @@ CASES = [
          "appraiser, borrower, auditor (see --help)", actor=DIRECTOR),
     Case("no lines a chunk", ("post", "-", "--chunk-size", "0"), 2,
          "error: Invalid value for '--chunk-size'", input=""),
-    Case("bad occurred-at", (*RECEIPT, "--occurred-at", "yesterday"), 2, "error: 'yesterday'"),
+    Case("bad occurred-at", (*RECEIPT, "--occurred-at", "yesterday"), 2,
+         "error: --occurred-at: 'yesterday'"),
     Case("bad secrecy", receipt(secrecy="bogus"), 2, "error: Invalid value for '--secrecy'"),
     Case("no acting actor", RECEIPT, 2, "error: no acting actor", actor=None),
     Case("future", (*RECEIPT, "--occurred-at", "2099-01-01T00:00:00+00:00"), 3, refused("R14")),
@@ -607,7 +608,8 @@ def test_the_command_line_reads_times_as_bulk_lines_do(world: str, moment: str, 
     it (year 0 in UTC) stopped the audit trail and the projections for good, exit 1."""
     done = run(world, "relocate", PUB, "--location", "W1-01-1-1", "--occurred-at", moment,
                actor=ARCHIVIST)  # fmt: skip
-    assert (done.code, one_line(done.stderr)) == (2, f"error: {moment!r} {why}"), done
+    expected = f"error: --occurred-at: {moment!r} {why}"
+    assert (done.code, one_line(done.stderr)) == (2, expected), done
 
 
 @pytest.mark.parametrize(

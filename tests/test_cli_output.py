@@ -1,5 +1,6 @@
 """What the real `ledger` prints, on SQLite and PostgreSQL (exploratory finds): CSV that a
-CSV reader reads back as --json has it, and custody details that no value can forge."""
+CSV reader reads back as --json has it, custody details that no value can forge, and the
+option a bad time was given to."""
 
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ from tests.cli import (
     TIMEOUT,
     Result,
     environment,
+    event_count,
     fresh_store,
+    one_line,
     run,
     setup_office,
 )
@@ -201,3 +204,28 @@ def test_custody_table_shows_the_same_details(world: str) -> None:
     assert 'purpose="核对 = 原件" letter="""函"" 3号"' in table
     # The table shows a CR and a LF escaped, once, as in any cell.
     assert 'purpose="甲\\r\\n乙" approved_by=leader letter="甲\\r\\n乙"' in table
+
+
+# -- a bad time names its option --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("show", CODE, "--as-of", ""),
+        ("show", CODE, "--known-at", ""),
+        ("custody", CODE, "--as-of", ""),
+        ("custody", CODE, "--known-at", "x"),
+        ("custody", CODE, "--csv", "--as-of", "2026-03-01"),
+        ("consult", CODE, "--reader", BORROWER, "--purpose", "p", "--occurred-at", ""),
+    ],
+)
+def test_a_bad_time_names_its_option(world: str, args: tuple[str, ...]) -> None:
+    """`show` and `custody` printed "error: '' is not an ISO 8601 time", naming no option
+    (`audit` and `loans` name theirs); so did a posting command for --occurred-at."""
+    before = event_count(world)
+    done = run(world, *args, actor=ARCHIVIST)
+    assert (done.code, done.stdout) == (2, ""), done
+    option, value = args[-2:]
+    assert one_line(done.stderr).startswith(f"error: {option}: {value!r} "), done
+    assert event_count(world) == before
