@@ -46,7 +46,7 @@ def add(obj: Any, /, actor_id: str, as_json: bool, **options: Any) -> None:
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"actor {actor_id} registered")
+        click.echo(f"actor {result['actor']} registered")  # as stored: stripped
 
 
 @actor.command("list")
@@ -82,7 +82,7 @@ def _change(obj: Any, name: str, as_json: bool, **options: Any) -> None:
     if as_json:
         emit_json(result)
     else:
-        click.echo(f"actor {options['actor_id']}: {request.command.removeprefix('actor-')}")
+        click.echo(f"actor {result['actor']}: {request.command.removeprefix('actor-')}")
 
 
 @actor.command("grant")

@@ -1,6 +1,6 @@
-"""What the real `ledger` prints, on SQLite and PostgreSQL (exploratory finds): CSV that a
-CSV reader reads back as --json has it, custody details that no value can forge, and the
-option a bad time was given to."""
+"""What the real `ledger` prints, on SQLite and PostgreSQL: CSV a CSV reader reads back as
+--json has it, custody details that no value can forge, the option a bad time was given
+to, and the ids as stored (exploratory finds)."""
 
 from __future__ import annotations
 
@@ -229,3 +229,19 @@ def test_a_bad_time_names_its_option(world: str, args: tuple[str, ...]) -> None:
     option, value = args[-2:]
     assert one_line(done.stderr).startswith(f"error: {option}: {value!r} "), done
     assert event_count(world) == before
+
+
+# -- the id as stored -------------------------------------------------------------
+
+
+def test_actor_commands_print_the_id_as_stored(world: str) -> None:
+    """`actor add ' a '` stored `a` and printed `actor  a  registered`."""
+    added = ok(run(world, "actor", "add", " out.a ", "--name", "X", "--role", "borrower",
+                   "--clearance", "internal", actor=DIRECTOR))  # fmt: skip
+    assert added.stdout == "actor out.a registered\n"
+    granted = ok(run(world, "actor", "grant", "\tout.a ", "--role", "leader", actor=DIRECTOR))
+    assert granted.stdout == "actor out.a: grant\n"
+    changed = ok(run(world, "actor", "clearance", " out.a", "secret", actor=DIRECTOR))
+    assert changed.stdout == "actor out.a: clearance\n"
+    ids = [a["id"] for a in ok(run(world, "actor", "list", "--json")).json()]
+    assert "out.a" in ids
