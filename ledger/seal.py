@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 
 from aggregates.chain import GENESIS
-from aggregates.errors import IntegrityFailure, RuleViolation
+from aggregates.errors import Conflict, IntegrityFailure, RuleViolation
 from aggregates.seal import SEAL_ID, SEALED_TOPIC, Seal
-from ledger.application import Ledger
+from ledger.application import RETRIES, Ledger
 from ledger.batch import Batch
 from ledger.integrity import ZERO, EventTable, link_bytes, open_table, unhex
 from ledger.mapper import KNOWN_TOPICS
@@ -60,7 +61,24 @@ class LogMeasure:
 
 
 def seal_log(ledger: Ledger, actor: str | None) -> SealReceipt:
-    """Seal the log up to its head, as ``actor`` (an archivist, director or auditor)."""
+    """Seal the log up to its head, as ``actor`` (an archivist, director or auditor).
+
+    The seal is saved on the condition every write has, that the actor it was checked
+    against is unchanged (ledger.batch): an auditor deactivated while the log was read
+    seals nothing. That, or another seal saved meanwhile, has the seal made again from
+    the start, the actor checked again (at most RETRIES attempts, as a command's)."""
+    for _ in range(RETRIES):
+        try:
+            return _seal_once(ledger, actor)
+        except IntegrityError:
+            continue
+    raise Conflict(
+        "other seals, or changes to the acting actor, were saved during each attempt; "
+        "run the command again"
+    )
+
+
+def _seal_once(ledger: Ledger, actor: str | None) -> SealReceipt:
     batch = Batch(ledger)
     try:
         acting = batch.acting(actor, "seal")
@@ -89,8 +107,8 @@ def seal_log(ledger: Ledger, actor: str | None) -> SealReceipt:
         sketch=measure.sketch.encode(),
     )
     sealed = seal.pending_events[-1]
-    with ledger.translated_errors():
-        ledger.save(seal)
+    batch.add(seal)
+    batch.save()
     return SealReceipt(
         number=seal.number,
         position=measure.position,

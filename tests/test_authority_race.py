@@ -30,6 +30,7 @@ from ledger.parallel import ParallelPoster
 from ledger.recorders import ReadChanged
 from tests.cli import (
     ARCHIVIST,
+    AUDITOR,
     BACKENDS,
     BORROWER,
     DIRECTOR,
@@ -341,3 +342,60 @@ def test_a_worker_whose_share_keeps_colliding_fails_the_post(
             f"posted {generated.posted - 5}, skipped 5, refused {len(generated.refused)}, "
             f"invalid {padded}"
         ), rest
+
+
+def _during_the_read(monkeypatch: pytest.MonkeyPatch, change: Any) -> None:
+    """Run ``change`` once, while `seal` reads the log (after its actor was checked)."""
+    import ledger.seal
+
+    check, done = ledger.seal.check_log, []
+
+    def then_change(*args: Any) -> None:
+        check(*args)
+        if not done:  # (set first: ``change`` may seal too)
+            done.append(True)
+            change()
+
+    monkeypatch.setattr(ledger.seal, "check_log", then_change)
+
+
+def test_an_auditor_deactivated_while_the_log_is_read_seals_nothing(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A seal checked its actor, read the log (long, on a big store) and was saved even
+    if the actor was deactivated meanwhile: a deactivated auditor's seal in the log. It
+    is made again, and refused under R19 (kept, as any R19 attempt)."""
+    from ledger.seal import seal_log
+
+    setup_office(db_url)
+    theirs = open_ledger(db_url)
+    leave = rq.DeactivateActor(actor_id=AUDITOR, reason="离职")
+    _during_the_read(monkeypatch, lambda: theirs.execute(leave, DIRECTOR))
+    with pytest.raises(RuleViolation) as refused:
+        seal_log(open_ledger(db_url), AUDITOR)
+    assert refused.value.rule == "R19", refused.value
+    assert "deactivated" in str(refused.value)
+    log = run(db_url, "verify", "--json")
+    assert (log.code, log.json()["seals"]) == (0, 0), log
+    refusals = run(db_url, "audit", "--refused", "--json", actor=DIRECTOR)
+    assert [(r["actor"], r["action"], r["rule"]) for r in refusals.json()] == [
+        (AUDITOR, "seal", "R19")
+    ], refusals
+
+
+def test_of_two_seals_at_once_the_later_seals_after_the_first(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The later one collided and exited 5; it is made again over the log the first
+    sealed, and is the next seal."""
+    from ledger.seal import seal_log
+
+    setup_office(db_url)
+    theirs = open_ledger(db_url)
+    first: list[Any] = []
+    _during_the_read(monkeypatch, lambda: first.append(seal_log(theirs, DIRECTOR)))
+    later = seal_log(open_ledger(db_url), AUDITOR)
+    assert first[0].number == 1, first
+    assert (later.number, later.previous_position) == (2, first[0].position), later
+    assert later.position > first[0].position
+    assert run(db_url, "verify").code == 0
