@@ -87,7 +87,8 @@ def open_view(ledger: Ledger, name: str, suffix: str = "") -> View:
     if ledger.store.backend == "postgres":
         from projections.views_pg import PostgresView  # psycopg: only for PostgreSQL
 
-        return PostgresView(views_datastore(ledger), spec, suffix)
+        events = ledger.recorder.events_table_name  # type: ignore[attr-defined]
+        return PostgresView(views_datastore(ledger), spec, suffix, events=events)
     return SQLiteView(views_datastore(ledger), spec, suffix)
 
 

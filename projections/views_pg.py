@@ -10,7 +10,7 @@ from eventsourcing.persistence import ProgrammingError
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from psycopg.errors import InsufficientPrivilege
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL
+from psycopg.sql import SQL, Identifier
 
 from projections.tables import Row, Table, ViewSpec
 from projections.views import NeverBuilt, View, create_racing, index_ddl, table_ddl
@@ -22,10 +22,13 @@ class PostgresView(PostgresTrackingRecorder, View):
     snapshot_writes = True
     add_column = "ADD COLUMN IF NOT EXISTS"  # under the table's lock: the later adds none
 
-    def __init__(self, datastore: PostgresDatastore, spec: ViewSpec, suffix: str = "") -> None:
+    def __init__(
+        self, datastore: PostgresDatastore, spec: ViewSpec, suffix: str = "", *, events: str
+    ) -> None:
         self.spec = spec
         self.suffix = suffix
         self.schema = datastore.schema
+        self.events = f"{datastore.schema}.{events}"  # the event table: its owner owns these
         super().__init__(datastore, tracking_table_name=f"{spec.name}_tracking{suffix}")
         ddl = [table_ddl(t, self.name(t), "postgres") for t in spec.tables]
         if not suffix:
@@ -56,6 +59,21 @@ class PostgresView(PostgresTrackingRecorder, View):
                 raise  # a rebuild's or check's tables: the owner's work
             raise NeverBuilt(self.spec.name) from None
         self.add_columns()
+
+    def _create_table(self, curs: Any) -> None:
+        """Made as the role that owns the event table (the one that ran `ledger init`),
+        when the session's role is a member of it (a superuser's, say): tables of the
+        session's own role were out of reach of the owner's catch-ups and rebuilds
+        (permission denied), and of the default privileges that let officers read them
+        (README "Who wrote it"). Another role may not take it, and creates nothing."""
+        found = curs.execute(
+            "SELECT pg_get_userbyid(relowner) AS owner, pg_has_role(relowner, 'MEMBER') AS member "
+            "FROM pg_class WHERE oid = to_regclass(%s)",
+            (self.events,),
+        ).fetchone()
+        if found is not None and found["member"]:
+            curs.execute(SQL("SET LOCAL ROLE {0}").format(Identifier(found["owner"])))
+        super()._create_table(curs)
 
     @contextmanager
     def _reading(self) -> Iterator[Any]:

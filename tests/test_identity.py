@@ -361,3 +361,52 @@ def test_status_tells_a_projection_this_role_may_not_read_from_one_never_built()
             assert table.code == 0 and table.stderr == "", table
             line = next(row for row in table.stdout.splitlines() if row.startswith("catalog "))
             assert line.split(maxsplit=2) == ["catalog", str(head), "not readable by this role"]
+
+
+def test_projections_built_by_a_superuser_belong_to_the_tables_owner() -> None:
+    """A superuser's query of a projection never built made its tables the superuser's:
+    the owner (who ran `ledger init`, and runs the catch-ups and rebuilds) then got
+    `permission denied`, and officers could not read them (the default privileges are
+    the owner's). They are made as the owner now."""
+    require_pg()
+    with fresh_database() as url:
+        owner = f"ledger_owner_{secrets.token_hex(4)}"
+        with psycopg.connect(url, autocommit=True) as superuser:
+            superuser.execute(
+                sql.SQL("CREATE ROLE {0} LOGIN PASSWORD {1}").format(
+                    sql.Identifier(owner), sql.Literal(f"pw-{owner}")
+                )
+            )
+            superuser.execute(
+                sql.SQL("GRANT CREATE, USAGE ON SCHEMA public TO {0}").format(sql.Identifier(owner))
+            )
+        try:
+            owner_url = as_role(url, owner)
+            assert run(owner_url, "init", "--director", DIRECTOR, "--name", "王主任").code == 0
+            first = run(url, "catalog")  # the superuser's session builds it
+            assert first.code == 0, first
+            owners = RawStore(url).query(
+                "SELECT DISTINCT tableowner FROM pg_tables WHERE tablename IN (?, ?, ?)",
+                ("catalog", "catalog_tracking", "former_titles"),
+            )
+            assert owners == [(owner,)], owners
+            add = [
+                "actor",
+                "add",
+                "liz",
+                "--name",
+                "张",
+                "--role",
+                "liaison",
+                "--clearance",
+                "internal",
+            ]
+            assert run(owner_url, *add, actor=DIRECTOR).code == 0
+            receive(owner_url, DIRECTOR)  # (the catalog has a row to catch up with)
+            for args in (["catalog"], ["projections", "rebuild", "catalog"]):
+                done = run(owner_url, *args)
+                assert done.code == 0, done
+        finally:
+            with psycopg.connect(url, autocommit=True) as superuser:
+                superuser.execute(sql.SQL("DROP OWNED BY {0}").format(sql.Identifier(owner)))
+                superuser.execute(sql.SQL("DROP ROLE {0}").format(sql.Identifier(owner)))
