@@ -504,14 +504,39 @@ class _ChunkRun:
             if self.batch.refusals > recorded:
                 self.batch.posted.append((line.key, refused_outcome(error.rule), line.digest))
                 self.refused_here.add(line.key)
-            else:
-                self.unrecorded.add(line.key)
-            return self._problem(line, "refused", error.line())
+                return self._problem(line, "refused", error.line())
+            return self._failed(line, "refused", error.line())
         except LedgerError as error:  # invalid input, not found
-            self.unrecorded.add(line.key)
-            return self._problem(line, "invalid", error.line())
+            return self._failed(line, "invalid", error.line())
         self.batch.posted.append((line.key, "posted", line.digest))
         counts.posted += 1
+        return True
+
+    def _failed(self, line: Line, outcome: str, message: str) -> bool:
+        """A line that failed and leaves no key. In a chunk checked without a look-up, its
+        id may be in the store all the same (a line posted before): then the line is
+        judged as the look-up would have had it, and the lines after it by the store's
+        line, not by this one (one look-up for each such line)."""
+        assert line.key is not None
+        if self.found is None:
+            recorder: Any = self.poster.ledger.recorder
+            stored = recorder.posted_ids([line.key]).get(line.key)
+            if stored is not None:
+                return self._judged_by_store(line, stored)
+        self.unrecorded.add(line.key)
+        return self._problem(line, outcome, message)
+
+    def _judged_by_store(self, line: Line, stored: PostedLine) -> bool:
+        assert line.key is not None
+        self.seen[line.key] = stored.digest
+        if stored.digest is not None and stored.digest != line.digest:
+            self.conflicting.add(line.number)
+            return self._problem(line, "invalid", id_taken(line.key))
+        if is_refused(stored.outcome):  # named, once; later lines with the id skipped
+            self.refused_elsewhere.add(line.key)
+            self.unrecorded.add(line.key)
+            return self._problem(line, *refused_already(stored.outcome))
+        self.counts.skipped += 1
         return True
 
     def _taker(self, key: str) -> Digest:

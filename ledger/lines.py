@@ -86,8 +86,11 @@ def parse(number: int, text: bytes, default_actor: str | None) -> Line:
 def content_digest(command: dict[str, Any], actor: str | None) -> bytes:
     """The digest a line's key is kept with: of what the line says (its command, and the
     actor it names, if any: not the run's --actor, so a re-run by someone else matches),
-    its fields in name order, so that a re-run's line, however spaced or ordered,
-    matches, and another line given the same id does not (0.7 µs a line)."""
+    its fields in name order and those given null left out (null is no value, as for the
+    request), so that a re-run's line, however spaced or ordered, matches, and another
+    line given the same id does not (0.7 µs a line)."""
+    if None in command.values():  # a field given null is a field left out
+        command = {name: value for name, value in command.items() if value is not None}
     content = orjson.dumps([actor, command], option=orjson.OPT_SORT_KEYS)
     return hashlib.blake2b(content, digest_size=DIGEST_SIZE).digest()
 

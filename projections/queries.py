@@ -183,7 +183,7 @@ def audit(
 # log position, which depends on the order writers committed in (posting workers).
 AUDIT_CONTENT = (
     "action", "outcome", "rule", "actor", "reader", "approved_by", "letter", "purpose",
-    "detail", "code", "secrecy",
+    "detail", "code", "secrecy", "occurred_at",  # (the time as written: its offset too)
 )  # fmt: skip
 
 

@@ -34,10 +34,12 @@ from tests.pg import fresh_database
 R1 = "00000000-0000-4000-8000-0000000a0001"
 R2 = "00000000-0000-4000-8000-0000000a0002"
 AT = "2016-03-01T09:00:00+00:00"  # the one time of every use and attempt
-# At that time: no record first (by what they show), then by record, each record's uses
-# in their order on it, then its refused attempts (by what they show).
+AT_EAST = "2016-03-01T17:00:00+08:00"  # ... written with another offset
+# At that time: no record first (by what they show, the time as written last), then by
+# record, each record's uses in their order on it, then its refused attempts (likewise).
 ORDER = [
     (None, "receive", "ghost"),
+    (None, "receive", "ghost"),  # (at AT_EAST)
     (None, "receive", "intruder"),
     (R1, "consulted", ARCHIVIST),
     (R1, "copied", ARCHIVIST),
@@ -79,6 +81,7 @@ def lines() -> list[dict[str, Any]]:
     add("lend", record="O-2", to=BORROWER, due="2016-04-01", purpose="借阅", approved_by=LEADER)
     add("receive", actor="intruder", **receipt)  # refused (R19), on no record
     add("return", record="O-2", pages=10, condition="intact")
+    add("receive", at=AT_EAST, actor="ghost", **receipt)  # refused (R19): differs by offset
     return found
 
 
@@ -146,7 +149,7 @@ def test_the_same_events_in_another_commit_order_export_the_same_audit(
             mine, theirs = (audit(url, form) for url in (db_url, other))
             assert without_position(form, mine) == without_position(form, theirs)
         assert audit(db_url, "table") == audit(other, "table")
-    assert [r["occurred_at"] for r in first] == [AT] * len(ORDER)
+    assert [r["occurred_at"] for r in first] == [AT, AT_EAST] + [AT] * (len(ORDER) - 2)
     assert [_shown(r) for r in first] == ORDER
 
 
