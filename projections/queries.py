@@ -201,7 +201,8 @@ def _audit_order(row: dict[str, Any]) -> tuple[Any, ...]:
 
 def names(view: View, actor: str) -> bool:
     """Whether any row of the whole audit trail names ``actor``, as who posted (or tried
-    to) or as the reader: an index look-up each."""
+    to) or as the reader: a scan of the trail, stopped at the first row found (asked
+    only when an actor never registered has no rows in the window asked for)."""
     sql = (
         "SELECT EXISTS (SELECT 1 FROM audit WHERE actor = ?) "
         "OR EXISTS (SELECT 1 FROM audit WHERE reader = ?) AS found"
