@@ -95,21 +95,20 @@ class PostgresView(PostgresTrackingRecorder, View):
         """None but ALTER TABLE's own (``add_column``)."""
 
     def writable(self) -> bool:
-        names = [self.tracking_name, *(self.name(t) for t in self.spec.tables)]
-        sql = (
+        return self._of_every_table(
             "SELECT bool_and(has_table_privilege(n, 'INSERT') "
             "AND has_table_privilege(n, 'UPDATE')) AS ok FROM unnest(%s::text[]) n"
         )
-        with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            found = curs.execute(sql, (names,)).fetchone()
-        return bool(found and found["ok"])
 
     def readable(self) -> bool:
-        names = [self.tracking_name, *(self.name(t) for t in self.spec.tables)]
-        sql = (
+        return self._of_every_table(
             "SELECT bool_and(c.oid IS NULL OR has_table_privilege(c.oid, 'SELECT')) AS ok "
             "FROM unnest(%s::text[]) n LEFT JOIN pg_class c ON c.oid = to_regclass(n)"
         )
+
+    def _of_every_table(self, sql: str) -> bool:
+        """Whether ``sql``, given the names of the view's tables, answers ``ok``."""
+        names = [self.tracking_name, *(self.name(t) for t in self.spec.tables)]
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             found = curs.execute(sql, (names,)).fetchone()
         return bool(found and found["ok"])

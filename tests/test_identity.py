@@ -26,6 +26,17 @@ from tests.pg import fresh_database, require_pg
 from tests.tamper import RawStore
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+ADD_LIAISON = [
+    "actor",
+    "add",
+    "liz",
+    "--name",
+    "张",
+    "--role",
+    "liaison",
+    "--clearance",
+    "internal",
+]
 pytestmark = pytest.mark.postgres
 
 
@@ -81,18 +92,7 @@ def _office(pg_url: str) -> Iterator[tuple[str, str, str]]:
                 actor=DIRECTOR,
             )
             assert done.code == 0, done
-        add = [
-            "actor",
-            "add",
-            "liz",
-            "--name",
-            "张",
-            "--role",
-            "liaison",
-            "--clearance",
-            "internal",
-        ]
-        assert run(pg_url, *add, actor=DIRECTOR).code == 0
+        assert run(pg_url, *ADD_LIAISON, actor=DIRECTOR).code == 0
         yield pg_url, li, wang
     finally:
         with psycopg.connect(pg_url, autocommit=True) as owner:
@@ -390,18 +390,7 @@ def test_projections_built_by_a_superuser_belong_to_the_tables_owner() -> None:
                 ("catalog", "catalog_tracking", "former_titles"),
             )
             assert owners == [(owner,)], owners
-            add = [
-                "actor",
-                "add",
-                "liz",
-                "--name",
-                "张",
-                "--role",
-                "liaison",
-                "--clearance",
-                "internal",
-            ]
-            assert run(owner_url, *add, actor=DIRECTOR).code == 0
+            assert run(owner_url, *ADD_LIAISON, actor=DIRECTOR).code == 0
             receive(owner_url, DIRECTOR)  # (the catalog has a row to catch up with)
             for args in (["catalog"], ["projections", "rebuild", "catalog"]):
                 done = run(owner_url, *args)
