@@ -359,6 +359,7 @@ class _ChunkRun:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self.found_meanwhile = False  # a failed line's id was in the store after all
+        self.found_late: dict[str, PostedLine] | None = None  # see _failed
 
     def check(self) -> bool:
         """Check every line against the rules and the state before it; False if one
@@ -516,11 +517,13 @@ class _ChunkRun:
         """A line that failed and leaves no key. In a chunk checked without a look-up, its
         id may be in the store all the same (a line posted before): then the line is
         judged as the look-up would have had it, and the lines after it by the store's
-        line, not by this one (one look-up for each such line)."""
+        line, not by this one. The first such line looks up the whole chunk's ids, once."""
         assert line.key is not None
         if self.found is None:
-            recorder: Any = self.poster.ledger.recorder
-            stored = recorder.posted_ids([line.key]).get(line.key)
+            if self.found_late is None:
+                recorder: Any = self.poster.ledger.recorder
+                self.found_late = recorder.posted_ids([n.key for n in self.lines if n.key])
+            stored = self.found_late.get(line.key)
             if stored is not None:
                 return self._judged_by_store(line, stored)
         self.unrecorded.add(line.key)
