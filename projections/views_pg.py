@@ -29,6 +29,7 @@ class PostgresView(PostgresTrackingRecorder, View):
         self.suffix = suffix
         self.schema = datastore.schema
         self.events = f"{datastore.schema}.{events}"  # the event table: its owner owns these
+        self.makes: str | None = None  # the role the tables are made as (_create_table)
         super().__init__(datastore, tracking_table_name=f"{spec.name}_tracking{suffix}")
         ddl = [table_ddl(t, self.name(t), "postgres") for t in spec.tables]
         if not suffix:
@@ -45,13 +46,16 @@ class PostgresView(PostgresTrackingRecorder, View):
         names = [self.tracking_name, *(self.name(t) for t in self.spec.tables)]
         sql = (
             "SELECT bool_and(c.oid IS NOT NULL) AS present, "
-            "bool_or(pg_has_role(c.relowner, 'USAGE')) AS owner "
+            "bool_or(pg_has_role(c.relowner, 'USAGE')) AS owner, "
+            "(SELECT pg_get_userbyid(e.relowner) FROM pg_class e WHERE e.oid = to_regclass(%s) "
+            "AND pg_has_role(e.relowner, 'MEMBER')) AS makes "  # the role that makes them
             "FROM unnest(%s::text[]) n LEFT JOIN pg_class c ON c.oid = to_regclass(n)"
         )
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
-            found = curs.execute(sql, (names,)).fetchone()
+            found = curs.execute(sql, (self.events, names)).fetchone()
         if found and found["present"] and not found["owner"]:
             return
+        self.makes = found["makes"] if found else None
         try:
             create_racing(super().create_table)
         except ProgrammingError as error:
@@ -65,14 +69,10 @@ class PostgresView(PostgresTrackingRecorder, View):
         when the session's role is a member of it (a superuser's, say): tables of the
         session's own role were out of reach of the owner's catch-ups and rebuilds
         (permission denied), and of the default privileges that let officers read them
-        (README "Who wrote it"). Another role may not take it, and creates nothing."""
-        found = curs.execute(
-            "SELECT pg_get_userbyid(relowner) AS owner, pg_has_role(relowner, 'MEMBER') AS member "
-            "FROM pg_class WHERE oid = to_regclass(%s)",
-            (self.events,),
-        ).fetchone()
-        if found is not None and found["member"]:
-            curs.execute(SQL("SET LOCAL ROLE {0}").format(Identifier(found["owner"])))
+        (README "Who wrote it"). Another role may not take it, and creates nothing. The
+        role is found by ``create_table``'s look-up (``makes``)."""
+        if self.makes is not None:
+            curs.execute(SQL("SET LOCAL ROLE {0}").format(Identifier(self.makes)))
         super()._create_table(curs)
 
     @contextmanager
