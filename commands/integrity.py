@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from commands.options import record_named
 from commands.render import emit_json
 
 SHOWN_PROBLEMS = 1000
@@ -39,6 +40,7 @@ def seal(obj: Any, /, as_json: bool) -> None:
 @click.option(
     "--record",
     metavar="RECORD",
+    callback=record_named,
     help="Check one record's chain (id or archival code; or any chain's id, e.g. an "
     "actor's) and the log's digests.",
 )

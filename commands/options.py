@@ -44,6 +44,24 @@ def build(request_class: type[Any], arguments: dict[str, str] | None = None, **o
         raise InvalidInput(f"{name}: {message}") from None
 
 
+def record_named(_ctx: click.Context, param: click.Parameter, text: str | None) -> str | None:
+    """A RECORD (an id in any spelling, or an archival code) read as a posting command reads
+    it, by its request (spaces around it dropped; empty or spaces only is invalid input
+    naming the argument or option): `show ' H-0001 '` found no record `arrange` finds."""
+    from ledger.requests import RecordRequest
+
+    if text is None:
+        return None
+    argument = isinstance(param, click.Argument) and param.metavar  # else --record
+    record: str = build(
+        RecordRequest, {"record": argument} if argument else None, record=text
+    ).record
+    return record
+
+
+RECORD = click.argument("record", metavar="RECORD", callback=record_named)
+
+
 def moment_of(text: str | None, option: str) -> datetime | None:
     """An option's ISO 8601 time (the one rule: aggregates.values); a bad one is invalid
     input naming the option."""

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
+from commands.options import record_named
 from commands.render import fmt, output_options, output_rows
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -108,6 +109,11 @@ def given(_ctx: click.Context, param: click.Parameter, text: str | None) -> str 
     return text
 
 
+def given_record(ctx: click.Context, param: click.Parameter, text: str | None) -> str | None:
+    """--record: a filter given, read as every command reads RECORD."""
+    return record_named(ctx, param, given(ctx, param, text))
+
+
 def render(rows: list[dict[str, Any]], form: str, columns: list[str], table: list[str]) -> None:
     output_rows(rows, form, columns if form != "table" else table)
 
@@ -181,7 +187,9 @@ def loans(
 @click.option(
     "--actor", "who", callback=given, metavar="ID", help="Who posted it or who read the record."
 )
-@click.option("--record", callback=given, metavar="RECORD", help="A record's id or archival code.")
+@click.option(
+    "--record", callback=given_record, metavar="RECORD", help="A record's id or archival code."
+)
 @click.option("--since", metavar="TIME", help="From this time on (ISO 8601; a date is 00:00 UTC).")
 @click.option("--until", metavar="TIME", help="Before this time (ISO 8601; a date is 00:00 UTC).")
 @click.option("--refused", is_flag=True, help="Only refused attempts (R12, R18, R19).")

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from commands.options import RECORD
 from commands.render import cell, emit_json, fmt, output_mapping, output_options, output_rows
 
 AS_OF = click.option(
@@ -38,7 +39,7 @@ def _history(
 
 
 @click.command()
-@click.argument("record", metavar="RECORD")
+@RECORD
 @AS_OF
 @KNOWN_AT
 @click.option("--json", "as_json", is_flag=True, help="JSON output.")
@@ -53,7 +54,7 @@ def show(obj: Any, /, record: str, as_of: str | None, known_at: str | None, as_j
 
 
 @click.command()
-@click.argument("record", metavar="RECORD")
+@RECORD
 @AS_OF
 @KNOWN_AT
 @output_options

@@ -7,11 +7,10 @@ from typing import Any
 
 import click
 
-from commands.options import build, posting
+from commands.options import RECORD, build, posting
 from commands.render import emit_json
 
 SECRECY = click.Choice(["public", "internal", "confidential", "secret", "top-secret"])
-RECORD = click.argument("record", metavar="RECORD")
 
 
 def post(obj: Any, name: str, as_json: bool, **options: Any) -> dict[str, Any]:

@@ -132,6 +132,50 @@ def test_audit_names_a_record_as_show_does(world: str) -> None:
         assert one_line(done.stderr).startswith(f"error: record {ref!r} not found"), done
 
 
+# Every command that takes a record, with where the record goes.
+READING = [
+    ("show", "{}"),
+    ("show", "{}", "--json"),
+    ("custody", "{}"),
+    ("custody", "{}", "--csv"),
+    ("custody", "{}", "--json"),
+    ("audit", "--record", "{}", "--json"),
+]
+
+
+@pytest.mark.parametrize("ref", [f" {CODE} ", f"\t{CODE}", f" {RECORD}", f"{RECORD}\u3000"])
+def test_reading_commands_drop_spaces_around_a_record_as_posting_does(world: str, ref: str) -> None:
+    """`show ' R-READ-0001 '` and `custody` said not found (exit 4), as did `audit
+    --record` and `verify --record`, while a posting command drops the spaces and finds
+    the record. Each reads it as posting does, by archival code and by id."""
+    for args in READING:
+        given = run(world, *(a.format(ref) for a in args), actor=AUDITOR)
+        plain = run(world, *(a.format(ref.strip()) for a in args), actor=AUDITOR)
+        assert (given.code, given.stderr) == (plain.code, "") == (0, ""), (args, given)
+        assert given.stdout == plain.stdout, args
+    checked = run(world, "verify", "--record", ref, "--json", actor=AUDITOR)
+    assert checked.code == 0, checked
+    assert (checked.json()["intact"], checked.json()["record"]) == (True, RECORD)
+
+
+@pytest.mark.parametrize("blank", ["", " ", "\t", "\u3000"])
+def test_an_empty_record_is_invalid_input_as_posting_says(world: str, blank: str) -> None:
+    """`show ''` and `custody ''` said record '' not found (exit 4), and `verify --record
+    ''` checked the whole log (exit 0). An empty record, or one of spaces only, is invalid
+    input, in the words a posting command has for it."""
+    before = event_count(world)
+    for args, name in [
+        (("show", blank), "RECORD"),
+        (("custody", blank, "--csv"), "RECORD"),
+        (("consult", blank, "--reader", BORROWER, "--purpose", "p"), "RECORD"),
+        (("verify", "--record", blank), "--record"),
+    ]:
+        done = run(world, *args, actor=ARCHIVIST)
+        assert (done.code, done.stdout) == (2, ""), (args, done)
+        assert one_line(done.stderr) == f"error: {name}: String should have at least 1 character"
+    assert event_count(world) == before
+
+
 def loans_as_of(url: str, day: str) -> list[dict[str, object]]:
     done = run(url, "loans", "--all", "--as-of", day, "--json", actor=AUDITOR)
     assert done.code == 0, done
