@@ -54,14 +54,22 @@ def cell(value: Any, *, text: bool = False) -> str:
     there a mapping's strings stay raw, as every other cell's, and the table escapes a
     tab, a line break or a backslash once (JSON's own escapes would be escaped again)."""
     value = plain(value)
-    if value is None:
-        return ""
     if isinstance(value, list):
-        return ",".join(str(v) for v in value)
+        return ",".join(_scalar(v) for v in value)
     if isinstance(value, dict):
         if text:
             return "{" + ", ".join(f'"{k}": {_raw(v)}' for k, v in sorted(value.items())) + "}"
         return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return _scalar(value)
+
+
+def _scalar(value: Any) -> str:
+    """Null as nothing; a flag as --json spells it, true or false (Python's True and False
+    reached CSV exports, tables and custody details)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return str(value)
 
 

@@ -19,6 +19,7 @@ from tests.cli import (
     BACKENDS,
     BORROWER,
     DIRECTOR,
+    EXTERNAL,
     LEADER,
     LEDGER,
     LIAISON,
@@ -96,8 +97,10 @@ def as_text(value: Any) -> str:
     """A --json value as a CSV cell holds it (the shared renderer's own rule)."""
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if isinstance(value, list):
-        return ",".join(str(v) for v in value)
+        return ",".join(as_text(v) for v in value)
     return str(value)
 
 
@@ -204,6 +207,35 @@ def test_custody_table_shows_the_same_details(world: str) -> None:
     assert 'purpose="核对 = 原件" letter="""函"" 3号"' in table
     # The table shows a CR and a LF escaped, once, as in any cell.
     assert 'purpose="甲\\r\\n乙" approved_by=leader letter="甲\\r\\n乙"' in table
+
+
+# -- flags: true or false, as --json has them ---------------------------------------
+
+
+def rows_of(out: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(out, newline="")))
+
+
+def test_flags_read_true_or_false_as_json_has_them(world: str) -> None:
+    """A flag was printed as Python's True or False: a late receipt in the catalog's CSV
+    and table, in `show` and in custody details (table and CSV); an external reader, and
+    an active actor, in `actor list --csv`."""
+    assert {row["late"] for row in rows_of(output(world, "catalog", "--csv"))} == {"true"}
+    actors = {row["id"]: row for row in rows_of(output(world, "actor", "list", "--csv"))}
+    assert [actors[EXTERNAL][k] for k in ("external", "active")] == ["true", "true"]
+    assert actors[BORROWER]["external"] == "false"
+    received = rows_of(output(world, "custody", CODE, "--csv"))[0]
+    assert parse(received["details"])["late"] == "true", received
+    table = output(world, "custody", CODE)
+    assert " late=true" in table.splitlines()[3], table
+    shown = {
+        w[0]: w[1:] for w in (line.split() for line in output(world, "show", PLAIN).splitlines())
+    }
+    assert (shown["late"], shown["opened"]) == (["true"], ["false"]), shown
+    catalog = output(world, "catalog")
+    assert all(" true " in row for row in catalog.splitlines()[2:]), catalog
+    for text in (table, catalog, output(world, "show", CODE), output(world, "actor", "list")):
+        assert "True" not in text and "False" not in text, text
 
 
 # -- a bad time names its option --------------------------------------------------

@@ -67,3 +67,11 @@ def test_csv_quotes_a_carriage_return_as_it_quotes_a_line_feed(
     rows = [{"a": "x", "b": 1}, {"a": "函\r号", "b": "甲\r\n乙"}, {"a": 'q"t', "b": "c,d\n"}]
     output_rows(rows, "csv")
     assert capsys.readouterr().out == 'a,b\nx,1\n"函\r号","甲\r\n乙"\n"q""t","c,d\n"\n'
+
+
+def test_a_flag_reads_as_json_spells_it() -> None:
+    """Flags read Python's True and False in CSV cells and tables, true and false in JSON."""
+    assert [cell(True), cell(False), cell(True, text=True)] == ["true", "false", "true"]
+    assert cell([True, False, "a"]) == "true,false,a"
+    assert cell({"late": True}) == '{"late": true}'
+    assert table([{"late": False}], ["late"]).splitlines()[-1] == "false"
