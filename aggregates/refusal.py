@@ -1,4 +1,5 @@
-"""Refused attempts (R18, R19, R12's destructions): their own aggregate, never on the record."""
+"""Refused attempts (R18, R19; R11/R12 of a destruction, R12 of a use of a destroyed record):
+their own aggregate, never on the record."""
 
 from __future__ import annotations
 

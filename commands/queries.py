@@ -192,7 +192,7 @@ def loans(
 )
 @click.option("--since", metavar="TIME", help="From this time on (ISO 8601; a date is 00:00 UTC).")
 @click.option("--until", metavar="TIME", help="Before this time (ISO 8601; a date is 00:00 UTC).")
-@click.option("--refused", is_flag=True, help="Only refused attempts (R12, R18, R19).")
+@click.option("--refused", is_flag=True, help="Only refused attempts (R11, R12, R18, R19).")
 @catch_up_option
 @output_options
 @click.pass_obj

@@ -25,9 +25,17 @@ if TYPE_CHECKING:
 
 # Refusals under these rules are recorded as events of their own (R18, R19).
 RECORDED_RULES = frozenset({"R5", "R6", "R7", "R8", "R19"})
-# ... and under these, of these commands: every improper destruction attempt (R12: no
-# standing decision, an approver who is no leader, too few witnesses, ...) is kept.
-RECORDED_FOR = {"destroy": frozenset({"R12"})}
+# ... and under these, of these commands: every improper destruction attempt (R11: the
+# retention has not run out; R12: no standing decision, an approver who is no leader, too
+# few witnesses, ...), and every attempted use of a destroyed record (R12: an access to
+# the record, as R18 keeps one). Other commands on a destroyed record are reported only.
+_USE_OF_DESTROYED = frozenset({"R12"})
+RECORDED_FOR = {
+    "destroy": frozenset({"R11", "R12"}),
+    "consult": _USE_OF_DESTROYED,
+    "copy": _USE_OF_DESTROYED,
+    "lend": _USE_OF_DESTROYED,
+}
 
 
 def is_recorded(rule: str, action: str) -> bool:
@@ -314,8 +322,8 @@ class Batch:
         details: dict[str, Any],
         occurred_at: datetime | None = None,
     ) -> None:
-        """R18/R19 (and R12 for a destruction): keep the refused attempt, without
-        touching the record.
+        """R18/R19 (R11 and R12 of a destruction, R12 of a use): keep the refused
+        attempt, without touching the record.
 
         It is kept at the time it claims, unless that time is in the future or before the
         record's previous event (an attempt by an unregistered actor is checked before
@@ -382,7 +390,7 @@ class Batch:
         return changed, events
 
     def save_refusals(self) -> None:
-        """A refused command: write its refused attempts alone (R12, R18, R19), on the same
+        """A refused command: write its refused attempts alone (R11, R12, R18, R19), on the same
         condition as any write, that the actors it was checked against are unchanged."""
         refusals = [a for a in self.new if a.pending_events and isinstance(a, Refusal)]
         if refusals:

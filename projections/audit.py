@@ -1,5 +1,5 @@
 """The audit trail (利用登记): every use of a record and every refused attempt (R5-R8, R18,
-R19; R12 of a destruction).
+R19; R11 and R12 of a destruction, R12 of a use of a destroyed record).
 
 Each row carries the record's secrecy and archival code as they were at that moment; the
 projection keeps them per record in ``audit_records`` (an appraisal may lower secrecy).

@@ -430,6 +430,110 @@ def test_a_refused_destruction_is_kept_and_named_again(db_url: str, tmp_path: Pa
     ]  # fmt: skip
 
 
+SECRET_RECORD = "00000000-0000-4000-8000-00000000b002"
+
+
+def refused_lines_of_destruction_and_access() -> list[dict[str, object]]:
+    """A public record whose destroy decision stands but whose year is then corrected, so
+    that its retention runs again; a secret record destroyed, then asked for."""
+
+    def at(day: str) -> str:
+        return f"{day}T09:00:00+08:00"
+
+    public = {**RECEIPT, "year": 2000, "occurred_at": at("2011-01-10")}
+    secret = {**RECEIPT, "id": "b1", "record": SECRET_RECORD, "year": 2000,
+              "secrecy": "secret", "occurred_at": at("2001-01-10")}  # fmt: skip
+    arrange = {"command": "arrange", "category": "business", "retention": "10y"}
+    appraise = {"command": "appraise", "actor": APPRAISER_1, "decision": "destroy",
+                "appraiser": [APPRAISER_1, APPRAISER_2], "basis": "期满",
+                "occurred_at": at("2012-02-01")}  # fmt: skip
+    destroy = {"command": "destroy", "approved_by": LEADER, "witness": [WITNESS, DIRECTOR],
+               "register": "XH-1", "occurred_at": at("2012-03-01")}  # fmt: skip
+    use = {"record": "D-2", "purpose": "查考", "approved_by": LEADER}
+    return [
+        public,  # line 1
+        {**arrange, "id": "a2", "record": RECORD, "code": "D-1", "occurred_at": at("2011-01-11")},
+        {"command": "shelve", "id": "a3", "record": "D-1", "location": "A1-01-1-1",
+         "occurred_at": at("2011-01-12")},
+        secret,  # line 4
+        {**arrange, "id": "b2", "record": SECRET_RECORD, "code": "D-2",
+         "occurred_at": at("2001-01-11")},
+        {"command": "shelve", "id": "b3", "record": "D-2", "location": "A1-01-1-2",
+         "occurred_at": at("2001-01-12")},
+        {**appraise, "id": "a4", "record": "D-1"},
+        {**appraise, "id": "b4", "record": "D-2"},
+        {**destroy, "id": "b5", "record": "D-2"},  # line 9: posted
+        # line 10: 10 years from 2010 run until 2021
+        {"command": "correct", "id": "a5", "record": "D-1", "version": 1, "reason": "误录年度",
+         "set": {"year": 2010}, "occurred_at": at("2012-02-15")},
+        {**destroy, "id": "a6", "record": "D-1"},  # line 11: refused (R11), kept
+        # lines 12-14: uses of the destroyed record, refused (R12), kept
+        {**use, "command": "consult", "id": "c1", "reader": BORROWER,
+         "occurred_at": at("2012-04-01")},
+        {**use, "command": "copy", "id": "c2", "reader": BORROWER, "pages": 1,
+         "occurred_at": at("2012-04-02")},
+        {**use, "command": "lend", "id": "c3", "to": BORROWER, "due": "2012-05-01",
+         "occurred_at": at("2012-04-03")},
+        # line 15: a move of the destroyed record, refused (R12), reported only
+        {"command": "relocate", "id": "c4", "record": "D-2", "location": "B1-01-1-1",
+         "occurred_at": at("2012-04-04")},
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_refused_destructions_and_uses_of_a_destroyed_record_are_kept(
+    db_url: str, tmp_path: Path, jobs: str
+) -> None:
+    """A destruction refused under R11, and every use (consult, copy, lend) of a destroyed
+    record, are kept as refused attempts, with the record's code and secrecy, reader and
+    approver: in `audit --refused` and its secrecy filter, their lines' ids taken with
+    their rules and named by a re-run. A move of the destroyed record is reported only
+    (refused again by a re-run). The records' custody is unchanged."""
+    setup_office(db_url)
+    path = tmp_path / "lines.jsonl"
+    path.write_text(jsonl(refused_lines_of_destruction_and_access()))
+    first = run(db_url, "post", str(path), "--chunk-size", "2", "--jobs", jobs, actor=ARCHIVIST)
+    assert first.code == 3, first
+    assert first.stdout == summary(10, 0, 5, 0, 16), first  # arrangements claim codes too
+    problems = [p.split(": ", 2)[:2] for p in first.stderr.splitlines()]
+    assert problems == [
+        ["line 11", "refused (R11)"],
+        *([f"line {n}", "refused (R12)"] for n in (12, 13, 14, 15)),
+    ], first
+    assert "runs until 2021-01-01; it cannot be destroyed" in first.stderr
+    outcomes = posted_outcomes(db_url)
+    kept = {key: outcomes.get(key) for key in ("a6", "c1", "c2", "c3", "c4")}
+    assert kept == {"a6": "refused R11", "c1": "refused R12", "c2": "refused R12",
+                    "c3": "refused R12", "c4": None}  # fmt: skip
+    events = event_count(db_url)
+
+    for again_jobs in ("1", "2"):
+        again = run(db_url, "post", str(path), "--chunk-size", "2", "--jobs", again_jobs,
+                    actor=ARCHIVIST)  # fmt: skip
+        assert again.code == 3, again
+        assert again.stdout == summary(0, 10, 5, 0, 0), again
+        assert [p.split(": ", 2)[:2] for p in again.stderr.splitlines()] == [
+            ["line 11", "refused (R11) already"],
+            *([f"line {n}", "refused (R12) already"] for n in (12, 13, 14)),
+            ["line 15", "refused (R12)"],
+        ], again
+    assert event_count(db_url) == events
+
+    shown = ("action", "rule", "record", "code", "secrecy", "reader", "approved_by")
+    audit = run(db_url, "audit", "--refused", "--json").json()
+    assert [tuple(r[k] for k in shown) for r in audit] == [
+        ("destroy", "R11", RECORD, "D-1", "public", None, LEADER),
+        ("consult", "R12", SECRET_RECORD, "D-2", "secret", BORROWER, LEADER),
+        ("copy", "R12", SECRET_RECORD, "D-2", "secret", BORROWER, LEADER),
+        ("lend", "R12", SECRET_RECORD, "D-2", "secret", BORROWER, LEADER),
+    ]
+    secret = run(db_url, "audit", "--refused", "--secrecy-at-least", "secret", "--json").json()
+    assert secret == audit[1:]
+    for record, last in ((RECORD, "corrected"), (SECRET_RECORD, "destroyed")):
+        custody = run(db_url, "custody", record, "--json").json()
+        assert [e["event"] for e in custody["events"]][-2:] == ["appraised", last]
+
+
 def test_a_refusal_kept_before_its_rule_was_is_named_without_one(db_url: str) -> None:
     """Stores written before the posted-line table kept the rule of a refused attempt
     hold a bare "refused": a line with such an id is named as refused already, with no

@@ -2,8 +2,9 @@
 
 Every bad input is one line on stderr (``error: ...`` or ``refused (Rn): ...``), nothing
 on stdout, no traceback, a documented exit code, and nothing written, except a refusal
-under R5-R8 or R19, or of a destruction under R12, which writes exactly one refused-attempt
-event naming its rule.
+under R5-R8 or R19, of a destruction under R11 or R12, or of a use of a destroyed record
+under R12, which writes exactly one refused-attempt event naming its rule (and the record's
+code and secrecy).
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ PERMANENT = "00000000-0000-4000-8000-000000000005"  # shelved, permanent
 APPRAISED = "00000000-0000-4000-8000-000000000006"  # standing decision to destroy
 DESTROYED = "00000000-0000-4000-8000-000000000007"  # destroyed
 SHORT = "00000000-0000-4000-8000-000000000008"  # returned 2 of its 10 pages short
+# A standing decision to destroy, then its year corrected: its retention runs again (R11).
+REDATED = "00000000-0000-4000-8000-000000000009"
 CODES = {
     PUBLIC: "E-PUB-0001",
     SECRET: "E-SEC-0001",
@@ -59,7 +62,9 @@ CODES = {
     APPRAISED: "E-APPR-0001",
     DESTROYED: "E-DEST-0001",
     SHORT: "E-SHORT-0001",
+    REDATED: "E-REDATE-0001",
 }
+SECRECY = {SECRET: "secret"}  # the others are public
 LAST_EVENT_AT = "2016-06-01T09:00:00+00:00"  # every record's last event is no later
 
 
@@ -73,13 +78,12 @@ def world_lines() -> list[dict[str, object]]:
              "occurred_at": occurred, **fields}
         )  # fmt: skip
 
-    secrecy = {SECRET: "secret"}
     retention = {PERMANENT: "permanent", APPRAISED: "10y", DESTROYED: "10y"}
-    year = {APPRAISED: 2000, DESTROYED: 2000}
+    year = {APPRAISED: 2000, DESTROYED: 2000, REDATED: 1980}
     for record in [RECEIVED, *CODES]:
         add("receive", "2016-01-04T09:00:00+00:00", record=record, title="文件",
             department="办公室", year=year.get(record, 2015), carrier="paper", pages=10,
-            secrecy=secrecy.get(record, "public"), transferred_by=LIAISON)  # fmt: skip
+            secrecy=SECRECY.get(record, "public"), transferred_by=LIAISON)  # fmt: skip
     for record, code in CODES.items():
         add("arrange", "2016-01-05T09:00:00+00:00", record=record, code=code,
             category="administration", retention=retention.get(record, "30y"))  # fmt: skip
@@ -90,11 +94,13 @@ def world_lines() -> list[dict[str, object]]:
         due="2016-04-01", purpose="借阅", approved_by=LEADER)  # fmt: skip
     add("return", "2016-04-01T09:00:00+00:00", record=CODES[SHORT], pages=8,
         condition="intact")  # fmt: skip
-    for record in (APPRAISED, DESTROYED):
+    for record in (APPRAISED, DESTROYED, REDATED):
         add("appraise", "2016-02-01T09:00:00+00:00", actor=APPRAISER_1, record=record,
             decision="destroy", appraiser=[APPRAISER_1, APPRAISER_2], basis="期满")  # fmt: skip
     add("destroy", "2016-03-01T09:00:00+00:00", record=DESTROYED, approved_by=LEADER,
         witness=[WITNESS, DIRECTOR], register="XH-2016-001")  # fmt: skip
+    add("correct", "2016-02-02T09:00:00+00:00", record=REDATED, version=1, reason="误录年度",
+        set={"year": 2015})  # fmt: skip
     return lines
 
 
@@ -239,8 +245,21 @@ CASES = [
          "--register", "XH-1"), 2, "error: Missing option '--witness'"),
     Case("destroy approved by no one registered", ("destroy", APPR, *DESTROY, DIRECTOR,
          "--approved-by", "ghost"), 4, UNKNOWN),
+    Case("R11 destroy before a corrected retention runs out", ("destroy", CODES[REDATED],
+         *DESTROY, DIRECTOR), 3, "refused (R11): retention of record E-REDATE-0001 (30y) runs "
+         "until 2046-01-01; it cannot be destroyed before 2046-01-01", recorded="R11"),
+    # A use of a destroyed record is an attempted access: kept, with reader and approver.
+    Case("R12 consult after destruction", ("consult", DEST, "--reader", BORROWER,
+         "--purpose", "p"), 3, refused("R12"), recorded="R12"),
+    Case("R12 copy after destruction", ("copy", DEST, "--reader", BORROWER, "--pages", "1",
+         "--purpose", "p", "--approved-by", LEADER), 3, refused("R12"), recorded="R12"),
+    Case("R12 lend after destruction", ("lend", DEST, "--to", BORROWER, *LEND), 3,
+         refused("R12"), recorded="R12"),
+    # Other commands on a destroyed record reach nothing it held: reported only.
     Case("R12 after destruction", ("relocate", DEST, "--location", "B1-01-1-1"), 3,
          refused("R12")),
+    Case("R12 return after destruction", ("return", DEST, "--pages", "10", "--condition",
+         "intact"), 3, refused("R12")),
     Case("empty corrected title", ("correct", PUB, "--version", "1", "--reason", "r", "--set",
          "title= "), 2, "error: --set.title: String should have at least 1 character"),
     # As a receipt checks it (RECEIVED was received on 2016-01-04).
@@ -306,6 +325,12 @@ def test_bad_input_is_one_line_and_writes_nothing(world: str, case: Case) -> Non
     if case.args[0] == "destroy":  # the approver named, as a use's refusal names it
         given = case.args[case.args.index("--approved-by") + 1]
         assert (body["approved_by"], body["record_id"]) == (given, _record_of(case.args[1]))
+    if case.args[1] in CODES.values():  # the record's code and secrecy, for the auditor
+        record = _record_of(case.args[1])
+        assert (body["code"], body["secrecy"]) == (case.args[1], SECRECY.get(record, "public"))
+    if case.args[0] in ("consult", "copy", "lend"):  # who was to read it
+        reader = case.args[case.args.index("--to" if case.args[0] == "lend" else "--reader") + 1]
+        assert body["reader"] == reader
 
 
 def _record_of(code: str) -> str:

@@ -36,10 +36,14 @@ from aggregates.rules import MAX_VOLUME_PAGES
 from aggregates.values import Decision, Retention, Secrecy
 from ledger import requests as rq
 from ledger.application import open_ledger
-from ledger.batch import is_recorded
 from ledger.custody import known_by
 
 START = datetime(2012, 1, 1, 9, 0, tzinfo=UTC)
+# Refusals kept as refused attempts (R18, R19): under these rules, of any command; and
+# under these, of these commands: an improper destruction (R11, R12), a use of a
+# destroyed record (R12). Any other refusal writes nothing.
+KEPT_RULES = {"R5", "R6", "R7", "R8", "R19"}
+KEPT_FOR = {"destroy": {"R11", "R12"}, "consult": {"R12"}, "copy": {"R12"}, "lend": {"R12"}}
 RANKS = {s: s.rank for s in Secrecy}
 
 # actor id -> (roles, clearance, external)
@@ -173,6 +177,21 @@ def state_of(record: Record) -> dict[str, Any]:
     }
 
 
+REDATED = 2009  # a year whose 10 years run until 2020, after any step's time
+
+
+def _redatable(model: Model, now: datetime) -> bool:
+    """Whether a destruction of ``model`` would be allowed but for its retention once its
+    year is corrected to ``REDATED``."""
+    return (
+        model.appraisal is Decision.DESTROY
+        and model.status == "shelved"
+        and model.year != REDATED
+        and model.retention is Retention.YEARS_10
+        and now.year < 2019
+    )
+
+
 class RecordLedgerMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
@@ -286,10 +305,12 @@ class RecordLedgerMachine(RuleBasedStateMachine):
     ) -> None:
         new = self.written_since(position)
         rule = getattr(error, "rule", None)
-        if rule is not None and is_recorded(rule, action):
+        if rule in KEPT_RULES or rule in KEPT_FOR.get(action, ()):
             assert [type(e) for e in new] == [AttemptRefused], new
             assert new[0].rule == rule
             assert str(new[0].record_id) == (model.id if model else "None")
+            if model is not None:  # the record's code and secrecy, as they stand
+                assert (new[0].code, new[0].secrecy) == (model.code, model.secrecy)
         else:
             assert new == [], new
         if model is not None:
@@ -793,6 +814,46 @@ class RecordLedgerMachine(RuleBasedStateMachine):
         model.set_by |= dict.fromkeys(changes, model.version)
         if not model.discrepancy:  # R9: the corrected pages match the pages returned
             model.returned = None
+
+    # -- attempts kept for the auditor that random commands seldom reach -----------------
+
+    @precondition(lambda self: any(m.status == "destroyed" for m in self.records))
+    @rule(index=st.integers(0, 2), command=st.sampled_from(["consult", "copy", "lend"]), step=hours)
+    def use_destroyed(self, index: int, command: str, step: int) -> None:
+        """A use of a destroyed record, valid but for that: refused (R12) and kept."""
+        gone = [m for m in self.records if m.status == "destroyed"]
+        model = gone[index % len(gone)]
+        self.clock += timedelta(hours=step)
+        use: dict[str, Any] = {"record": model.id, "purpose": "p", "approved_by": "lead"}
+        use["occurred_at"] = self.clock
+        request: rq.Request
+        if command == "consult":
+            request = rq.Consult(reader="bor-sec", **use)
+        elif command == "copy":
+            request = rq.Copy(reader="bor-sec", pages=1, **use)
+        else:
+            request = rq.Lend(to="bor-sec", due=self.clock.date() + timedelta(days=30), **use)
+        assert not self.attempt(model, request, "arch", ["destroyed"])
+
+    @precondition(lambda self: any(_redatable(m, self.clock) for m in self.records))
+    @rule(index=st.integers(0, 2), step=hours)
+    def destroy_after_redating(self, index: int, step: int) -> None:
+        """A standing decision to destroy, then the year corrected (R13) so that the
+        retention runs again: the destruction is refused (R11) and kept."""
+        ready = [m for m in self.records if _redatable(m, self.clock)]
+        model = ready[index % len(ready)]
+        self.clock += timedelta(minutes=step)
+        fix = rq.Correct(
+            record=model.id,
+            version=model.set_by["year"],
+            reason="year",
+            set={"year": REDATED},
+            occurred_at=self.clock,
+        )
+        assert self.attempt(model, fix, "arch", [])
+        model.year, model.set_by["year"] = REDATED, model.version
+        self.clock += timedelta(minutes=step)
+        assert not self.destroy_with(model, "arch", "lead", ["bor", "aud"], self.clock, None)
 
     # -- the next valid step of a record's life (biases towards deep states) ------------
 

@@ -956,7 +956,7 @@ def test_r12_a_destroyed_record_takes_no_further_event() -> None:
 
 
 def test_r12_destroyed_record_refuses_in_the_ledger(ledger: Ledger) -> None:
-    record = shelved_in(ledger)
+    record = shelved_in(ledger, secrecy="confidential")
     destroy_it = rq.Destroy(
         record=record, approved_by="lead", witness=["bor", "aud"], register="XH-1"
     )
@@ -967,12 +967,60 @@ def test_r12_destroyed_record_refuses_in_the_ledger(ledger: Ledger) -> None:
     ledger.execute(destroy_it, "arch")
     assert ledger.record(record).status == "destroyed"
     # A destruction refused under R12 is kept, as every improper destruction attempt is;
-    # other commands on a destroyed record are reported only.
+    # so is every attempted use of the destroyed record (an access, R18), with the
+    # record's code and secrecy, its reader and approver.
     app_refuses(ledger, destroy_it, "arch", "R12", "was destroyed", recorded=True)
-    consult = rq.Consult(record=record, reader="bor", purpose="p")
-    app_refuses(ledger, consult, "arch", "R12", "was destroyed", recorded=False)
+    uses: list[rq.Request] = [
+        rq.Consult(record=record, reader="bor", purpose="p", approved_by="lead"),
+        rq.Copy(record=record, reader="bor", pages=1, purpose="p", approved_by="lead"),
+        rq.Lend(record=record, to="bor", due=date(2099, 1, 1), purpose="p", approved_by="lead"),
+    ]
+    for use in uses:
+        position = ledger.recorder.max_notification_id() or 0
+        app_refuses(ledger, use, "arch", "R12", "was destroyed", recorded=True)
+        (refusal,) = written_since(ledger, position)
+        assert (refusal.code, refusal.secrecy) == ("Z001-WS·2000-D10-BGS-0001", "confidential")
+        assert (refusal.reader, refusal.approved_by) == ("bor", "lead")
+    # Other commands on a destroyed record reach nothing it held: reported only.
+    others: list[rq.Request] = [
+        rq.Relocate(record=record, location="B1-01-1-1"),
+        rq.Return(record=record, pages=10, condition="intact"),
+        rq.Correct(record=record, version=1, reason="typo", set={"title": "x"}),
+    ]
+    for other in others:
+        app_refuses(ledger, other, "arch", "R12", "was destroyed", recorded=False)
     history = ledger.record_history(record)[0]
     assert [e.NAME for e in history][-2:] == ["appraised", "destroyed"]
+
+
+def test_r11_a_destruction_refused_under_r11_is_kept(ledger: Ledger) -> None:
+    """The retention clock moved after the destroy decision (a corrected year): the
+    destruction is refused under R11, and kept as the improper destruction attempt it is."""
+    record = receive_in(ledger, secrecy="secret", occurred_at=T0)  # of 2000, 10 years
+    steps: list[rq.Request] = [
+        rq.Arrange(record=record, category="business", retention="10y", code="Z-11"),
+        rq.Shelve(record=record, location="A1-03-2-4"),
+        rq.Correct(record=record, version=1, reason="r", set={"year": 2012}),  # until 2023
+    ]
+    appraisal = rq.Appraise(record=record, decision="destroy", appraiser=["ap1", "ap2"], basis="b")
+    for hours, (step, actor) in enumerate(
+        [(steps[0], "arch"), (steps[1], "arch"), (appraisal, "ap1"), (steps[2], "arch")], 1
+    ):
+        at = T0 + timedelta(hours=hours)
+        ledger.execute(step.model_copy(update={"occurred_at": at}), actor)
+    destroy_it = rq.Destroy(
+        record=record,
+        approved_by="lead",
+        witness=["bor", "aud"],
+        register="XH-1",
+        occurred_at=T0 + timedelta(days=1),
+    )
+    position = ledger.recorder.max_notification_id() or 0
+    app_refuses(ledger, destroy_it, "arch", "R11", "runs until 2023-01-01", recorded=True)
+    (refusal,) = written_since(ledger, position)
+    assert (refusal.action, refusal.approved_by, refusal.secrecy) == ("destroy", "lead", "secret")
+    assert refusal.code == "Z-11"
+    assert ledger.record(record).status == "shelved"
 
 
 # -- R13 Immutability -----------------------------------------------------------------
