@@ -37,8 +37,7 @@ PROJECTIONS: dict[str, type[LedgerProjection]] = {
     "audit": AuditProjection,
     "destruction": DestructionProjection,
 }
-# Events per page; LEDGER_PROJECTION_PAGE_SIZE overrides (smaller pages: less memory).
-PAGE_SIZE = int(os.environ.get("LEDGER_PROJECTION_PAGE_SIZE") or 10_000)
+PAGE_SIZE = 10_000  # events per page, unless LEDGER_PROJECTION_PAGE_SIZE says otherwise
 RETRIES = 5
 # SQLite scratch builds commit this many pages at once: a page's B-tree pages, written to
 # the write-ahead log at each commit, are then written once for several pages.
@@ -108,18 +107,31 @@ def open_projections(
     return [PROJECTIONS[name](view) for name, view in zip(names, views, strict=True)]
 
 
+def configured_page_size() -> int:
+    """Events per page: LEDGER_PROJECTION_PAGE_SIZE (smaller pages: less memory), or
+    PAGE_SIZE. Anything but a whole number of at least 1 is invalid input."""
+    setting = os.environ.get("LEDGER_PROJECTION_PAGE_SIZE", "").strip()
+    if not setting:
+        return PAGE_SIZE
+    if not setting.isdecimal() or int(setting) < 1:
+        raise InvalidInput(
+            f"LEDGER_PROJECTION_PAGE_SIZE is a number of events, at least 1, not {setting!r}"
+        )
+    return int(setting)
+
+
 class Runner:
     def __init__(
         self,
         ledger: Ledger,
         projections: Sequence[LedgerProjection],
         *,
-        page_size: int = PAGE_SIZE,
+        page_size: int | None = None,
         vetted: int = 0,
     ) -> None:
         self.log = EventLog(ledger)
         self.projections = list(projections)
-        self.page_size = page_size
+        self.page_size = page_size or configured_page_size()
         # Positions up to here hold no topic the ledger does not know (EventLog.refuse_unknown)
         self.vetted = vetted
 

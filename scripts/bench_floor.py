@@ -31,9 +31,9 @@ def _tables() -> list[Any]:
 
 def _commits(events: int) -> int:
     """How many transactions a SQLite rebuild of ``events`` commits its rows in."""
-    from projections.runner import PAGE_SIZE, SCRATCH_PAGES_PER_COMMIT
+    from projections.runner import SCRATCH_PAGES_PER_COMMIT, configured_page_size
 
-    return max(1, math.ceil(events / (PAGE_SIZE * SCRATCH_PAGES_PER_COMMIT)))
+    return max(1, math.ceil(events / (configured_page_size() * SCRATCH_PAGES_PER_COMMIT)))
 
 
 def view_writes(backend: Backend, url: str, events: int) -> float:

@@ -9,6 +9,7 @@ code and secrecy).
 
 from __future__ import annotations
 
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,8 +30,11 @@ from tests.cli import (
     DIRECTOR,
     EXTERNAL,
     LEADER,
+    LEDGER,
     LIAISON,
+    TIMEOUT,
     WITNESS,
+    environment,
     event_count,
     fresh_store,
     jsonl,
@@ -507,6 +511,31 @@ def test_bad_database_url(url: str, message: str) -> None:
     assert line.startswith("error: database URL"), done
     assert line.endswith(message), done
     assert "s3cret" not in line, "a password in a message"
+
+
+@pytest.mark.parametrize("size", ["0", "-5", "many"])
+@pytest.mark.parametrize("args", [("projections", "rebuild"), ("catalog",)])
+def test_a_page_size_that_is_no_number_of_events_is_invalid_input(
+    tmp_path: Path, args: tuple[str, ...], size: str
+) -> None:
+    """LEDGER_PROJECTION_PAGE_SIZE (README, "Rebuilds") is a whole number of at least 1.
+    Before, 0 stopped every catch-up with an unexpected IndexError (exit 1), text with a
+    ValueError, and -5 read the whole log as one page."""
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    setup_office(url)
+    done = subprocess.run(
+        [LEDGER, *args],
+        env={**environment(url), "LEDGER_PROJECTION_PAGE_SIZE": size},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert one_line(done.stderr) == (
+        f"error: LEDGER_PROJECTION_PAGE_SIZE is a number of events, at least 1, not '{size}'"
+    )
+    assert done.stdout == ""
 
 
 @pytest.mark.parametrize(
