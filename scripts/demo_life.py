@@ -6,6 +6,7 @@ where the demo shows an archive rule at work. Ends with the record's custody cha
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
 import subprocess
@@ -231,6 +232,9 @@ def life() -> None:
 
 
 def main() -> None:
+    argparse.ArgumentParser(
+        prog="scripts/demo", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    ).parse_args()  # no options: --help says what the demo shows, anything else is refused
     with tempfile.TemporaryDirectory(prefix="ledger-demo-") as folder:
         os.environ["LEDGER_DB"] = f"sqlite:///{folder}/ledger.db"
         os.environ.pop("LEDGER_ACTOR", None)
