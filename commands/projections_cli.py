@@ -48,6 +48,8 @@ JOBS = click.option(
 def rebuild(obj: Any, /, names: tuple[str, ...], jobs: int) -> None:
     """Rebuild projections (default all) from the events alone, then swap them in.
 
+    NAME is catalog, loans, audit or destruction.
+
     Builds into fresh tables and swaps them in atomically: readers never see a half-built
     projection, and an interrupted rebuild leaves the live ones untouched (run it again).
     What catch-ups applied meanwhile is applied to the new tables before the swap, so the
@@ -73,6 +75,8 @@ def rebuild(obj: Any, /, names: tuple[str, ...], jobs: int) -> None:
 @click.pass_obj
 def check(obj: Any, /, names: tuple[str, ...], jobs: int) -> None:
     """Rebuild into scratch tables and compare with the live projections (exit 6 if not equal).
+
+    NAME is catalog, loans, audit or destruction (default all).
 
     Compares in one snapshot at the live positions, so queries and follow may catch up
     meanwhile. On SQLite it exits 5 if they moved on just before each of 5 attempts.
@@ -115,7 +119,10 @@ def _seconds(_ctx: click.Context, _param: click.Parameter, value: float) -> floa
 )
 @click.pass_obj
 def follow(obj: Any, /, names: tuple[str, ...], interval: float) -> None:
-    """Keep projections up to date as events arrive, until stopped (SIGTERM, Ctrl-C)."""
+    """Keep projections up to date as events arrive, until stopped (SIGTERM, Ctrl-C).
+
+    NAME is catalog, loans, audit or destruction (default all).
+    """
     from projections.follow import Follower
     from projections.runner import names_or_all
 
