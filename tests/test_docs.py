@@ -151,3 +151,42 @@ def test_the_exit_code_table_gives_a_wrong_cipher_key_the_code_commands_exit_wit
     assert sorted(codes) == [0, 1, 2, 3, 4, 5, 6]
     assert "LEDGER_CIPHER_KEY" in codes[2]
     assert "LEDGER_CIPHER_KEY" not in codes[6] and "`verify` also" not in codes[6]
+
+
+ROOT = README.parent
+PACKAGES = ["aggregates", "ledger", "projections", "commands"]
+
+
+def test_every_environment_variable_the_ledger_and_its_scripts_read_is_in_the_readme() -> None:
+    """LEDGER_DEBUG and two of scripts/test's variables were in no user's documentation."""
+    sources = [p for package in PACKAGES for p in (ROOT / package).glob("*.py")]
+    sources += [p for p in (ROOT / "scripts").iterdir() if p.is_file()]
+    read = {v for p in sources for v in re.findall(r"\bLEDGER_[A-Z_]+\b", p.read_text())}
+    read -= {"LEDGER_CHECK_EVENTS"}  # the test suite's own (aggregates/base.py)
+    shown = set(re.findall(r"\bLEDGER_[A-Z_]+\b", README.read_text()))
+    assert sorted(read - shown) == []
+
+
+@pytest.mark.parametrize("sub", ["rebuild", "check", "follow"])
+def test_the_projection_names_are_those_the_commands_take(sub: str) -> None:
+    from projections.runner import PROJECTIONS
+
+    *most, last = PROJECTIONS
+    assert f"NAME is {', '.join(most)} or {last}" in description_of("projections", sub)
+    assert f"all, or name some: {' '.join(PROJECTIONS)};" in README.read_text()
+
+
+def description_of(*path: str) -> str:
+    done = CliRunner().invoke(cli, [*path, "--help"], prog_name="ledger")
+    assert done.exit_code == 0, done.output
+    return words(done.output)
+
+
+def test_scripts_test_says_which_checks_it_runs() -> None:
+    """Its usage comment named ruff check, mypy and pytest; it also ran ruff format --check."""
+    text = (ROOT / "scripts" / "test").read_text()
+    usage = words(" ".join(line.lstrip("#") for line in text.splitlines() if line[:1] == "#"))
+    checks = re.findall(r'^\s*"\$VENV/bin/(\w+)"(.*)$', text, re.M)
+    assert len(checks) >= 3
+    for tool, args in checks:
+        assert f"`{tool}{args}`" in usage
