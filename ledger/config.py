@@ -6,6 +6,7 @@ import base64
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from aggregates.errors import InvalidInput
@@ -87,6 +88,7 @@ def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
     key = cipher_key if cipher_key is not None else os.environ.get("LEDGER_CIPHER_KEY")
     if key:
         _check_key(key)
+        aes_cipher()  # the library would fail to resolve the topic, unexpectedly
         env.update(CIPHER_TOPIC="eventsourcing.cryptography:AESCipher", CIPHER_KEY=key)
     return Store(url=url, backend=backend, env=env)
 
@@ -96,6 +98,18 @@ def _port(parts: SplitResult, url: str) -> int | None:
         return parts.port
     except ValueError:  # not a number, or not 0-65535
         raise InvalidInput(f"database URL {masked(url)!r} has no valid port (1-65535)") from None
+
+
+def aes_cipher() -> Any:
+    """The library's AES cipher class; invalid input where the `crypto` extra is missing."""
+    try:
+        from eventsourcing.cryptography import AESCipher
+    except ImportError:
+        raise InvalidInput(
+            "encryption needs the `cryptography` package: "
+            "pip install 'records-custody-ledger[crypto]'"
+        ) from None
+    return AESCipher
 
 
 def _check_key(key: str) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from aggregates.chain import open_envelope
 from ledger.application import Ledger
+from ledger.config import aes_cipher
 
 # (position, key, version, topic, state, db_role or None)
 LogRow = tuple[int, str, int, str, bytes, str | None]
@@ -282,13 +283,5 @@ def open_table(ledger: Ledger) -> EventTable:
 
 def new_cipher_key() -> str:
     """A new AES-256 key for LEDGER_CIPHER_KEY (base64), from the library's AESCipher."""
-    try:
-        from eventsourcing.cryptography import AESCipher
-    except ImportError:  # pragma: no cover - the `crypto` extra is not installed
-        from aggregates.errors import InvalidInput
-
-        raise InvalidInput(
-            "encryption needs the `cryptography` package: "
-            "pip install 'records-custody-ledger[crypto]'"
-        ) from None
-    return AESCipher.create_key(32)
+    key: str = aes_cipher().create_key(32)
+    return key

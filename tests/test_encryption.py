@@ -4,6 +4,7 @@ the hash chain and the seals still verify, and `verify` says that encryption is 
 from __future__ import annotations
 
 import base64
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +40,29 @@ def test_keygen_prints_a_new_aes_256_key() -> None:
 
 
 KEY = base64.b64encode(bytes(range(32))).decode()
+
+
+def test_a_key_without_the_cryptography_package_says_what_to_install(tmp_path: Path) -> None:
+    """Without the `crypto` extra (a plain `pip install .`, as ./scripts/demo makes), every
+    command run with LEDGER_CIPHER_KEY failed with "unexpected TopicError" (exit 1), where
+    keygen said what to install. Here a package that fails to import stands in for it."""
+    shadow = tmp_path / "shadow"
+    (shadow / "cryptography").mkdir(parents=True)
+    (shadow / "cryptography" / "__init__.py").write_text('raise ImportError("not here")\n')
+    store = tmp_path / "ledger.db"
+    env = environment(f"sqlite:///{store}")
+    env["LEDGER_CIPHER_KEY"] = KEY
+    env["PYTHONPATH"] = os.pathsep.join([str(shadow), *filter(None, [env.get("PYTHONPATH")])])
+    line = (
+        "error: encryption needs the `cryptography` package: "
+        "pip install 'records-custody-ledger[crypto]'\n"
+    )
+    for args in (("keygen",), ("init", "--director", "dir", "--name", "主任"), ("verify",)):
+        done = subprocess.run(
+            [LEDGER, *args], env=env, capture_output=True, text=True, timeout=TIMEOUT, check=False
+        )
+        assert (done.returncode, done.stderr, done.stdout) == (2, line, ""), done
+    assert not store.exists()
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
