@@ -67,6 +67,12 @@ def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
         dbname = parts.path.lstrip("/")
         if not dbname:
             raise InvalidInput(f"database URL {masked(url)!r} names no database")
+        if parts.query or parts.fragment:  # never passed on: ?sslmode=require was ignored
+            raise InvalidInput(
+                f"database URL {masked(url)!r} has parameters (after '?' or '#'), which the ledger "
+                "does not pass on: set them as libpq's environment variables instead "
+                "(e.g. PGSSLMODE=require)"
+            )
         password = unquote(parts.password) if parts.password else os.environ.get("PGPASSWORD", "")
         env.update(
             PERSISTENCE_MODULE="eventsourcing.postgres",

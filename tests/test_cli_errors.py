@@ -499,6 +499,11 @@ def test_a_file_that_is_not_a_database_is_unavailable_and_left_alone(
         ("postgresql://u:s3cret@127.0.0.1:99999/x", "has no valid port (1-65535)"),
         ("postgresql://u:s3cret@127.0.0.1:abc/x", "has no valid port (1-65535)"),
         ("postgresql://u:s3cret@127.0.0.1:5432/", "names no database"),
+        (  # the parameters were dropped: the session went without the TLS it asked for
+            "postgresql://u:s3cret@127.0.0.1:5432/x?sslmode=require",
+            "instead (e.g. PGSSLMODE=require)",
+        ),
+        ("postgresql://u:s3cret@127.0.0.1/x#frag", "instead (e.g. PGSSLMODE=require)"),
         ("sqlite:///:memory:", "holds neither ':memory:' nor 'mode=memory'"),
         ("sqlite:///file:x?mode=memory&cache=shared", "holds neither ':memory:' nor 'mode=memory'"),
         ("sqlite:////tmp/x/:memory:", "holds neither ':memory:' nor 'mode=memory'"),
