@@ -295,14 +295,14 @@ class Record(ChainedAggregate):
 
     def repair(self, *, actor: ActorView, occurred_at: datetime, note: str) -> None:
         rules.check_may_post(actor, "repair")
-        self._check_discrepancy_open()
+        self._check_discrepancy_open("repaired")
         self.trigger_event(Repaired, actor=actor.id, occurred_at=occurred_at, note=note)
 
     def report_loss(
         self, *, actor: ActorView, occurred_at: datetime, pages: int, note: str
     ) -> None:
         rules.check_may_post(actor, "report-loss")
-        self._check_discrepancy_open()
+        self._check_discrepancy_open("reported lost")
         if not 1 <= pages < self.pages:  # a loss leaves some pages, and fewer than before
             raise InvalidInput(
                 f"pages after a loss must be at least 1 and fewer than the catalogue's {self.pages}"
@@ -311,9 +311,9 @@ class Record(ChainedAggregate):
             LossReported, actor=actor.id, occurred_at=occurred_at, pages=pages, note=note
         )
 
-    def _check_discrepancy_open(self) -> None:
+    def _check_discrepancy_open(self, doing: str) -> None:
         rules.check_not_destroyed(self)
-        rules.check_not_on_loan(self, "repaired")
+        rules.check_not_on_loan(self, doing)
         if self.discrepancy is None:
             raise RuleViolation("R9", f"record {self.label} has no open discrepancy")
 

@@ -205,6 +205,13 @@ CASES = [
          refused("R7"), recorded="R7"),
     Case("R8 lend while on loan", ("lend", LOAN, "--to", EXTERNAL, "--letter", "J-1", *LEND),
          3, refused("R8"), recorded="R8"),
+    # The reason kept in the audit trail said "repaired" for a loss report too.
+    Case("R8 loss reported while on loan", ("report-loss", LOAN, "--pages", "1", "--note",
+         "n"), 3, f"refused (R8): record {LOAN} is on loan to {BORROWER}; it must be returned "
+         "before it can be reported lost", recorded="R8"),
+    Case("R8 repair while on loan", ("repair", LOAN, "--note", "n"), 3,
+         f"refused (R8): record {LOAN} is on loan to {BORROWER}; it must be returned before "
+         "it can be repaired", recorded="R8"),
     Case("R9 return not on loan", ("return", PUB, "--pages", "10", "--condition", "intact"),
          3, refused("R9")),
     # The pages a loss leaves: some, and fewer than catalogued (10).
