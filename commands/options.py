@@ -62,6 +62,18 @@ def record_named(_ctx: click.Context, param: click.Parameter, text: str | None) 
 RECORD = click.argument("record", metavar="RECORD", callback=record_named)
 
 
+def as_posted(text: str | None, name: str) -> str | None:
+    """Text that no request takes (a query's filter) read as posting reads text, by a
+    request: spaces around it dropped; text that is no Unicode (bytes of no UTF-8 in
+    argv) is invalid input naming ``name``, its option."""
+    from ledger.requests import TextRequest
+
+    if text is None:
+        return None
+    value: str = build(TextRequest, {"text": name}, text=text).text
+    return value
+
+
 def moment_of(text: str | None, option: str) -> datetime | None:
     """An option's ISO 8601 time (the one rule: aggregates.values); a bad one is invalid
     input naming the option."""

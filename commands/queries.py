@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from commands.options import record_named
+from commands.options import as_posted, record_named
 from commands.render import fmt, output_options, output_rows
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -98,15 +98,17 @@ def say_how_far_behind(ledger: Any, projections: Sequence[Any]) -> None:
 
 
 def given(_ctx: click.Context, param: click.Parameter, text: str | None) -> str | None:
-    """A text filter given empty or as whitespace only is invalid input: it read as no
-    filter at all (every row listed), or as a value nothing stored has (posting strips
-    whitespace), for an actor as one never registered."""
+    """A text filter, read as posting reads the value it matches: spaces around it
+    dropped (`--category ' administration '` found nothing posting stored). Given empty
+    or as whitespace only it is invalid input: it read as no filter at all (every row
+    listed), or as a value nothing stored has, for an actor as one never registered.
+    (str.strip drops all that posting drops, and more: the value left is never empty.)"""
     from aggregates.errors import InvalidInput
 
     if text is not None and not text.strip():
         blank = "whitespace only" if text else "empty"
         raise InvalidInput(f"{param.opts[0]}: {blank}; give a value, or leave the option out")
-    return text
+    return as_posted(text, param.opts[0])
 
 
 def given_record(ctx: click.Context, param: click.Parameter, text: str | None) -> str | None:

@@ -140,6 +140,13 @@ class RecordRequest(Request):
     record: Annotated[str, Field(min_length=1)]
 
 
+class TextRequest(Request):
+    """Text that is no command's field, such as a query's filter, read as every request
+    reads its text: spaces around it dropped (Unicode's, the ideographic U+3000 too)."""
+
+    text: str
+
+
 class Receive(Request):
     command: Literal["receive"] = "receive"
     title: Text

@@ -317,6 +317,42 @@ def test_a_whitespace_only_filter_is_invalid_input(store: str) -> None:
         assert one_line(done.stderr).startswith(f"error: {args[1]}: '  ' is not "), done
 
 
+# Each text filter, and a value that finds rows.
+SPACED = [
+    (("catalog", "--category"), "infrastructure"),
+    (("catalog", "--search"), "基建"),
+    (("loans", "--all", "--borrower"), BORROWER),
+    (("audit", "--actor"), EXTERNAL),
+    (("audit", "--record"), OPENED_CODE),
+]
+
+
+def test_a_filter_drops_spaces_around_its_value_as_posting_does(store: str) -> None:
+    """`catalog --category ' infrastructure '` listed nothing, `loans --borrower` and
+    `audit --actor` said the actor was not registered (exit 4), while posting drops the
+    spaces around a value (a tab, an ideographic space too) and stored `infrastructure`.
+    Each filter reads its value as posting does, through the real process."""
+    for args, value in SPACED:
+        plain = ok(run(store, *args, value, "--json"))
+        assert plain.json(), args
+        for spaced in (f" {value} ", f"\t{value}", f"{value}\u3000"):
+            done = run(store, *args, spaced, "--json")
+            assert (done.code, done.stderr, done.stdout) == (0, "", plain.stdout), (spaced, done)
+
+
+def test_a_filter_that_is_no_text_is_invalid_input(store: str) -> None:
+    """A filter of bytes that are no UTF-8 (`--category $'\\xff'`) failed with exit 1,
+    "unexpected UnicodeEncodeError", after reading the store; it is invalid input naming
+    its option, as posting says it."""
+    for args, _ in SPACED:
+        done = run(store, *args, "\udcff")  # the process is given the byte 0xff
+        assert (done.code, done.stdout) == (2, ""), (args, done)
+        assert one_line(done.stderr) == (
+            f"error: {args[-1]}: Input should be a valid string, unable to parse raw data as "
+            "a unicode string"
+        ), done
+
+
 def test_reports(store: str) -> None:
     [destroyed] = query(store, "report", "destruction-register")
     assert destroyed == {

@@ -117,6 +117,26 @@ def test_search_matches_exact_text_and_folds_ascii_letters_only(store: str) -> N
     assert (exact.code, [row["title"] for row in exact.json()]) == (0, [ACCENTED]), exact
 
 
+# Spaces around a search are dropped, as posting drops them around a title; inside, kept.
+SPACED_SEARCHES = {
+    " Mixed": [WILD],
+    "aXb\u3000": [PLAIN],
+    "\tdone ": [WILD, PLAIN],
+    " 0X D ": [PLAIN],
+    " 0XD ": [],
+}
+
+
+def test_search_drops_spaces_around_its_text_as_posting_does(store: str) -> None:
+    """`--search ' Mixed'` found no title `Mixed Case ...`: posting drops the spaces around
+    a title, so none stored begins or ends with one, and a search kept them. Those around
+    the text are dropped; those inside it are searched for."""
+    for text, titles in SPACED_SEARCHES.items():
+        done = run(store, "catalog", "--search", text, "--json")
+        assert (done.code, done.stderr) == (0, ""), done
+        assert sorted(row["title"] for row in done.json()) == sorted(titles), text
+
+
 def test_an_impostor_the_trail_names_is_no_unknown_actor_under_any_filter(store: str) -> None:
     """`audit --actor nobody --since 2025-01-01` said exit 4, "the audit trail does not
     name it", judging from the filtered rows; the whole trail names it: no rows, exit 0."""
