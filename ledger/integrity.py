@@ -81,6 +81,12 @@ class EventTable(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def in_child(self) -> EventTable:
+        """The table as a forked process reads it, in the same snapshot: this very object on
+        SQLite (the child reads through this connection, see ledger.scan_split); the
+        child closes what it gets only if it is another."""
+        return self
+
     @abstractmethod
     def head(self) -> int:
         """The last position in the snapshot (0 for an empty log)."""

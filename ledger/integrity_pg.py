@@ -17,14 +17,26 @@ class PostgresEventTable(EventTable):
     backend = "postgres"
 
     def __init__(
-        self, conninfo: dict[str, Any], schema: str, table: str, decode: Decode, encrypted: bool
+        self,
+        conninfo: dict[str, Any],
+        schema: str,
+        table: str,
+        decode: Decode,
+        encrypted: bool,
+        snapshot: str | None = None,
     ) -> None:
+        """A new snapshot of the table, exported; or, given ``snapshot``, that one."""
         super().__init__(decode, encrypted)
-        self.conninfo = conninfo
+        self.conninfo, self.names = conninfo, (schema, table)
         self.conn = self._connect()
-        # Other connections read the same snapshot while this one streams (COPY).
-        row = self.conn.execute("SELECT pg_export_snapshot()").fetchone()
-        self.snapshot = str(row[0]) if row else ""
+        if snapshot is None:
+            # Other connections read the same snapshot while this one streams (COPY): it
+            # stays valid while this connection's transaction is open, until close().
+            row = self.conn.execute("SELECT pg_export_snapshot()").fetchone()
+            snapshot = str(row[0]) if row else ""
+        else:
+            self._attach(self.conn, snapshot)
+        self.snapshot = snapshot
         self._lookups: psycopg.Connection[TupleRow] | None = None
         self.table = sql.SQL("{0}.{1}").format(sql.Identifier(schema), sql.Identifier(table))
         self.columns = sql.SQL(
@@ -37,15 +49,25 @@ class PostgresEventTable(EventTable):
         conn.read_only = True
         return conn
 
+    @staticmethod
+    def _attach(conn: psycopg.Connection[TupleRow], snapshot: str) -> None:
+        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+
     @property
     def lookups(self) -> psycopg.Connection[TupleRow]:
         """A second connection in the same snapshot, for lookups during a stream."""
         if self._lookups is None:
             self._lookups = self._connect()
-            self._lookups.execute(
-                sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(self.snapshot))
-            )
+            self._attach(self._lookups, self.snapshot)
         return self._lookups
+
+    def in_child(self) -> PostgresEventTable:
+        """The table for a forked process: connections of its own (a connection is never
+        used across a fork), in this snapshot."""
+        schema, table = self.names
+        return PostgresEventTable(
+            self.conninfo, schema, table, self.decode, self.encrypted, self.snapshot
+        )
 
     def close(self) -> None:
         if self._lookups is not None:

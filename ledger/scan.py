@@ -320,6 +320,14 @@ class LogScan:
             if expected is not None and expected != role:
                 self.suspect(key, position)
 
+    def bind_before(self, position: int) -> None:
+        """A part (PostgreSQL): the actors' bindings to database roles as a one-process scan
+        holds them on reaching ``position``, from the registrations before it, each read and
+        checked as ``_scan`` reads it (a registration it finds unreadable binds nobody)."""
+        registrations = LogScan(self.table, [], full=True, sink=_Dropped())
+        registrations._scan(self.table.with_topic(REGISTERED, position))
+        self.bound = registrations.bound
+
     def _evict(self) -> None:
         for key in list(islice(self.heads, max(1, HEADS_CAP // 4))):
             del self.heads[key]
@@ -338,6 +346,20 @@ class LogScan:
             if before is None or before[1] != previous_hash or before[0] >= position:
                 self.suspect(key, position)
         self.deferred = []
+
+
+class _Dropped:
+    """The sink of a pass that only reads bindings: its hashes are dropped with it."""
+
+    def __init__(self) -> None:
+        self.kept: list[bytes] = []
+        self.due = NEVER
+
+    def cut(self, index: int, position: int) -> None:
+        pass
+
+    def flush(self, count: int) -> int:
+        return NEVER
 
 
 def unhex_recorded(recorded: str | None) -> bytes:

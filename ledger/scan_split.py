@@ -1,9 +1,15 @@
-"""`ledger verify` on a long SQLite log in two processes: a forked child scans the later
-positions while this process scans the earlier ones, then finishes what depends on order.
+"""`ledger verify` on a long log in two processes: a forked child scans the later positions
+while this process scans the earlier ones, then finishes what depends on order.
 
-The child reads through the same connection, in the same snapshot: the read transaction
-and its locks belong to this process, which holds them until the child has answered; the
-child only reads, and leaves by os._exit (nothing closed, nothing flushed). It hands over:
+The child reads in the same snapshot. On SQLite it reads through the same connection: the
+read transaction and its locks belong to this process, which holds them until the child
+has answered. On PostgreSQL a connection is never used across a fork: the child opens its
+own (EventTable.in_child) and joins the snapshot this process exported, valid while the
+exporting transaction is open (it is, until the table is closed, after the child has
+answered); it first reads the registrations before its part (LogScan.bind_before), so
+that it checks each row's database role against the bindings one process holds there.
+The child only reads, closes only what it opened, and leaves by os._exit (nothing of this
+process's closed, nothing flushed). It hands over:
 
 - every row's hash in log order (stand-ins for unreadable rows), written to memory shared
   with this process (32 bytes a position of its part), chunk by chunk, with the rows where
@@ -12,7 +18,8 @@ child only reads, and leaves by os._exit (nothing closed, nothing flushed). It h
 - at the end its counts, its suspects with the first position where each was found wrong,
   and the links it could not check: the first row in its part of an originator (unless it
   is version 1 from genesis), checked here against this process's last event of that
-  originator as a one-process scan checks it.
+  originator as a one-process scan checks it; and the bindings of actors to database roles
+  at the end of the log, which the diagnosis of suspects reads.
 
 Why the suspects are a one-process scan's: before the first position where an originator
 is found wrong, its events form an unbroken chain (versions 1, 2, ... each naming the
@@ -50,14 +57,14 @@ class ScanStopped(LedgerError):
 
 
 def split_scan(table: EventTable, head: int) -> Callable[[LogScan, int], None] | None:
-    """A scan of every row in two processes, or None where one is better: PostgreSQL (its
-    server already works beside the scan), a single core, or a log up to the threshold."""
+    """A scan of every row in two processes, or None where one is better: a single core,
+    or a log up to the threshold."""
     setting = os.environ.get("LEDGER_VERIFY_SPLIT_ABOVE", "")
     try:
         above = int(setting) if setting.strip() else SPLIT_ABOVE
     except ValueError:
         raise InvalidInput("LEDGER_VERIFY_SPLIT_ABOVE is a number of log positions") from None
-    if table.backend != "sqlite" or not hasattr(os, "fork") or head <= above or cores() < 2:
+    if not hasattr(os, "fork") or head <= above or cores() < 2:
         return None
     return scan_in_two
 
@@ -126,16 +133,31 @@ def _child(scan: LogScan, after: int, upto: int, shared: mmap.mmap, fd: int) -> 
     try:
         handover = _Handover(shared, open(fd, "wb"))  # noqa: SIM115 - never closed: _exit
         try:
-            part = LogScan(scan.table, scan.checkpoints, full=True, sink=handover)
+            table = scan.table.in_child()
+        except BaseException as error:  # PostgreSQL: the server is gone, full, ...
+            handover.send(("unconnected", _first_line(error)))
+            raise
+        try:
+            part = LogScan(table, scan.checkpoints, full=True, sink=handover)
+            if table.backend == "postgres":  # SQLite rows name no database role
+                part.bind_before(after)
             part.scan_rows(upto, after)
             part.resolve()
             handover.flush(part.count)
-            handover.send(("done", part.unreadable, part.suspects, part.firsts))
+            handover.send(("done", part.unreadable, part.suspects, part.firsts, part.bound))
             code = 0
         except BaseException as error:  # reported by the parent, in one line
-            handover.send(("error", f"{type(error).__name__}: {error}"))
+            handover.send(("error", f"{type(error).__name__}: {_first_line(error)}"))
+        finally:
+            if table is not scan.table:  # its own connections (this process's are untouched)
+                with contextlib.suppress(Exception):
+                    table.close()
     finally:
         os._exit(code)
+
+
+def _first_line(error: BaseException) -> str:
+    return next(iter(str(error).splitlines()), "")
 
 
 def _take(scan: LogScan, shared: mmap.mmap, answers: IO[bytes]) -> bool:
@@ -157,12 +179,21 @@ def _take(scan: LogScan, shared: mmap.mmap, answers: IO[bytes]) -> bool:
         elif kind == "done":
             _merge(scan, *rest)
             return True
+        elif kind == "unconnected":
+            raise ScanStopped(
+                f"verify's second process could not connect to the database ({rest[0]}); "
+                "nothing was concluded: run verify again"
+            )
         else:
             raise ScanStopped(f"verify failed in its second process: {rest[0]}")
 
 
 def _merge(
-    scan: LogScan, unreadable: int, suspects: dict[Any, int], firsts: list[tuple[Any, ...]]
+    scan: LogScan,
+    unreadable: int,
+    suspects: dict[Any, int],
+    firsts: list[tuple[Any, ...]],
+    bound: dict[str, str],
 ) -> None:
     for position, key, version, previous_hash in firsts:
         try:  # the link check of LogScan._scan, against this process's heads
@@ -176,6 +207,7 @@ def _merge(
     for key, position in suspects.items():
         scan.suspect(key, position)
     scan.unreadable += unreadable
+    scan.bound = bound  # begun from this process's (LogScan.bind_before): the log's at its end
 
 
 def _fold(scan: LogScan, shared: mmap.mmap, start: int, end: int) -> None:

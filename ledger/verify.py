@@ -1,7 +1,7 @@
 """`ledger verify`: recompute every hash, link and seal, streaming the log once.
 
-The scan (ledger.scan) reads the event table in log order, on a long SQLite log in two
-processes (ledger.scan_split). Originators with anything wrong are then read in version
+The scan (ledger.scan) reads the event table in log order, on a long log in two processes
+(ledger.scan_split). Originators with anything wrong are then read in version
 order and diagnosed precisely (ledger.diagnosis); a sealed segment whose digest differs is
 named event by event from the seal's sketch.
 """

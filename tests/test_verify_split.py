@@ -1,22 +1,26 @@
 """`ledger verify` split across two processes (ledger.scan_split) reports exactly what the
-one-process scan reports: forced on small SQLite stores (LEDGER_VERIFY_SPLIT_ABOVE=0), at
-several split points, after each tampering of the tamper scenario and after random single
-mutations, with room for every head in memory or for two (so that both processes evict),
-on encrypted stores too. A second process that is killed or fails stops verify with one
-line and exit 1."""
+one-process scan reports: forced on small stores (LEDGER_VERIFY_SPLIT_ABOVE=0), SQLite and
+PostgreSQL, at several split points, after each tampering of the tamper scenario that the
+backend's column types allow and after random single mutations, with room for every head in
+memory or for two (so that both processes evict), on encrypted stores too. A second process
+that is killed, fails or cannot connect stops verify with one line and exit 1."""
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
+import orjson
+import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,10 +30,12 @@ import ledger.scan_split
 from aggregates.chain import GENESIS, canonical, digest, envelope
 from ledger.application import Ledger
 from ledger.config import store_from_url
+from ledger.diagnosis import REGISTERED
+from ledger.integrity import open_table
 from ledger.machine import cores
 from ledger.scan import LogScan
-from ledger.verify import Given, verify_log
-from tests.cli import LEDGER, TIMEOUT, children, environment, one_line
+from ledger.verify import Given, Report, check_table, verify_log
+from tests.cli import BACKENDS, LEDGER, TIMEOUT, children, environment, one_line
 from tests.tamper import RawStore, Scenario, copies, forged_received
 from tests.test_tamper_property import mutate_one
 
@@ -81,11 +87,20 @@ def same_reports(url: str, key: str | None = None) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def golden(
+def goldens(
     tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Scenario, Callable[[], str]]]:
-    with copies("sqlite", tmp_path_factory.mktemp("split")) as found:
-        yield found
+) -> Iterator[Callable[[str], tuple[Scenario, Callable[[], str]]]]:
+    """The tamper scenario of a backend, written once per module when first wanted."""
+    with ExitStack() as stack:
+        made: dict[str, tuple[Scenario, Callable[[], str]]] = {}
+
+        def golden(backend: str) -> tuple[Scenario, Callable[[], str]]:
+            if backend not in made:
+                folder = tmp_path_factory.mktemp(backend)
+                made[backend] = stack.enter_context(copies(backend, folder))
+            return made[backend]
+
+        yield golden
 
 
 def _swap_positions(raw: RawStore, s: Scenario) -> None:
@@ -115,7 +130,34 @@ def _forged_link(raw: RawStore, s: Scenario) -> None:
 
 
 def _sql(statement: str) -> Callable[[RawStore, Scenario], None]:
-    return lambda raw, _: raw.tamper(statement.format(table=raw.table))
+    return lambda raw, _: raw.tamper(statement.format(table=raw.table, position=raw.position))
+
+
+def _actor(raw: RawStore, actor_id: str) -> UUID:
+    """The originator of an actor, from its registration."""
+    rows = raw.query(f"SELECT originator_id, state FROM {raw.table} WHERE topic = ?", (REGISTERED,))
+    for originator, state in rows:
+        if orjson.loads(bytes(state))["body"]["actor_id"] == actor_id:
+            return UUID(str(originator))
+    raise LookupError(actor_id)
+
+
+def _bound_to_another_role(raw: RawStore, s: Scenario) -> None:
+    """The archivist's registration rewritten (a right hash) to bind it to a role it never
+    acted from: every record it acted on is wrong from there (PostgreSQL rows name a role)."""
+    raw.rewrite(_actor(raw, "arch"), 1, db_role="intruder")
+
+
+def _written_by_another_role(raw: RawStore, s: Scenario) -> None:
+    """The archivist bound to the role it acts from, and its last event's row then said
+    to be written from another (late in the log: in the second process's part)."""
+    ((role,),) = raw.query(f"SELECT db_role FROM {raw.table} LIMIT 1")
+    raw.rewrite(_actor(raw, "arch"), 1, db_role=role)
+    raw.tamper(
+        f"UPDATE {raw.table} SET db_role = 'intruder' "
+        "WHERE originator_id = ? AND originator_version = 6",
+        (raw.key(s.a),),
+    )
 
 
 TAMPERINGS: dict[str, Callable[[RawStore, Scenario], object]] = {
@@ -138,9 +180,9 @@ TAMPERINGS: dict[str, Callable[[RawStore, Scenario], object]] = {
         "UPDATE {table} SET state = x'7b22626f6479223aff' || substr(state, 10) WHERE rowid = 12"
     ),
     "state a number": _sql("UPDATE {table} SET state = 1.5 WHERE rowid = 17"),
-    "no state": _sql("UPDATE {table} SET state = NULL WHERE rowid = 9"),
+    "no state": _sql("UPDATE {table} SET state = NULL WHERE {position} = 9"),
     "text version": _sql("UPDATE {table} SET originator_version = 'three' WHERE rowid = 9"),
-    "no topic": _sql("UPDATE {table} SET topic = NULL WHERE rowid = 16"),
+    "no topic": _sql("UPDATE {table} SET topic = NULL WHERE {position} = 16"),
     "odd columns in a sealed segment that differs": lambda raw, s: (
         raw.rewrite(s.b, 3, location="B9-09-9-9"),
         _sql("UPDATE {table} SET originator_version = x'33' WHERE rowid = 9")(raw, s),
@@ -149,24 +191,48 @@ TAMPERINGS: dict[str, Callable[[RawStore, Scenario], object]] = {
     "two states as text": _sql(
         "UPDATE {table} SET state = CAST(state AS TEXT) WHERE rowid IN (3, 18)"
     ),
+    "bound to another role": _bound_to_another_role,
+    "written by another role": _written_by_another_role,
 }
+# Values PostgreSQL's column types refuse, and roles that SQLite rows do not name.
+SQLITE_ONLY = {
+    "state as text",
+    "state not UTF-8 text",
+    "state a number",
+    "text version",
+    "odd columns in a sealed segment that differs",
+    "two states as text",
+}
+POSTGRES_ONLY = {"bound to another role", "written by another role"}
+CASES = [
+    pytest.param("sqlite", name, id=f"sqlite-{name}")
+    for name in TAMPERINGS
+    if name not in POSTGRES_ONLY
+] + [
+    pytest.param("postgres", name, id=f"postgres-{name}", marks=pytest.mark.postgres)
+    for name in TAMPERINGS
+    if name not in SQLITE_ONLY
+]
 
 
-@pytest.mark.parametrize("name", list(TAMPERINGS))
+@pytest.mark.parametrize(("backend", "name"), CASES)
 def test_two_processes_report_what_one_reports(
-    golden: tuple[Scenario, Callable[[], str]], name: str
+    goldens: Callable[[str], tuple[Scenario, Callable[[], str]]], backend: str, name: str
 ) -> None:
-    scenario, make = golden
+    scenario, make = goldens(backend)
     url = make()
     TAMPERINGS[name](RawStore(url), scenario)
     one = same_reports(url)
     assert one["intact"] == (name == "untouched")
 
 
-@pytest.fixture(scope="module")
-def sealed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
+@pytest.fixture(scope="module", params=BACKENDS)
+def sealed(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, list[tuple[Any, ...]]]]:
     """A store sealed at its end, one copy for every example (each mutation is undone)."""
-    with copies("sqlite", tmp_path_factory.mktemp("split_p"), seal_at_end=True) as (_, make):
+    folder = tmp_path_factory.mktemp("split_p")
+    with copies(request.param, folder, seal_at_end=True) as (_, make):
         url = make()
         yield url, RawStore(url).snapshot()
 
@@ -193,8 +259,9 @@ def test_any_single_mutation_gives_the_same_report(
         raw.restore(original)
 
 
-def test_an_encrypted_store_gives_the_same_report(tmp_path: Path) -> None:
-    with copies("sqlite", tmp_path, KEY) as (scenario, make):
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_an_encrypted_store_gives_the_same_report(tmp_path: Path, backend: str) -> None:
+    with copies(backend, tmp_path, KEY) as (scenario, make):
         url = make()
         assert same_reports(url, KEY)["intact"]
         raw = RawStore(url)
@@ -211,20 +278,31 @@ def test_an_encrypted_store_gives_the_same_report(tmp_path: Path) -> None:
 # -- a second process that does not answer ------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def long_log(tmp_path_factory: pytest.TempPathFactory) -> str:
+@pytest.fixture(scope="module", params=BACKENDS)
+def long_log(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """The scenario and 100,000 more records of one event each (intact): the second
     process lives long enough to be killed."""
-    with copies("sqlite", tmp_path_factory.mktemp("long")) as (_, make):
-        url = make()
     rows = []
     for number in range(100_000):
         originator = UUID(int=number + 1)
         body = canonical(forged_received(originator))
-        rows.append((originator.hex, 1, "ledger/Record/Received", envelope(body, digest(body))))
-    with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
-        conn.executemany("INSERT INTO stored_events VALUES (?, ?, ?, ?)", rows)
-    return url
+        rows.append((originator, 1, "ledger/Record/Received", envelope(body, digest(body))))
+    with copies(request.param, tmp_path_factory.mktemp("long")) as (_, make):
+        url = make()
+        if request.param == "sqlite":
+            with sqlite3.connect(url.removeprefix("sqlite:///")) as conn:
+                conn.executemany(
+                    "INSERT INTO stored_events VALUES (?, ?, ?, ?)",
+                    [(originator.hex, *rest) for originator, *rest in rows],
+                )
+        else:
+            copy_in = "COPY ledger_events (originator_id, originator_version, topic, state) "
+            with psycopg.connect(url) as pg, pg.cursor().copy(copy_in + "FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        yield url
 
 
 @pytest.mark.skipif(cores() < 2, reason="the split needs two cores")
@@ -243,9 +321,11 @@ def test_a_killed_second_process_stops_verify_with_one_line(long_log: str) -> No
     out, err = process.communicate(timeout=TIMEOUT)
     assert killed, "verify finished before its second process could be killed"
     assert process.returncode == 1, (out, err)
-    middle = int(100_019 * ledger.scan_split.SHARE)
+    raw = RawStore(long_log)
+    ((head,),) = raw.query(f"SELECT max({raw.position}) FROM {raw.table}")
+    middle = int(head * ledger.scan_split.SHARE)
     assert one_line(err) == (
-        f"error: verify's second process (positions {middle + 1} to 100019) stopped before it "
+        f"error: verify's second process (positions {middle + 1} to {head}) stopped before it "
         "answered (signal 9); nothing was concluded: run verify again"
     )
 
@@ -263,6 +343,32 @@ def test_a_failing_second_process_stops_verify_with_its_error(
     assert stopped.value.line() == (
         "error: verify failed in its second process: RuntimeError: disk on fire"
     )
+
+
+@pytest.mark.postgres
+def test_a_second_process_that_cannot_connect_stops_verify_with_one_line(
+    goldens: Callable[[str], tuple[Scenario, Callable[[], str]]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL the second process opens connections of its own: here to a port where
+    no server listens any more (this process is connected already)."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv("LEDGER_VERIFY_SPLIT_ABOVE", "0")
+    monkeypatch.setattr(ledger.scan_split, "cores", lambda: 2)
+    ledger_ = Ledger(store_from_url(goldens("postgres")[1]()))
+    try:
+        with open_table(ledger_) as table, pytest.raises(ledger.scan_split.ScanStopped) as stopped:
+            assert table.lookups  # type: ignore[attr-defined]  # this process's, connected
+            table.conninfo = {**table.conninfo, "port": port}  # type: ignore[attr-defined]
+            check_table(table, Report(head=table.head()))
+    finally:
+        ledger_.close()
+    line = one_line(stopped.value.line())
+    assert line.startswith(
+        "error: verify's second process could not connect to the database (connection failed: "
+    ), line
+    assert line.endswith("Connection refused); nothing was concluded: run verify again"), line
 
 
 def test_the_threshold_is_a_number(
