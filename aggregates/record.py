@@ -236,11 +236,20 @@ class Record(ChainedAggregate):
         approver: ActorView | None,
         letter: str | None = None,
     ) -> None:
-        if due < occurred_at.date():
-            raise RuleViolation(
-                "R10", f"due date {due} lies before the loan ({occurred_at.date()})"
-            )
-        self._use("lend", Lent, actor, occurred_at, reader, purpose, approver, letter, due=due)
+        # R10 last: a loan the record's state or its people refuse (R4-R8, R12) is an
+        # attempt the audit trail keeps, whatever due date it gave.
+        self._use(
+            "lend",
+            Lent,
+            actor,
+            occurred_at,
+            reader,
+            purpose,
+            approver,
+            letter,
+            then=lambda: rules.check_due(due, occurred_at.date()),
+            due=due,
+        )
 
     def _use(
         self,
@@ -252,11 +261,14 @@ class Record(ChainedAggregate):
         purpose: str,
         approver: ActorView | None,
         letter: str | None,
+        then: Callable[[], None] = lambda: None,
         **extra: Any,
     ) -> None:
+        """A use, once the rules of who uses what allow it, and ``then`` its own check."""
         rules.check_may_post(actor, action)
         rules.check_in_archive(self, _DONE[action])
         rules.check_use(self, action, reader, approver, letter)
+        then()
         self.trigger_event(
             event,
             actor=actor.id,

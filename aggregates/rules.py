@@ -79,6 +79,12 @@ def check_not_on_loan(record: Record, doing: str) -> None:
         )
 
 
+def check_due(due: date, lent_on: date) -> None:
+    """R10: every loan has a due date, not before the loan."""
+    if due < lent_on:
+        raise RuleViolation("R10", f"due date {due} lies before the loan ({lent_on})")
+
+
 def check_in_archive(record: Record, doing: str) -> None:
     """R4/R5: only a shelved record, present in the archive room, is served."""
     check_not_destroyed(record)

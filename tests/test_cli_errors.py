@@ -266,6 +266,17 @@ CASES = [
          "--purpose", "p", "--approved-by", LEADER), 3, refused("R12"), recorded="R12"),
     Case("R12 lend after destruction", ("lend", DEST, "--to", BORROWER, *LEND), 3,
          refused("R12"), recorded="R12"),
+    # R10 is judged last: a lend the record's state or its people refuse is kept, whatever
+    # its due date (a due date before the loan let it go unrecorded, as R10 refusals are).
+    Case("R12 lend after destruction, due before it", ("lend", DEST, "--to", BORROWER,
+         "--due", "2001-01-01", "--purpose", "p", "--approved-by", LEADER), 3,
+         refused("R12"), recorded="R12"),
+    Case("R8 lend while on loan, due before it", ("lend", LOAN, "--to", EXTERNAL, "--letter",
+         "J-1", "--due", "2001-01-01", "--purpose", "p", "--approved-by", LEADER), 3,
+         refused("R8"), recorded="R8"),
+    Case("R6 lend to a reader not cleared, due before it", ("lend", SEC, "--to", WITNESS,
+         "--due", "2001-01-01", "--purpose", "p", "--approved-by", LEADER), 3,
+         refused("R6"), recorded="R6"),
     # Other commands on a destroyed record reach nothing it held: reported only.
     Case("R12 after destruction", ("relocate", DEST, "--location", "B1-01-1-1"), 3,
          refused("R12")),
