@@ -219,10 +219,21 @@ class Record(ChainedAggregate):
         approver: ActorView | None,
         letter: str | None = None,
     ) -> None:
-        if not 1 <= pages <= self.pages:
-            raise InvalidInput(f"pages to copy must be between 1 and {self.pages}")
+        def pages_held() -> None:  # after R4-R8 and R12: a refused copy is kept whatever its pages
+            if not 1 <= pages <= self.pages:
+                raise InvalidInput(f"pages to copy must be between 1 and {self.pages}")
+
         self._use(
-            "copy", Copied, actor, occurred_at, reader, purpose, approver, letter, pages=pages
+            "copy",
+            Copied,
+            actor,
+            occurred_at,
+            reader,
+            purpose,
+            approver,
+            letter,
+            then=pages_held,
+            pages=pages,
         )
 
     def lend(

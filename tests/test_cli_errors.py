@@ -277,6 +277,13 @@ CASES = [
     Case("R6 lend to a reader not cleared, due before it", ("lend", SEC, "--to", WITNESS,
          "--due", "2001-01-01", "--purpose", "p", "--approved-by", LEADER), 3,
          refused("R6"), recorded="R6"),
+    # So is a copy's page count, against the catalogue's, judged once the use is allowed.
+    Case("copy of more pages than the record has", ("copy", PUB, "--reader", BORROWER,
+         "--pages", "11", "--purpose", "p", "--approved-by", LEADER), 2,
+         "error: pages to copy must be between 1 and 10"),
+    Case("R12 copy after destruction, more pages than it had", ("copy", DEST, "--reader",
+         BORROWER, "--pages", "11", "--purpose", "p", "--approved-by", LEADER), 3,
+         refused("R12"), recorded="R12"),
     # Other commands on a destroyed record reach nothing it held: reported only.
     Case("R12 after destruction", ("relocate", DEST, "--location", "B1-01-1-1"), 3,
          refused("R12")),
