@@ -41,8 +41,17 @@ def masked(url: str) -> str:
 
 
 def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
-    """sqlite:///relative.db, sqlite:////absolute.db or postgresql://user:pw@host:port/db."""
-    url = url or os.environ.get("LEDGER_DB") or DEFAULT_URL
+    """sqlite:///relative.db, sqlite:////absolute.db or postgresql://user:pw@host:port/db.
+
+    No URL (None) is LEDGER_DB's, else the default; an empty LEDGER_DB is no URL, as the
+    command line reads it, but an empty URL given (`--db ''`) is invalid input."""
+    if url is None:
+        url = os.environ.get("LEDGER_DB") or DEFAULT_URL
+    if not url:
+        raise InvalidInput(
+            "database URL is empty: give sqlite:///FILE or postgresql://USER@HOST/DB "
+            f"(or no --db for the default, {DEFAULT_URL})"
+        )
     parts = urlsplit(url)
     env: dict[str, str] = {"CREATE_TABLE": "false"}
     if parts.scheme == "sqlite":

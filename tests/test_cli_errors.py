@@ -543,6 +543,25 @@ def test_bad_database_url(url: str, message: str) -> None:
     assert "s3cret" not in line, "a password in a message"
 
 
+def test_an_empty_db_option_is_invalid_and_an_empty_ledger_db_is_unset(tmp_path: Path) -> None:
+    """`--db ''` (a variable that was never set, say) opened sqlite:///ledger.db in the
+    current directory. An empty LEDGER_DB is as if unset: the default."""
+
+    def in_folder(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [LEDGER, *args], env=environment(""), cwd=tmp_path,
+            capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        )  # fmt: skip
+
+    given = in_folder("--db", "", "init", "--director", DIRECTOR, "--name", "王")
+    assert given.returncode == 2, given
+    assert one_line(given.stderr).startswith("error: database URL is empty: give sqlite:///")
+    assert (given.stdout, list(tmp_path.iterdir())) == ("", [])
+    unset = in_folder("show", "X")
+    assert unset.returncode == 4, unset
+    assert unset.stderr == "error: no ledger at sqlite:///ledger.db; run `ledger init` first\n"
+
+
 @pytest.mark.parametrize("size", ["0", "-5", "many"])
 @pytest.mark.parametrize("args", [("projections", "rebuild"), ("catalog",)])
 def test_a_page_size_that_is_no_number_of_events_is_invalid_input(
