@@ -65,6 +65,8 @@ def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
                 f"database URL {url!r} names an in-memory database, where nothing lasts: "
                 "give a file whose name holds neither ':memory:' nor 'mode=memory'"
             )
+        # the library took 'x.db?mode=ro' for a file's name, and made one so named
+        _no_parameters(url, "name the file alone (a '?' or '#' in its name is written %3F or %23)")
         env.update(
             PERSISTENCE_MODULE="eventsourcing.sqlite",
             SQLITE_DBNAME=path,
@@ -76,12 +78,10 @@ def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
         dbname = parts.path.lstrip("/")
         if not dbname:
             raise InvalidInput(f"database URL {masked(url)!r} names no database")
-        if parts.query or parts.fragment:  # never passed on: ?sslmode=require was ignored
-            raise InvalidInput(
-                f"database URL {masked(url)!r} has parameters (after '?' or '#'), which the ledger "
-                "does not pass on: set them as libpq's environment variables instead "
-                "(e.g. PGSSLMODE=require)"
-            )
+        # never passed on: ?sslmode=require was ignored
+        _no_parameters(
+            url, "set them as libpq's environment variables instead (e.g. PGSSLMODE=require)"
+        )
         password = unquote(parts.password) if parts.password else os.environ.get("PGPASSWORD", "")
         env.update(
             PERSISTENCE_MODULE="eventsourcing.postgres",
@@ -106,6 +106,16 @@ def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
         aes_cipher()  # the library would fail to resolve the topic, unexpectedly
         env.update(CIPHER_TOPIC="eventsourcing.cryptography:AESCipher", CIPHER_KEY=key)
     return Store(url=url, backend=backend, env=env)
+
+
+def _no_parameters(url: str, instead: str) -> None:
+    """Refuse a URL with parameters (after '?' or '#'), which no store is given: what to do
+    ``instead`` ends the message."""
+    if "?" in url or "#" in url:
+        raise InvalidInput(
+            f"database URL {masked(url)!r} has parameters (after '?' or '#'), which the ledger "
+            f"does not pass on: {instead}"
+        )
 
 
 def _port(parts: SplitResult, url: str) -> int | None:

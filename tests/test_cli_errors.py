@@ -532,15 +532,21 @@ def test_a_file_that_is_not_a_database_is_unavailable_and_left_alone(
         ("sqlite:///:memory:", "holds neither ':memory:' nor 'mode=memory'"),
         ("sqlite:///file:x?mode=memory&cache=shared", "holds neither ':memory:' nor 'mode=memory'"),
         ("sqlite:////tmp/x/:memory:", "holds neither ':memory:' nor 'mode=memory'"),
+        # the parameters were taken for the file's name: a file `x.db?mode=ro` was made
+        ("sqlite:///x.db?mode=ro", "is written %3F or %23)"),
+        ("sqlite:///x.db#", "is written %3F or %23)"),
+        ("postgresql://u:s3cret@127.0.0.1/x?", "instead (e.g. PGSSLMODE=require)"),
     ],
 )
-def test_bad_database_url(url: str, message: str) -> None:
-    done = run(url, "show", "X")
+def test_bad_database_url(tmp_path: Path, url: str, message: str) -> None:
+    url = url.replace("sqlite:///x", f"sqlite:///{tmp_path}/x")
+    done = run(url, "init", "--director", DIRECTOR, "--name", "王")
     assert done.code == 2, done
     line = one_line(done.stderr)
     assert line.startswith("error: database URL"), done
     assert line.endswith(message), done
     assert "s3cret" not in line, "a password in a message"
+    assert list(tmp_path.iterdir()) == [], "a file made"
 
 
 def test_an_empty_db_option_is_invalid_and_an_empty_ledger_db_is_unset(tmp_path: Path) -> None:
