@@ -137,7 +137,7 @@ class Request(BaseModel):
 
 
 class RecordRequest(Request):
-    record: Annotated[str, Field(min_length=1)]
+    record: Annotated[str, Field(min_length=1), AfterValidator(_printable)]
 
 
 class TextRequest(Request):

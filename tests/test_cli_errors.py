@@ -664,6 +664,31 @@ def test_control_characters_in_text_are_invalid_and_the_projections_go_on(
 
 
 @pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (("show", "{}"), "RECORD"),
+        (("custody", "{}"), "RECORD"),
+        (("relocate", "{}", "--location", "C1-01-1-1"), "RECORD"),
+        (("verify", "--record", "{}"), "--record"),
+        (("audit", "--record", "{}"), "--record"),
+    ],
+    ids=["show", "custody", "relocate", "verify", "audit"],
+)
+def test_a_record_with_control_characters_is_invalid_as_other_text_is(
+    world: str, args: tuple[str, ...], name: str
+) -> None:
+    """A RECORD holding a control character was looked for, and not found (exit 4), where
+    any other text holding one is invalid input."""
+    before = event_count(world)
+    done = run(world, *(a.format(f"{PUB}\u0001") for a in args), actor=ARCHIVIST)
+    assert (done.code, done.stdout) == (2, ""), done
+    assert one_line(done.stderr) == (
+        f"error: {name}: Value error, control characters (such as NUL or ESC) are not allowed"
+    ), done
+    assert event_count(world) == before
+
+
+@pytest.mark.parametrize(
     ("field", "value", "message"),
     [
         ("occurred_at", 0, "occurred_at: Value error, must be ISO 8601 text, not a number"),
