@@ -8,6 +8,7 @@ import click
 
 from commands.options import record_named
 from commands.render import emit_json
+from ledger.wording import counted
 
 SHOWN_PROBLEMS = 1000
 
@@ -72,7 +73,7 @@ def verify(
     if not report.intact:
         count = len(report.problems) + report.undiagnosed
         raise IntegrityFailure(
-            f"verification failed: {count} problem{'s' if count != 1 else ''}"
+            f"verification failed: {counted(count, 'problem')}"
             f"{' (listed above)' if not as_json else ''}"
         )
 
@@ -90,9 +91,9 @@ def report_lines(report: Any, limit: int) -> list[str]:
     lines = [problem.line() for problem in report.problems[:limit]]
     more = max(0, len(report.problems) - limit) + report.undiagnosed
     if more:
-        lines.append(f"... and {more} more problems (--json lists up to {limit})")
+        lines.append(f"... and {counted(more, 'more problem')} (--json lists up to {limit})")
     lines.append(
-        f"checked {report.events:,} events up to position {report.head} in "
+        f"checked {counted(report.events, 'event')} up to position {report.head} in "
         f"{report.seconds:.2f} s ({report.rate:,.0f} events/s)"
     )
     lines.append(f"encryption: {'on' if report.encrypted else 'off'}")
@@ -113,7 +114,7 @@ def report_lines(report: Any, limit: int) -> list[str]:
     if report.digest is None:
         lines.append(
             f"log digest at position {report.head}: unknown "
-            f"({report.unreadable:,} event{'s' if report.unreadable != 1 else ''} could not "
+            f"({counted(report.unreadable, 'event')} could not "
             "be read)"
         )
     else:

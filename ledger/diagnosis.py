@@ -18,6 +18,7 @@ from ledger.integrity import Decode, EventTable, LogRow, literal, stand_in_hash,
 from ledger.mapper import is_known
 from ledger.seal import SealEntry
 from ledger.sketch import Entry, Sketch, topic_crc
+from ledger.wording import counted
 
 REGISTERED = actor.ActorRegistered.TOPIC
 REFUSED = refusal.AttemptRefused.TOPIC
@@ -321,7 +322,7 @@ def name_segments(
             else f"a position up to {seal.position}"
         )
         count = (
-            f"; it holds {now_count} events, the seal counted {seal.events_in_segment}"
+            f"; it holds {counted(now_count, 'event')}, the seal counted {seal.events_in_segment}"
             if now_count != seal.events_in_segment
             else ""
         )

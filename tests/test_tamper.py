@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from aggregates.chain import GENESIS, link
-from tests.cli import Result, one_line, run
+from tests.cli import BACKENDS, Result, fresh_store, one_line, run
 from tests.tamper import CODE_A, CODE_B, RawStore, Scenario, forged_received
 
 
@@ -229,3 +229,23 @@ def test_problems_as_json(url: str, scenario: Scenario) -> None:
 def test_a_store_path_that_is_not_a_ledger(tmp_path: Path) -> None:
     done = run(f"sqlite:///{tmp_path}/none.db", "verify")
     assert done.code == 4, done
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_count_of_one_is_singular(backend: str, tmp_path: Path) -> None:
+    """`ledger verify` said "checked 1 events", and "it holds 1 events" of a sealed
+    segment left with one. --json keeps its numbers."""
+    with fresh_store(backend, tmp_path) as url:
+        assert run(url, "init", "--director", "d", "--name", "王").code == 0
+        done = intact(url)
+        assert done.stdout.startswith("checked 1 event up to position "), done
+        assert run(url, "verify", "--json").json()["events"] == 1
+        added = run(url, "actor", "add", "a", "--name", "李", "--role", "archivist",
+                    "--clearance", "internal", actor="d")  # fmt: skip
+        assert added.code == 0, added
+        assert run(url, "seal", actor="d").code == 0  # seal 1 counts the 2 events
+        raw = RawStore(url)
+        second = f"SELECT min({raw.position}) FROM {raw.table} WHERE {raw.position} > "
+        second += f"(SELECT min({raw.position}) FROM {raw.table})"
+        raw.tamper(f"DELETE FROM {raw.table} WHERE {raw.position} = ({second})")
+        assert "it holds 1 event, the seal counted 2)" in problems(url)[0]
