@@ -128,6 +128,7 @@ def follow(obj: Any, /, names: tuple[str, ...], interval: float) -> None:
 
     ledger = obj.ledger()
     follower = Follower(ledger, names_or_all(names), interval=max(interval, 0.05), report=_say)
+    follower.prepare()  # a configuration error is the only line printed
     failure: list[BaseException] = []
 
     def work() -> None:

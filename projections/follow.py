@@ -19,7 +19,7 @@ from eventsourcing.persistence import PersistenceError
 from aggregates.errors import Conflict, LedgerError
 from ledger.application import Ledger
 from projections.base import LedgerProjection
-from projections.runner import Runner, open_projections
+from projections.runner import Runner, configured_page_size, open_projections
 
 TRANSIENT = (PersistenceError, psycopg.Error, Conflict)
 FIRST_DELAY = 0.5
@@ -40,6 +40,7 @@ class Follower:
         self.interval = interval
         self.report = report
         self.projections: list[LedgerProjection] = []
+        self.page_size: int | None = None
         self._stopping = threading.Event()
         self._subscription: Any = None
         self._lock = threading.Lock()
@@ -55,19 +56,24 @@ class Follower:
     def position(self) -> int:
         return min((p.position or 0 for p in self.projections), default=0)
 
+    def prepare(self) -> None:
+        """Check what is configured before following: the page size, and the projections'
+        tables and the right to write them. Raises what is wrong, not retried; a database
+        unavailable now leaves the tables to run(), which retries."""
+        self.page_size = configured_page_size()
+        try:
+            self._open()
+        except TRANSIENT:
+            self.projections = []
+
     def run(self) -> None:
         """Catch up, then follow the log until stop(); retry what the database refuses."""
         delay = FIRST_DELAY
         while not self._stopping.is_set():
             try:
                 if not self.projections:
-                    self.projections = open_projections(self.ledger, self.names)
-                    if not all(p.view.writable() for p in self.projections):  # no retry
-                        raise LedgerError(
-                            "permission denied: this database role may not update the "
-                            "projections (their tables' owner follows the log)"
-                        )
-                runner = Runner(self.ledger, self.projections)
+                    self._open()
+                runner = Runner(self.ledger, self.projections, page_size=self.page_size)
                 self._catch_up(runner)
                 delay = FIRST_DELAY
                 self._wait(runner)
@@ -76,6 +82,14 @@ class Follower:
                 self.report(f"database unavailable ({reason}); retrying in {delay:.1f} s")
                 self._stopping.wait(delay)
                 delay = min(delay * 2, MAX_DELAY)
+
+    def _open(self) -> None:
+        self.projections = open_projections(self.ledger, self.names)
+        if not all(p.view.writable() for p in self.projections):  # no retry
+            raise LedgerError(
+                "permission denied: this database role may not update the "
+                "projections (their tables' owner follows the log)"
+            )
 
     def _catch_up(self, runner: Runner) -> None:
         before = self.position

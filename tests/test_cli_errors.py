@@ -569,13 +569,18 @@ def test_an_empty_db_option_is_invalid_and_an_empty_ledger_db_is_unset(tmp_path:
 
 
 @pytest.mark.parametrize("size", ["0", "-5", "many"])
-@pytest.mark.parametrize("args", [("projections", "rebuild"), ("catalog",)])
+@pytest.mark.parametrize(
+    "args",
+    [("projections", "rebuild"), ("catalog",), ("projections", "follow")],
+    ids=["rebuild", "catalog", "follow"],
+)
 def test_a_page_size_that_is_no_number_of_events_is_invalid_input(
     tmp_path: Path, args: tuple[str, ...], size: str
 ) -> None:
     """LEDGER_PROJECTION_PAGE_SIZE (README, "Rebuilds") is a whole number of at least 1.
     Before, 0 stopped every catch-up with an unexpected IndexError (exit 1), text with a
-    ValueError, and -5 read the whole log as one page."""
+    ValueError, and -5 read the whole log as one page. `follow` said "following ..."
+    first: the error is the only line."""
     url = f"sqlite:///{tmp_path}/ledger.db"
     setup_office(url)
     done = subprocess.run(
