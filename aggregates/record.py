@@ -10,6 +10,7 @@ from uuid import UUID
 from aggregates import rules
 from aggregates.actor import ActorView
 from aggregates.base import ChainedAggregate, check_not_in_future
+from aggregates.correction import CORRECTABLE, checked_changes
 from aggregates.errors import InvalidInput, RuleViolation
 from aggregates.record_events import (
     Appraised,
@@ -29,7 +30,6 @@ from aggregates.record_events import (
 from aggregates.return_check import ReturnCheck
 from aggregates.values import Carrier, Condition, Decision, Retention, Secrecy, Unit
 
-CORRECTABLE = {"title": str, "department": str, "year": int, "pages": int}
 _DONE = {"consult": "consulted", "copy": "copied", "lend": "lent"}  # for refusals' messages
 
 
@@ -432,33 +432,7 @@ class Record(ChainedAggregate):
             )
         if not reason.strip():
             raise InvalidInput("a correction needs a reason")
-        checked = {}
-        for field, value in (changes or {}).items():
-            if field not in CORRECTABLE:
-                raise InvalidInput(f"only {', '.join(CORRECTABLE)} can be corrected, not {field!r}")
-            try:
-                checked[field] = CORRECTABLE[field](value)
-            except ValueError:
-                raise InvalidInput(f"{field} must be {CORRECTABLE[field].__name__}") from None
-        if "pages" in checked and not 1 <= checked["pages"] <= rules.MAX_PAGES:
-            raise InvalidInput(f"pages must be between 1 and {rules.MAX_PAGES}")
-        if "pages" in checked:
-            rules.check_volume_pages(self.unit, checked["pages"])
-        if "year" in checked and checked["year"] > self.received_at.year:  # as a receipt
-            raise InvalidInput(
-                f"year {checked['year']} lies after the receipt ({self.received_at.date()})"
-            )
-        for field, value in checked.items():
-            set_version, set_name = self.set_by[field]
-            if version != set_version:  # the current value is that event's, not this one's
-                raise RuleViolation(
-                    "R13",
-                    f"the {field} of record {self.label} comes from version {set_version} "
-                    f"({set_name}); a correction of it must reference that version, "
-                    f"not {version}",
-                )
-            if value == getattr(self, field):
-                raise InvalidInput(f"the {field} of record {self.label} is already {value!r}")
+        checked = checked_changes(self, version, changes or {})
         self.trigger_event(
             Corrected,
             actor=actor.id,

@@ -1076,6 +1076,8 @@ def test_r13_a_correction_references_the_event_that_set_the_field() -> None:
         "R13", f"comes from version {fixed} (corrected)", record, lambda: correct(loss, pages=6)
     )
     correct(1, title="x")  # the title is still the receipt's
+    # R13 before "already": naming the wrong event is refused, whatever the value.
+    refuses("R13", "comes from version", record, lambda: correct(1, title="x"))
     with pytest.raises(InvalidInput, match="is already 'x'"):
         correct(record.version, title="x")
     correct(record.version, title="y")  # a correction of a correction
