@@ -99,21 +99,26 @@ def say_how_far_behind(ledger: Any, projections: Sequence[Any]) -> None:
 
 def given(_ctx: click.Context, param: click.Parameter, text: str | None) -> str | None:
     """A text filter, read as posting reads the value it matches: spaces around it
-    dropped (`--category ' administration '` found nothing posting stored). Given empty
-    or as whitespace only it is invalid input: it read as no filter at all (every row
-    listed), or as a value nothing stored has, for an actor as one never registered.
-    (str.strip drops all that posting drops, and more: the value left is never empty.)"""
+    dropped (`--category ' administration '` found nothing posting stored)."""
+    return as_posted(_not_blank(param, text), param.opts[0])
+
+
+def given_record(ctx: click.Context, param: click.Parameter, text: str | None) -> str | None:
+    """--record: a filter given, read as every command reads RECORD."""
+    return record_named(ctx, param, _not_blank(param, text))
+
+
+def _not_blank(param: click.Parameter, text: str | None) -> str | None:
+    """A filter given empty or as whitespace only is invalid input: it read as no filter
+    at all (every row listed), or as a value nothing stored has, for an actor as one never
+    registered. (str.strip drops all that posting drops, and more: what passes here is
+    never empty once read as posting reads it.)"""
     from aggregates.errors import InvalidInput
 
     if text is not None and not text.strip():
         blank = "whitespace only" if text else "empty"
         raise InvalidInput(f"{param.opts[0]}: {blank}; give a value, or leave the option out")
-    return as_posted(text, param.opts[0])
-
-
-def given_record(ctx: click.Context, param: click.Parameter, text: str | None) -> str | None:
-    """--record: a filter given, read as every command reads RECORD."""
-    return record_named(ctx, param, given(ctx, param, text))
+    return text
 
 
 def render(rows: list[dict[str, Any]], form: str, columns: list[str], table: list[str]) -> None:
