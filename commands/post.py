@@ -11,6 +11,7 @@ import click
 
 from commands.render import emit_json
 from ledger.machine import cores
+from ledger.wording import counted
 
 
 @click.command()
@@ -79,7 +80,7 @@ def post(
         click.echo(
             f"posted {summary.posted}, skipped {summary.skipped}, "
             f"refused {summary.refused}, invalid {summary.invalid} "
-            f"({summary.events} events)"
+            f"({counted(summary.events, 'event', grouped=False)})"
         )
     sys.exit(summary.exit_code)
 

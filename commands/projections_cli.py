@@ -12,6 +12,7 @@ import click
 
 from commands.render import fmt, output_options, output_rows
 from ledger.machine import cores
+from ledger.wording import counted
 
 NAMES = click.argument("names", nargs=-1, metavar="[NAME ...]")
 
@@ -96,7 +97,9 @@ def check(obj: Any, /, names: tuple[str, ...], jobs: int) -> None:
     if differences:
         differing = sorted({d.projection for d in differences})
         raise IntegrityFailure(f"projections differ from a rebuild: {', '.join(differing)}")
-    click.echo(f"projections match a rebuild: {', '.join(chosen)} ({stats.events} events)")
+    click.echo(
+        f"projections match a rebuild: {', '.join(chosen)} ({counted(stats.events, 'event')})"
+    )
 
 
 def _seconds(_ctx: click.Context, _param: click.Parameter, value: float) -> float:

@@ -18,6 +18,7 @@ from eventsourcing.persistence import PersistenceError
 
 from aggregates.errors import Conflict, LedgerError
 from ledger.application import Ledger
+from ledger.wording import counted
 from projections.base import LedgerProjection
 from projections.runner import Runner, configured_page_size, open_projections
 
@@ -95,7 +96,7 @@ class Follower:
         before = self.position
         stats = runner.run()
         if stats.events or self.position != before:
-            self.report(f"at position {self.position} (+{stats.events} events)")
+            self.report(f"at position {self.position} (+{counted(stats.events, 'event')})")
 
     def _wait(self, runner: Runner) -> None:
         """Until stopped: on SQLite poll; on PostgreSQL wait for notifications."""

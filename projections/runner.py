@@ -22,6 +22,7 @@ from eventsourcing.sqlite import SQLiteDatastore
 
 from aggregates.errors import Conflict, InvalidInput
 from ledger.application import Ledger
+from ledger.wording import counted
 from projections.audit import AuditProjection
 from projections.base import LedgerProjection, no_barrier, topic_fields
 from projections.catalog import CatalogProjection
@@ -56,7 +57,9 @@ class Stats:
         return self.events / self.seconds if self.seconds > 0 else 0.0
 
     def line(self) -> str:
-        return f"{self.events} events in {self.seconds:.1f} s ({self.rate:,.0f} events/s)"
+        return (
+            f"{counted(self.events, 'event')} in {self.seconds:.1f} s ({self.rate:,.0f} events/s)"
+        )
 
 
 def names_or_all(names: Sequence[str]) -> list[str]:

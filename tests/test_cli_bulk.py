@@ -85,7 +85,7 @@ def clean(
 def summary(posted: int, skipped: int, refused: int, invalid: int, events: int) -> str:
     return (
         f"posted {posted}, skipped {skipped}, refused {refused}, invalid {invalid} "
-        f"({events} events)\n"
+        f"({events} event{'' if events == 1 else 's'})\n"
     )
 
 

@@ -373,7 +373,7 @@ def test_bad_json_line_is_reported_and_the_rest_posts(world: str) -> None:
     assert done.code == 2, done
     assert "Traceback" not in done.stderr
     assert one_line(done.stderr).startswith("line 1: error: bad JSON"), done
-    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 1 (1 events)\n"
+    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 1 (1 event)\n"
     assert event_count(world) == before + 1
 
 
@@ -442,7 +442,7 @@ def test_a_receipt_may_not_take_a_derived_id_or_any_aggregates_id(world: str) ->
     ]
     done = post(world, lines, actor=ARCHIVIST)
     assert done.code == 2, done
-    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 3 (1 events)\n", done
+    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 3 (1 event)\n", done
     problems = done.stderr.splitlines()
     assert [p[:8] for p in problems] == ["line 1: ", "line 2: ", "line 3: "], done
     assert problems[0].startswith("line 1: error: record: Value error, a record id must not")
@@ -661,7 +661,7 @@ def test_control_characters_in_text_are_invalid_and_the_projections_go_on(
     fine = {**receipt, "id": f"ctl-{tag}-3", "title": "会议纪要\t(二)"}
     done = run(world, "post", "-", actor=ARCHIVIST, input=jsonl([receipt, moved, fine]))
     assert done.code == 2, done
-    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 2 (1 events)\n", done
+    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 2 (1 event)\n", done
     assert done.stderr.count("control characters (such as NUL or ESC) are not allowed") == 2
     assert event_count(world) == before + 1
     assert run(world, "catalog", "--json").code == 0
@@ -801,7 +801,7 @@ def test_a_null_actor_is_the_runs_actor_and_any_other_non_text_actor_is_invalid(
     ]  # fmt: skip
     done = run(world, "post", "-", actor=ARCHIVIST, input=jsonl(lines))
     assert done.code == 2, done
-    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 2 (1 events)\n", done
+    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 2 (1 event)\n", done
     assert done.stderr == "".join(
         f'line {n}: error: "actor" must be an actor id (a non-empty string)\n' for n in (2, 3)
     )
@@ -822,7 +822,7 @@ def test_a_line_that_is_not_utf_8_says_so(world: str, tmp_path: Path) -> None:
     )
     done = run(world, "post", str(path), actor=ARCHIVIST)
     assert done.code == 2, done
-    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 2 (1 events)\n", done
+    assert done.stdout == "posted 1, skipped 0, refused 0, invalid 2 (1 event)\n", done
     assert done.stderr == (
         "line 2: error: not UTF-8 text (byte 1 of the line)\n"
         "line 3: error: not UTF-8 text (byte 60 of the line)\n"

@@ -40,7 +40,7 @@ def taken(line: int, key: str) -> str:
 def summary(posted: int, skipped: int, refused: int, invalid: int, events: int) -> str:
     return (
         f"posted {posted}, skipped {skipped}, refused {refused}, invalid {invalid} "
-        f"({events} events)\n"
+        f"({events} event{'' if events == 1 else 's'})\n"
     )
 
 

@@ -184,7 +184,7 @@ def test_killed_rebuild_leaves_live_projections_and_the_next_one_completes(store
     again = run(store, "projections", "rebuild", "--jobs", "3")  # three parts this time
     assert again.code == 0, again
     assert again.stdout.startswith(
-        f"rebuilt catalog, loans, audit, destruction: {events} events in "
+        f"rebuilt catalog, loans, audit, destruction: {events:,} events in "
     )
     assert scratch_tables(store) == []
     assert dump(store) == before  # the same as the projections kept up incrementally
@@ -192,7 +192,7 @@ def test_killed_rebuild_leaves_live_projections_and_the_next_one_completes(store
     assert checked.code == 0, checked
     assert (
         checked.stdout
-        == f"projections match a rebuild: catalog, loans, audit, destruction ({events} events)\n"
+        == f"projections match a rebuild: catalog, loans, audit, destruction ({events:,} events)\n"
     )
 
 
