@@ -244,9 +244,12 @@ def statistics(view: View, period: str = "month") -> list[dict[str, Any]]:
         counts = {row["value"]: int(row["n"]) for row in found}
         for value in sorted(counts, key=_order(dimension)):
             rows.append({"dimension": dimension, "value": value, "count": counts[value]})
-    for flag, term in (("late", "late = 1"), ("open discrepancy", "discrepancy IS NOT NULL")):
+    # Records flagged late (R2) or with an open discrepancy (R9): a dimension and the value
+    # counted, as the rows above say ("status", "shelved").
+    flags = (("transfer", "late", "late = 1"), ("discrepancy", "open", "discrepancy IS NOT NULL"))
+    for dimension, value, term in flags:
         found = view.select(f"SELECT count(*) AS n FROM catalog WHERE {term}")
-        rows.append({"dimension": flag, "value": "yes", "count": int(found[0]["n"])})
+        rows.append({"dimension": dimension, "value": value, "count": int(found[0]["n"])})
     width = {"year": 4, "month": 7, "day": 10}[period]
     uses = view.select("SELECT occurred_utc, outcome FROM audit")
     tally = Counter((r["outcome"], r["occurred_utc"][:width]) for r in uses)

@@ -375,8 +375,18 @@ def test_reports(store: str) -> None:
     assert stats[("status", "shelved")] == 3 and stats[("status", "destroyed")] == 1
     assert stats[("secrecy", "public")] == 2 and stats[("category", None)] == 1
     assert stats[("carrier", "paper")] == 4 and stats[("year", 2010)] == 1
-    assert stats[("retention", "permanent")] == 2 and stats[("late", "yes")] == 1
-    assert stats[("open discrepancy", "yes")] == 1
+    assert stats[("retention", "permanent")] == 2 and stats[("transfer", "late")] == 1
+    assert stats[("discrepancy", "open")] == 1
+    # The real process: the late and open-discrepancy rows say what they count, in a table
+    # as in CSV (they read "late yes" and "open discrepancy yes").
+    table = ok(run(store, "report", "statistics")).stdout.splitlines()
+    assert [line.split() for line in table if line.split()[0] in ("transfer", "discrepancy")] == [
+        ["transfer", "late", "1"],
+        ["discrepancy", "open", "1"],
+    ]
+    as_csv = ok(run(store, "report", "statistics", "--csv")).stdout.splitlines()
+    assert "transfer,late,1" in as_csv and "discrepancy,open,1" in as_csv
+    assert not [line for line in as_csv if ",yes," in line]
     assert stats[("uses per month", "2004-05")] == 2  # consulted, copied (UTC months)
     assert stats[("refused attempts per month", "2005-06")] == 1
     yearly = query(store, "report", "statistics", "--period", "year")
