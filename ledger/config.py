@@ -35,6 +35,9 @@ def masked(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     netloc, slash, tail = rest.partition("/")  # an '@' in the database or query is no user's
     userinfo, at, host = netloc.rpartition("@")
+    if not at and ":" in netloc and "@" in tail:  # "u:pa/ss@h/db": a '/' in the password
+        userinfo, at, host = rest.rpartition("@")
+        slash = tail = ""
     if not (sep and at and ":" in userinfo):
         return url
     return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}{slash}{tail}"
@@ -77,7 +80,7 @@ def store_from_url(url: str | None, *, cipher_key: str | None = None) -> Store:
     elif parts.scheme in ("postgresql", "postgres"):
         dbname = parts.path.lstrip("/")
         if not dbname:
-            raise InvalidInput(f"database URL {masked(url)!r} names no database")
+            raise InvalidInput(f"database URL {masked(url)!r} names no database{_unencoded(url)}")
         # never passed on: ?sslmode=require was ignored
         _no_parameters(
             url, "set them as libpq's environment variables instead (e.g. PGSSLMODE=require)"
@@ -116,6 +119,19 @@ def _no_parameters(url: str, instead: str) -> None:
             f"database URL {masked(url)!r} has parameters (after '?' or '#'), which the ledger "
             f"does not pass on: {instead}"
         )
+
+
+def _unencoded(url: str) -> str:
+    """Why a URL whose '#' or '?' comes before an '@' names no database: what follows was
+    read as the URL's fragment or parameters (a password's unencoded '#', say)."""
+    rest = url.partition("://")[2]
+    marks = [i for i in (rest.find("#"), rest.find("?")) if i >= 0]
+    if not marks or min(marks) > rest.rfind("@"):
+        return ""
+    return (
+        ": a '#' or '?' ends a URL's address, so a password's '#', '?', '@', '/' or '%' "
+        "must be percent-encoded (%23 for '#', %3F for '?', %40, %2F and %25)"
+    )
 
 
 def _port(parts: SplitResult, url: str) -> int | None:

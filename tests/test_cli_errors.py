@@ -605,10 +605,47 @@ def test_a_page_size_that_is_no_number_of_events_is_invalid_input(
         ("postgresql://u:p@ss@h/db?sslcert=/a@b", "postgresql://u:***@h/db?sslcert=/a@b"),
         ("postgresql://u@h:5432/db?x=a:b@c", "postgresql://u@h:5432/db?x=a:b@c"),
         ("sqlite:///ledger@home.db", "sqlite:///ledger@home.db"),
+        ("postgresql://u:pa/ss@h/db", "postgresql://u:***@h/db"),  # it printed "pa/ss"
     ],
 )
 def test_a_url_is_shown_without_its_password(url: str, shown: str) -> None:
     assert masked(url) == shown
+
+
+UNENCODED = (
+    ": a '#' or '?' ends a URL's address, so a password's '#', '?', '@', '/' or '%' must be "
+    "percent-encoded (%23 for '#', %3F for '?', %40, %2F and %25)"
+)
+
+
+@pytest.mark.parametrize(
+    ("url", "error"),
+    [
+        (
+            "postgresql://u:s3#cr@127.0.0.1/test",
+            f"database URL 'postgresql://u:***@127.0.0.1/test' names no database{UNENCODED}",
+        ),
+        (
+            "postgresql://u:s3?cr@127.0.0.1:5432/test",
+            f"database URL 'postgresql://u:***@127.0.0.1:5432/test' names no database{UNENCODED}",
+        ),
+        (
+            "postgresql://u@127.0.0.1#x",
+            "database URL 'postgresql://u@127.0.0.1#x' names no database",
+        ),
+        (
+            "postgresql://u:s3/cr@127.0.0.1/test",
+            "database URL 'postgresql://u:***@127.0.0.1/test' has no valid port (1-65535)",
+        ),
+    ],
+)
+def test_a_password_that_breaks_the_url_is_named_and_never_printed(url: str, error: str) -> None:
+    """A password's unencoded '#' or '?' ended the URL's address: the URL named no database,
+    and the message did not say why. (A '/' made "u:s3" a host and port, printed as it was.)"""
+    done = run(url, "show", "X")
+    assert (done.code, done.stdout) == (2, ""), done
+    assert one_line(done.stderr) == f"error: {error}"
+    assert "s3" not in done.stderr and "cr@" not in done.stderr
 
 
 @pytest.mark.postgres
