@@ -43,15 +43,26 @@ from aggregates.values import (
     parse_moment,
 )
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")  # C0, DEL and C1
+# C0, DEL and C1; and Unicode's bidirectional formatting characters: the embeddings and
+# overrides U+202A-U+202E, the isolates U+2066-U+2069, and the marks U+200E, U+200F and
+# U+061C (each an invisible letter of its direction: it reorders the digits and punctuation
+# next to it). One character class: a search costs what the control characters' did.
+_CONTROL = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+NOT_PRINTABLE = (
+    "control characters (such as NUL or ESC) and bidirectional formatting characters "
+    "(U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C) are not allowed"
+)
 
 
 def _printable(value: str) -> str:
     """No control characters but tabs and line breaks: PostgreSQL's text refuses NUL (one
     stored would stop every projection there for good), and a terminal's escape codes
-    would hide or forge text in a listing."""
+    would hide or forge text in a listing, as bidirectional overrides, isolates and marks
+    would reverse or reorder it in any terminal or viewer."""
     if _CONTROL.search(value):
-        raise ValueError("control characters (such as NUL or ESC) are not allowed")
+        raise ValueError(NOT_PRINTABLE)
     return value
 
 
