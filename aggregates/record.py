@@ -9,6 +9,7 @@ from uuid import UUID
 
 from aggregates import rules
 from aggregates.actor import ActorView
+from aggregates.appraisal import check_destruction, secrecy_after
 from aggregates.base import ChainedAggregate, check_not_in_future
 from aggregates.correction import CORRECTABLE, checked_changes
 from aggregates.errors import InvalidInput, RuleViolation
@@ -353,22 +354,7 @@ class Record(ChainedAggregate):
     ) -> None:
         rules.check_may_post(actor, "appraise")
         rules.check_not_destroyed(self)
-        if self.retention is None:
-            raise RuleViolation("R11", f"record {self.label} must be arranged before appraisal")
-        rules.check_committee(appraisers)
-        secrecy_after = self.secrecy
-        if decision is Decision.DESTROY:
-            rules.check_not_on_loan(self, "appraised for destruction")
-            rules.check_destroy_allowed(self, occurred_at.date(), "appraised for destruction")
-        elif decision is Decision.RETAIN and review_on is None:
-            raise RuleViolation(
-                "R11", "a decision to retain needs a next review date (--review-on)"
-            )
-        elif decision is Decision.DECLASSIFY:
-            secrecy_after = rules.lower_secrecy(self.secrecy, secrecy_to)
-        elif decision is Decision.OPEN:
-            secrecy_after = Secrecy.PUBLIC
-        rules.check_review_date(review_on, occurred_at.date())
+        after = secrecy_after(self, occurred_at.date(), decision, appraisers, review_on, secrecy_to)
         self.trigger_event(
             Appraised,
             actor=actor.id,
@@ -377,7 +363,7 @@ class Record(ChainedAggregate):
             appraisers=[a.id for a in appraisers],
             basis=basis,
             review_on=review_on,
-            secrecy_after=secrecy_after,
+            secrecy_after=after,
         )
 
     def destroy(
@@ -392,16 +378,9 @@ class Record(ChainedAggregate):
     ) -> None:
         rules.check_may_post(actor, "destroy")
         rules.check_not_destroyed(self)
-        rules.check_not_on_loan(self, "destroyed")
-        if not self.appraisal or self.appraisal["decision"] != Decision.DESTROY:
-            raise RuleViolation(
-                "R12", f"record {self.label} has no standing appraisal decision to destroy"
-            )
-        rules.check_destroy_allowed(self, occurred_at.date(), "destroyed")
-        rules.check_approver(approver, self, lambda: f"destruction of record {self.label}", "R12")
-        if not register_no.strip():
-            raise RuleViolation("R12", "a destruction needs a destruction-register number")
-        rules.check_witnesses(witnesses)
+        appraisal_version = check_destruction(
+            self, occurred_at.date(), approver, witnesses, register_no
+        )
         self.trigger_event(
             Destroyed,
             actor=actor.id,
@@ -410,7 +389,7 @@ class Record(ChainedAggregate):
             witnesses=[w.id for w in witnesses],
             register_no=register_no,
             method=method,
-            appraisal_version=self.appraisal["version"],
+            appraisal_version=appraisal_version,
         )
 
     def correct(
