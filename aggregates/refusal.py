@@ -1,5 +1,5 @@
-"""Refused attempts (R18, R19; R11/R12 of a destruction, R12 of a use of a destroyed record):
-their own aggregate, never on the record."""
+"""Refused attempts (R18, R19; R11/R12 of a destruction, R11 of an appraisal for destruction,
+R12 of a use of a destroyed record): their own aggregate, never on the record."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import ClassVar
 from uuid import UUID, uuid4
 
 from aggregates.base import ChainedAggregate, LedgerCreated
-from aggregates.values import Secrecy
+from aggregates.values import ActorId, Decision, Secrecy
 
 
 class AttemptRefused(LedgerCreated):
@@ -24,6 +24,8 @@ class AttemptRefused(LedgerCreated):
     approved_by: str | None = None
     letter: str | None = None
     purpose: str | None = None
+    decision: Decision | None = None  # an appraisal's, with its committee
+    appraisers: list[ActorId] | None = None
 
 
 class Refusal(ChainedAggregate):

@@ -25,22 +25,27 @@ if TYPE_CHECKING:
 
 # Refusals under these rules are recorded as events of their own (R18, R19).
 RECORDED_RULES = frozenset({"R5", "R6", "R7", "R8", "R19"})
-# ... and under these, of these commands: every improper destruction attempt (R11: the
-# retention has not run out; R12: no standing decision, an approver who is no leader, too
-# few witnesses, ...), and every attempted use of a destroyed record (R12: an access to
-# the record, as R18 keeps one). Other commands on a destroyed record are reported only.
+# ... and under these, of these commands (with an appraisal's decision): every improper
+# destruction attempt (R11: the retention has not run out, a committee too small, ...; R12:
+# no standing decision, an approver who is no leader, too few witnesses, ...), an appraisal
+# for destruction being its first step, and every attempted use of a destroyed record
+# (R12: an access to the record, as R18 keeps one). Other appraisals refused under R11 are
+# mistakes in what was posted (a retain without a review date), and other commands on a
+# destroyed record reach nothing it held: reported only.
 _USE_OF_DESTROYED = frozenset({"R12"})
-RECORDED_FOR = {
-    "destroy": frozenset({"R11", "R12"}),
-    "consult": _USE_OF_DESTROYED,
-    "copy": _USE_OF_DESTROYED,
-    "lend": _USE_OF_DESTROYED,
+RECORDED_FOR: dict[tuple[str, str | None], frozenset[str]] = {
+    ("destroy", None): frozenset({"R11", "R12"}),
+    ("appraise", "destroy"): frozenset({"R11"}),
+    ("consult", None): _USE_OF_DESTROYED,
+    ("copy", None): _USE_OF_DESTROYED,
+    ("lend", None): _USE_OF_DESTROYED,
 }
 
 
-def is_recorded(rule: str, action: str) -> bool:
-    """Whether a refusal under ``rule`` of ``action`` is kept as a refused attempt."""
-    return rule in RECORDED_RULES or rule in RECORDED_FOR.get(action, ())
+def is_recorded(rule: str, action: str, decision: str | None = None) -> bool:
+    """Whether a refusal under ``rule`` of ``action`` (an appraisal deciding ``decision``)
+    is kept as a refused attempt."""
+    return rule in RECORDED_RULES or rule in RECORDED_FOR.get((action, decision), ())
 
 
 class Batch:
@@ -322,15 +327,15 @@ class Batch:
         details: dict[str, Any],
         occurred_at: datetime | None = None,
     ) -> None:
-        """R18/R19 (R11 and R12 of a destruction, R12 of a use): keep the refused
-        attempt, without touching the record.
+        """R18/R19 (R11 and R12 of a destruction, R11 of an appraisal for destruction, R12
+        of a use): keep the refused attempt, without touching the record.
 
         It is kept at the time it claims, unless that time is in the future or before the
         record's previous event (an attempt by an unregistered actor is checked before
         R14): then at the time it was posted, with the claimed time in its reason, so the
         audit trail never dates an attempt before the record's history, with a secrecy
         the record did not have then."""
-        if not is_recorded(error.rule, action):
+        if not is_recorded(error.rule, action, details.get("decision")):
             return
         self.refusals += 1
         now = datetime.now(tz=UTC)

@@ -267,6 +267,7 @@ def _(request: rq.Appraise, batch: Batch, actor: str | None) -> dict[str, Any]:
             review_on=request.review_on,
             secrecy_to=request.secrecy,
         ),
+        lambda: {"decision": request.decision, "appraisers": request.appraiser},
     )
 
 

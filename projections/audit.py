@@ -1,5 +1,6 @@
 """The audit trail (利用登记): every use of a record and every refused attempt (R5-R8, R18,
-R19; R11 and R12 of a destruction, R12 of a use of a destroyed record).
+R19; R11 and R12 of a destruction, R11 of an appraisal for destruction, R12 of a use of a
+destroyed record).
 
 Each row carries the record's secrecy and archival code as they were at that moment; the
 projection keeps them per record in ``audit_records`` (an appraisal may lower secrecy).
@@ -84,7 +85,7 @@ class AuditProjection(LedgerProjection):
         "copied": f"{USE} pages",
         "lent": f"{USE} due",
         "returned": "actor borrower condition pages discrepancy",
-        "refused": f"{USE} record_id code secrecy action rule reason",
+        "refused": f"{USE} record_id code secrecy action rule reason decision appraisers",
     }
 
     def forget(self) -> None:
@@ -164,10 +165,13 @@ class AuditProjection(LedgerProjection):
         )  # fmt: skip
 
     def refused(self, position: int, f: Any) -> None:
-        """A refused attempt carries the record's code and secrecy as they were."""
-        at = f.occurred_at
+        """A refused attempt carries the record's code and secrecy as they were; an
+        appraisal's, in its detail, the decision and the committee."""
+        at, detail = f.occurred_at, f.reason
+        if f.decision is not None:
+            detail += f"; decision {f.decision}, appraisers {', '.join(f.appraisers)}"
         self.rows.append(
             (position, at, utc_text(at), f.record_id, f.code, f.secrecy, f.action,
              "refused", f.rule, f.actor, f.reader, f.approved_by, f.letter,
-             f.purpose, f.reason, None)
+             f.purpose, detail, None)
         )  # fmt: skip

@@ -2,9 +2,9 @@
 
 Every bad input is one line on stderr (``error: ...`` or ``refused (Rn): ...``), nothing
 on stdout, no traceback, a documented exit code, and nothing written, except a refusal
-under R5-R8 or R19, of a destruction under R11 or R12, or of a use of a destroyed record
-under R12, which writes exactly one refused-attempt event naming its rule (and the record's
-code and secrecy).
+under R5-R8 or R19, of a destruction under R11 or R12, of an appraisal for destruction
+under R11, or of a use of a destroyed record under R12, which writes exactly one
+refused-attempt event naming its rule (and the record's code and secrecy).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -222,14 +223,24 @@ CASES = [
         ("250", "error: pages after a loss must be at least 1 and fewer than the catalogue's")]),
     Case("R10 due before loan", ("lend", PUB, "--to", BORROWER, "--due", "2001-01-01",
          "--purpose", "p", "--approved-by", LEADER), 3, refused("R10")),
+    # An appraisal for destruction is a destruction's first step: kept when refused (R11).
     Case("R11 permanent", ("appraise", PERM, "--decision", "destroy", *APPRAISE,
-         "--appraiser", APPRAISER_2), 3, refused("R11"), actor=APPRAISER_1),
+         "--appraiser", APPRAISER_2), 3, refused("R11"), actor=APPRAISER_1, recorded="R11"),
     Case("R11 one appraiser", ("appraise", PUB, "--decision", "retain",
          "--review-on", "2030-01-01", *APPRAISE), 3, refused("R11"), actor=APPRAISER_1),
+    Case("R11 one appraiser to destroy", ("appraise", PUB, "--decision", "destroy",
+         *APPRAISE), 3, refused("R11"), actor=APPRAISER_1, recorded="R11"),
     Case("R11 retention not run out", ("appraise", PUB, "--decision", "destroy", *APPRAISE,
          "--appraiser", APPRAISER_2), 3, "refused (R11): retention of record E-PUB-0001 (30y) "
          "runs until 2046-01-01; it cannot be appraised for destruction before 2046-01-01",
-         actor=APPRAISER_1),
+         actor=APPRAISER_1, recorded="R11"),
+    Case("R8 appraised for destruction while on loan", ("appraise", LOAN, "--decision",
+         "destroy", *APPRAISE, "--appraiser", APPRAISER_2), 3, refused("R8"),
+         actor=APPRAISER_1, recorded="R8"),
+    # Other appraisals refused under R11 are mistakes in what was posted: reported only.
+    Case("R11 retain without a review date", ("appraise", PUB, "--decision", "retain",
+         *APPRAISE, "--appraiser", APPRAISER_2), 3, "refused (R11): a decision to retain "
+         "needs a next review date (--review-on)", actor=APPRAISER_1),
     Case("R11 review before appraisal", ("appraise", PUB, "--decision", "retain",
          "--review-on", "2020-01-01", "--occurred-at", "2020-01-01T09:00:00+00:00", *APPRAISE,
          "--appraiser", APPRAISER_2), 3, "refused (R11): the next review date (2020-01-01) "
@@ -354,6 +365,10 @@ def test_bad_input_is_one_line_and_writes_nothing(world: str, case: Case) -> Non
     if case.args[0] == "destroy":  # the approver named, as a use's refusal names it
         given = case.args[case.args.index("--approved-by") + 1]
         assert (body["approved_by"], body["record_id"]) == (given, _record_of(case.args[1]))
+    if case.args[0] == "appraise":  # the decision and the committee named
+        committee = [v for k, v in pairwise(case.args) if k == "--appraiser"]
+        given = case.args[case.args.index("--decision") + 1]
+        assert (body["decision"], body["appraisers"]) == (given, committee)
     if case.args[1] in CODES.values():  # the record's code and secrecy, for the auditor
         record = _record_of(case.args[1])
         assert (body["code"], body["secrecy"]) == (case.args[1], SECRECY.get(record, "public"))

@@ -40,10 +40,17 @@ from ledger.custody import known_by
 
 START = datetime(2012, 1, 1, 9, 0, tzinfo=UTC)
 # Refusals kept as refused attempts (R18, R19): under these rules, of any command; and
-# under these, of these commands: an improper destruction (R11, R12), a use of a
-# destroyed record (R12). Any other refusal writes nothing.
+# under these, of these commands (with an appraisal's decision): an improper destruction
+# (R11, R12) or appraisal for destruction (R11), a use of a destroyed record (R12). Any
+# other refusal writes nothing.
 KEPT_RULES = {"R5", "R6", "R7", "R8", "R19"}
-KEPT_FOR = {"destroy": {"R11", "R12"}, "consult": {"R12"}, "copy": {"R12"}, "lend": {"R12"}}
+KEPT_FOR = {
+    ("destroy", None): {"R11", "R12"},
+    ("appraise", "destroy"): {"R11"},
+    ("consult", None): {"R12"},
+    ("copy", None): {"R12"},
+    ("lend", None): {"R12"},
+}
 RANKS = {s: s.rank for s in Secrecy}
 
 # actor id -> (roles, clearance, external)
@@ -283,7 +290,7 @@ class RecordLedgerMachine(RuleBasedStateMachine):
             self.ledger.execute(request, actor)
         except (RuleViolation, InvalidInput) as error:
             event(f"{request.command}: refused ({getattr(error, 'rule', 'input')})")
-            self.check_refusal_written(model, error, position, request.command)
+            self.check_refusal_written(model, error, position, request)
             return False
         assert not must_refuse, f"{request.command} by {actor} accepted although {must_refuse}"
         event(f"{request.command}: accepted")
@@ -301,16 +308,19 @@ class RecordLedgerMachine(RuleBasedStateMachine):
         return [self.ledger.mapper.to_domain_event(n) for n in page]
 
     def check_refusal_written(
-        self, model: Model | None, error: Exception, position: int, action: str
+        self, model: Model | None, error: Exception, position: int, request: rq.Request
     ) -> None:
         new = self.written_since(position)
         rule = getattr(error, "rule", None)
-        if rule in KEPT_RULES or rule in KEPT_FOR.get(action, ()):
+        decision = getattr(request, "decision", None)
+        if rule in KEPT_RULES or rule in KEPT_FOR.get((request.command, decision), ()):
             assert [type(e) for e in new] == [AttemptRefused], new
             assert new[0].rule == rule
             assert str(new[0].record_id) == (model.id if model else "None")
             if model is not None:  # the record's code and secrecy, as they stand
                 assert (new[0].code, new[0].secrecy) == (model.code, model.secrecy)
+            if isinstance(request, rq.Appraise):  # the decision and the committee named
+                assert (new[0].decision, new[0].appraisers) == (decision, request.appraiser)
         else:
             assert new == [], new
         if model is not None:
