@@ -452,7 +452,7 @@ class _ChunkRun:
             return
         recorder: Any = self.poster.ledger.recorder
         done: dict[str, PostedLine] = recorder.posted_ids([p.id for p in judged])
-        digests = {line.number: line.digest for line in self.lines}
+        lines = {line.number: line for line in self.lines}
         for problem in [p for p in judged if p.id in done]:
             assert problem.id is not None
             # The id was not this run's to take: later lines are judged by the store's line.
@@ -463,7 +463,7 @@ class _ChunkRun:
             else:
                 self.counts.invalid -= 1
             stored = done[problem.id]
-            if stored.digest is not None and stored.digest != digests[problem.line]:
+            if stored.digest is not None and not lines[problem.line].matches(stored.digest):
                 replaced = ("invalid", id_taken(problem.id))  # another line's
                 self.counts.invalid += 1
             elif is_refused(stored.outcome):
@@ -488,7 +488,7 @@ class _ChunkRun:
         assert line.key is not None
         if line.key in done or line.key in self.seen or line.key in self.poster.seen:
             taker = self._taker(line.key)
-            if taker is not None and taker != line.digest:
+            if taker is not None and not line.matches(taker):
                 self.conflicting.add(line.number)
                 return self._problem(line, "invalid", id_taken(line.key))
             if self._refused_by_another_run(line.key):
@@ -532,7 +532,7 @@ class _ChunkRun:
     def _judged_by_store(self, line: Line, stored: PostedLine) -> bool:
         assert line.key is not None
         self.seen[line.key] = stored.digest
-        if stored.digest is not None and stored.digest != line.digest:
+        if stored.digest is not None and not line.matches(stored.digest):
             self.conflicting.add(line.number)
             return self._problem(line, "invalid", id_taken(line.key))
         if is_refused(stored.outcome):  # named, once; later lines with the id skipped

@@ -1,8 +1,9 @@
 """A bulk line's id is its idempotency key, kept with the digest of what the line asks
 for: a line whose id another line took up is skipped only if it asks for the same thing
-(a re-run, however the file is spaced or its fields ordered); if it asks for something
-else, it is invalid, on every run, in any chunk size, with workers or not. (Before, it
-was skipped unseen: a line after one refused under R4 with its id was never posted.)"""
+(a re-run, however its lines are written: spacing, field order, spaces around text, Z for
++00:00); if it asks for something else, it is invalid, on every run, in any chunk size,
+with workers or not. (Before, it was skipped unseen: a line after one refused under R4
+with its id was never posted.) Keys kept with version-1 digests match as they did."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from ledger.lines import raw_values_digest
 from tests.cli import ARCHIVIST, BORROWER, LIAISON, event_count, jsonl, run, setup_office
 
 RECORD = "00000000-0000-4000-8000-00000000c001"
@@ -200,3 +202,106 @@ def test_a_store_made_before_digests_is_upgraded_by_init(db_url: str, tmp_path: 
     path.write_text(jsonl([changed, ARRANGE, SHELVE]))
     done = run(db_url, "post", str(path), actor=ARCHIVIST)
     assert (done.code, done.stdout, done.stderr) == (0, summary(1, 2, 0, 0, 1), ""), done
+
+
+UTC_RECEIPT = {**RECEIPT, "occurred_at": "2021-01-10T01:00:00+00:00"}
+UTC_ARRANGE = {**ARRANGE, "occurred_at": "2021-01-10T02:00:00+00:00"}
+UTC_SHELVE = {**SHELVE, "occurred_at": "2021-01-11T01:00:00+00:00"}
+
+
+@pytest.mark.parametrize(
+    ("chunk_size", "jobs"), [("1", "1"), ("5000", "1"), ("1", "2")], ids=["1x1", "5000x1", "1x2"]
+)
+def test_a_re_run_matches_what_its_lines_ask_for(
+    db_url: str, tmp_path: Path, chunk_size: str, jobs: str
+) -> None:
+    """A re-run's line written otherwise (a time's Z for +00:00, spaces around text, the
+    ideographic U+3000 too, a record id in capitals) asks for the same and is skipped
+    (before, it was invalid, as taken); a line whose values differ once read (another
+    text, the same moment at another offset, which the event would keep) is invalid. In
+    one chunk or many, alone or with workers (1x2: 2 processes posted)."""
+    setup_office(db_url)
+    path = tmp_path / "lines.jsonl"
+    path.write_text(jsonl([UTC_RECEIPT, UTC_ARRANGE, UTC_SHELVE, move("m", 2)]))
+    options = ("--chunk-size", chunk_size, "--jobs", jobs, "--json")
+    first = run(db_url, "post", str(path), *options, actor=ARCHIVIST)
+    assert (first.code, first.stderr) == (0, ""), first
+    assert first.json()["posted"] == 4, first
+    events = event_count(db_url)
+
+    rewritten = [
+        {**UTC_RECEIPT, "record": RECORD.upper(), "title": " 会议纪要\u3000",
+         "department": "\u3000办公室 ", "occurred_at": "2021-01-10T01:00:00Z"},
+        {**UTC_ARRANGE, "record": f" {RECORD} ", "code": " C-1"},
+        {**UTC_SHELVE, "location": " A1-01-1-1 ", "occurred_at": "2021-01-11 01:00Z"},
+        {**move("m", 2), "record": "C-1\u3000"},
+        {**UTC_SHELVE, "location": "A1-01-1-3"},  # 5: another value
+        {**UTC_RECEIPT, "occurred_at": "2021-01-10T09:00:00+08:00"},  # 6: another offset
+        {**UTC_RECEIPT, "title": "会议纪要 二"},  # 7: another text
+    ]  # fmt: skip
+    path.write_text(jsonl(rewritten))
+    for _ in range(2):
+        again = run(db_url, "post", str(path), *options, actor=ARCHIVIST)
+        assert again.code == 2, again
+        assert again.json() == {
+            "posted": 0, "skipped": 4, "refused": 0, "invalid": 3, "events": 0,
+            "jobs": int(jobs),
+        }, again  # fmt: skip
+        assert again.stderr == taken(5, "s") + taken(6, "r") + taken(7, "r"), again
+    assert event_count(db_url) == events
+
+
+def _keep_v1_keys(db_url: str, lines: list[dict[str, object]]) -> None:
+    """Keys as posts before version-2 digests kept them: with the version-1 digest of
+    each line's raw values (the lines' events are not needed for what is judged)."""
+    rows = []
+    for line in lines:
+        values = {name: value for name, value in line.items() if name != "id"}
+        rows.append((line["id"], "posted", raw_values_digest(values, None)))
+    statement = "INSERT INTO ledger_posted (id, outcome, digest) VALUES ({0}, {0}, {0})"
+    if db_url.startswith("sqlite:"):
+        with sqlite3.connect(db_url.removeprefix("sqlite:///")) as conn:
+            conn.executemany(statement.format("?"), rows)
+    else:
+        with psycopg.connect(db_url) as conn, conn.cursor() as cursor:
+            cursor.executemany(statement.format("%s"), rows)
+
+
+@pytest.mark.parametrize(
+    ("chunk_size", "jobs"), [("1", "1"), ("5000", "1"), ("1", "2")], ids=["1x1", "5000x1", "1x2"]
+)
+def test_a_key_kept_with_a_version_1_digest_matches_its_own_line(
+    db_url: str, tmp_path: Path, chunk_size: str, jobs: str
+) -> None:
+    """A key posted before version 2 still has its own line skipped, and another line
+    with its id invalid, whether the line would post now (then, in a chunk checked
+    without a look-up, found by the key's primary key) or fail (a record not found:
+    then the chunk's ids are looked up)."""
+    setup_office(db_url)
+    path = tmp_path / "lines.jsonl"
+    path.write_text(jsonl([RECEIPT, ARRANGE, SHELVE]))
+    assert run(db_url, "post", str(path), actor=ARCHIVIST).code == 0
+    old = {**move("old", 2), "occurred_at": "2024-05-01T09:00:00Z"}
+    gone = {**move("gone", 2), "record": "NO-SUCH", "occurred_at": "2024-05-01T09:00:00Z"}
+    _keep_v1_keys(db_url, [old, gone])
+    events = event_count(db_url)
+
+    lines = [
+        move("n", 3),  # 1: new, posted: later chunks are taken to be new
+        gone,  # 2: fails, then found: skipped
+        old,  # 3: would post, collides: skipped
+        {**old, "location": "A1-01-1-5"},  # 4: another line: invalid
+        {**gone, "occurred_at": "2024-05-01T09:00:01Z"},  # 5: invalid
+    ]
+    path.write_text(jsonl(lines))
+    options = ("--chunk-size", chunk_size, "--jobs", jobs, "--json")
+    for posted in (1, 0):  # (line 1, then on the re-run skipped with the others)
+        done = run(db_url, "post", str(path), *options, actor=ARCHIVIST)
+        assert done.code == 2, done
+        assert done.json() == {
+            "posted": posted, "skipped": 3 - posted, "refused": 0, "invalid": 2,
+            "events": posted, "jobs": int(jobs),
+        }, done  # fmt: skip
+        assert done.stderr == taken(4, "old") + taken(5, "gone"), done
+    assert event_count(db_url) == events + 1
+    assert location(db_url) == "A1-01-1-3"
