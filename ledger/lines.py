@@ -40,7 +40,9 @@ class Line:
         """Whether a digest taken before (a key's in the store, or this run's) is of a line
         that asks for what this one does: its version-2 digest, or, for a key kept before
         version 2, its version-1 digest (computed only then: it matches its own line as it
-        did)."""
+        did). A line that is no request (malformed) matches nothing."""
+        if self.digest is None:
+            return False
         return digest == self.digest or digest == raw_digest(self.text)
 
 

@@ -68,7 +68,7 @@ def test_a_refused_appraisal_for_destruction_is_kept(db_url: str) -> None:
     ]  # fmt: skip
     bulk = run(db_url, "post", "-", actor=APPRAISER_1, input=jsonl(lines))
     assert bulk.code == 3, bulk
-    assert bulk.stdout == "posted 0, skipped 0, refused 2, invalid 0 (1 events)\n", bulk
+    assert bulk.stdout == "posted 0, skipped 0, refused 2, invalid 0 (1 event)\n", bulk
     assert bulk.stderr == f"line 1: {COMMITTEE}\nline 2: {NO_REVIEW}\n", bulk
     outcomes = posted_outcomes(db_url)
     assert (outcomes.get("p1"), outcomes.get("p2")) == ("refused R11", None)
