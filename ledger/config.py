@@ -121,15 +121,16 @@ def _no_parameters(url: str, instead: str) -> None:
         )
 
 
-def _unencoded(url: str) -> str:
-    """Why a URL whose '#' or '?' comes before an '@' names no database: what follows was
-    read as the URL's fragment or parameters (a password's unencoded '#', say)."""
+def _unencoded(url: str, marks: str = "#?") -> str:
+    """Why a URL in which one of ``marks`` comes before an '@' is malformed: what follows
+    was read as the URL's path, parameters or fragment (a password's unencoded '#', say)."""
     rest = url.partition("://")[2]
-    marks = [i for i in (rest.find("#"), rest.find("?")) if i >= 0]
-    if not marks or min(marks) > rest.rfind("@"):
+    found = [i for i in (rest.find(mark) for mark in marks) if i >= 0]
+    if not found or min(found) > rest.rfind("@"):
         return ""
+    named = " or ".join(f"'{mark}'" for mark in marks)
     return (
-        ": a '#' or '?' ends a URL's address, so a password's '#', '?', '@', '/' or '%' "
+        f": a {named} ends a URL's address, so a password's '#', '?', '@', '/' or '%' "
         "must be percent-encoded (%23 for '#', %3F for '?', %40, %2F and %25)"
     )
 
@@ -138,7 +139,9 @@ def _port(parts: SplitResult, url: str) -> int | None:
     try:
         return parts.port
     except ValueError:  # not a number, or not 0-65535
-        raise InvalidInput(f"database URL {masked(url)!r} has no valid port (1-65535)") from None
+        raise InvalidInput(
+            f"database URL {masked(url)!r} has no valid port (1-65535){_unencoded(url, '/')}"
+        ) from None
 
 
 def aes_cipher() -> Any:

@@ -650,13 +650,19 @@ UNENCODED = (
         ),
         (
             "postgresql://u:s3/cr@127.0.0.1/test",
-            "database URL 'postgresql://u:***@127.0.0.1/test' has no valid port (1-65535)",
+            "database URL 'postgresql://u:***@127.0.0.1/test' has no valid port (1-65535)"
+            + UNENCODED.replace("'#' or '?'", "'/'"),
+        ),
+        (
+            "postgresql://u@127.0.0.1:54x/test",
+            "database URL 'postgresql://u@127.0.0.1:54x/test' has no valid port (1-65535)",
         ),
     ],
 )
 def test_a_password_that_breaks_the_url_is_named_and_never_printed(url: str, error: str) -> None:
     """A password's unencoded '#' or '?' ended the URL's address: the URL named no database,
-    and the message did not say why. (A '/' made "u:s3" a host and port, printed as it was.)"""
+    and the message did not say why; a '/' made "u:s3" a host and port, printed as it was,
+    and said only that the port was not valid."""
     done = run(url, "show", "X")
     assert (done.code, done.stdout) == (2, ""), done
     assert one_line(done.stderr) == f"error: {error}"
