@@ -29,9 +29,8 @@ from aggregates.record_events import (
     Shelved,
 )
 from aggregates.return_check import ReturnCheck
+from aggregates.use import check_copy_pages, checked_use
 from aggregates.values import Carrier, Condition, Decision, Retention, Secrecy, Unit
-
-_DONE = {"consult": "consulted", "copy": "copied", "lend": "lent"}  # for refusals' messages
 
 
 class Record(ChainedAggregate):
@@ -207,7 +206,8 @@ class Record(ChainedAggregate):
         approver: ActorView | None = None,
         letter: str | None = None,
     ) -> None:
-        self._use("consult", Consulted, actor, occurred_at, reader, purpose, approver, letter)
+        use = checked_use(self, "consult", actor, occurred_at, reader, purpose, approver, letter)
+        self.trigger_event(Consulted, **use)
 
     def copy(
         self,
@@ -220,22 +220,9 @@ class Record(ChainedAggregate):
         approver: ActorView | None,
         letter: str | None = None,
     ) -> None:
-        def pages_held() -> None:  # after R4-R8 and R12: a refused copy is kept whatever its pages
-            if not 1 <= pages <= self.pages:
-                raise InvalidInput(f"pages to copy must be between 1 and {self.pages}")
-
-        self._use(
-            "copy",
-            Copied,
-            actor,
-            occurred_at,
-            reader,
-            purpose,
-            approver,
-            letter,
-            then=pages_held,
-            pages=pages,
-        )
+        use = checked_use(self, "copy", actor, occurred_at, reader, purpose, approver, letter)
+        check_copy_pages(self, pages)  # after R4-R8 and R12: a refused copy is kept, any pages
+        self.trigger_event(Copied, **use, pages=pages)
 
     def lend(
         self,
@@ -248,49 +235,11 @@ class Record(ChainedAggregate):
         approver: ActorView | None,
         letter: str | None = None,
     ) -> None:
+        use = checked_use(self, "lend", actor, occurred_at, reader, purpose, approver, letter)
         # R10 last: a loan the record's state or its people refuse (R4-R8, R12) is an
         # attempt the audit trail keeps, whatever due date it gave.
-        self._use(
-            "lend",
-            Lent,
-            actor,
-            occurred_at,
-            reader,
-            purpose,
-            approver,
-            letter,
-            then=lambda: rules.check_due(due, occurred_at.date()),
-            due=due,
-        )
-
-    def _use(
-        self,
-        action: str,
-        event: type[Any],
-        actor: ActorView,
-        occurred_at: datetime,
-        reader: ActorView,
-        purpose: str,
-        approver: ActorView | None,
-        letter: str | None,
-        then: Callable[[], None] = lambda: None,
-        **extra: Any,
-    ) -> None:
-        """A use, once the rules of who uses what allow it, and ``then`` its own check."""
-        rules.check_may_post(actor, action)
-        rules.check_in_archive(self, _DONE[action])
-        rules.check_use(self, action, reader, approver, letter)
-        then()
-        self.trigger_event(
-            event,
-            actor=actor.id,
-            occurred_at=occurred_at,
-            reader=reader.id,
-            purpose=purpose,
-            approved_by=approver.id if approver else None,
-            letter=letter,
-            **extra,
-        )
+        rules.check_due(due, occurred_at.date())
+        self.trigger_event(Lent, **use, due=due)
 
     def return_(
         self,
