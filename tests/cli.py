@@ -11,6 +11,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -94,17 +95,43 @@ def run(db_url: str, *args: str, actor: str | None = None, input: str | None = N
 
 
 def start(
-    db_url: str, *args: str, actor: str | None = None, stdin: Any = subprocess.DEVNULL
+    db_url: str,
+    *args: str,
+    actor: str | None = None,
+    stdin: Any = subprocess.DEVNULL,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[str]:
-    """Start `ledger ARGS...` without waiting (for races and kills)."""
+    """Start `ledger ARGS...` without waiting (for races and kills); ``env`` adds to its
+    environment."""
     return subprocess.Popen(
         [LEDGER, *args],
-        env=environment(db_url, actor),
+        env={**environment(db_url, actor), **(env or {})},
         stdin=stdin,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+@contextmanager
+def following(db_url: str, name: str | None = None) -> Iterator[subprocess.Popen[str]]:
+    """`ledger projections follow` running for the block (as PostgreSQL application
+    ``name`` if given); killed at its end if ``stop`` did not end it."""
+    env = {"PGAPPNAME": name} if name is not None else None
+    follower = start(db_url, "projections", "follow", "--interval", "0.1", env=env)
+    try:
+        yield follower
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.communicate()
+
+
+def stop(follower: subprocess.Popen[str]) -> str:
+    """Stop a follower as its service manager does (SIGTERM); its stderr once it ended."""
+    follower.send_signal(signal.SIGTERM)
+    _, err = follower.communicate(timeout=TIMEOUT)
+    return err
 
 
 # Runs the ledger's own entry point (commands.main:cli, as the console script does) in a

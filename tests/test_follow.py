@@ -5,7 +5,6 @@ built is exactly a rebuild: nothing missed, nothing counted twice."""
 from __future__ import annotations
 
 import secrets
-import signal
 import sqlite3
 import subprocess
 import time
@@ -18,7 +17,7 @@ import pytest
 from ledger.application import open_ledger
 from projections.rebuild import check
 from projections.runner import PROJECTIONS
-from tests.cli import LEDGER, TIMEOUT, environment, fresh_store, generate, start
+from tests.cli import TIMEOUT, following, fresh_store, generate, start, stop
 from tests.pg import require_pg
 
 RECORDS = 300
@@ -104,15 +103,7 @@ def test_follow_keeps_up_and_resumes_after_its_connections_are_killed(
 ) -> None:
     url, first, second = store
     name = f"ledger-follow-{secrets.token_hex(4)}"
-    follower = subprocess.Popen(
-        [LEDGER, "projections", "follow", "--interval", "0.1"],
-        env={**environment(url), "PGAPPNAME": name},
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with following(url, name) as follower:
         posting = post(url, first)  # while the follower runs
         assert posting.wait(timeout=TIMEOUT) == 3, posting.communicate()  # refused attempts
         wait_until_caught_up(url, follower)
@@ -121,12 +112,7 @@ def test_follow_keeps_up_and_resumes_after_its_connections_are_killed(
         posting = post(url, second)
         assert posting.wait(timeout=TIMEOUT) in (0, 3), posting.communicate()
         position = wait_until_caught_up(url, follower)
-        follower.send_signal(signal.SIGTERM)
-        _, err = follower.communicate(timeout=TIMEOUT)
-    finally:
-        if follower.poll() is None:
-            follower.kill()
-            follower.communicate()
+        err = stop(follower)
     print(err)  # shown when the test fails
     assert follower.returncode == 0, err
     assert err.splitlines()[-1] == f"stopped at position {position}"

@@ -4,15 +4,13 @@ the real `ledger` process on a store whose log holds one event, then two."""
 
 from __future__ import annotations
 
-import signal
 import sqlite3
-import subprocess
 import time
 from contextlib import closing
 from pathlib import Path
 
 from projections.runner import PROJECTIONS
-from tests.cli import DIRECTOR, LEDGER, TIMEOUT, environment, event_count, post, run
+from tests.cli import DIRECTOR, TIMEOUT, event_count, following, post, run, stop
 
 
 def test_one_event_is_counted_in_the_singular(tmp_path: Path) -> None:
@@ -48,25 +46,12 @@ def test_one_event_is_counted_in_the_singular(tmp_path: Path) -> None:
 
 def _followed(url: str) -> str:
     """`projections follow`'s catch-up line, once it has caught up with the log."""
-    follower = subprocess.Popen(
-        [LEDGER, "projections", "follow", "--interval", "0.1"],
-        env=environment(url),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with following(url) as follower:
         deadline = time.monotonic() + TIMEOUT
         while _positions(url) != {2}:
             assert follower.poll() is None and time.monotonic() < deadline, "not caught up"
             time.sleep(0.1)
-        follower.send_signal(signal.SIGTERM)
-        _, err = follower.communicate(timeout=TIMEOUT)
-    finally:
-        if follower.poll() is None:
-            follower.kill()
-            follower.communicate()
+        err = stop(follower)
     assert follower.returncode == 0, err
     return next(line for line in err.splitlines() if line.startswith("at position"))
 
