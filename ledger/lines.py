@@ -18,7 +18,7 @@ from typing import Any, get_args
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from ledger.requests import AnyRequest, first_problem
+from ledger.requests import AnyRequest, character_at, first_problem, not_printable, refused_at
 
 LINE = TypeAdapter(AnyRequest)
 MAX_KEY = 200  # characters of a line's id
@@ -68,13 +68,8 @@ def parse(number: int, text: bytes, default_actor: str | None) -> Line:
     if not isinstance(key, str) or not key.strip():
         line.problem = 'each line needs an "id" (its idempotency key), a non-empty string'
         return line
-    if len(key) > MAX_KEY or not key.isprintable():
-        # A key is stored and looked up as text: PostgreSQL refuses NUL in text, and its
-        # key index a long one; either failed every run of the file, for good. Tabs, line
-        # breaks and other unprintable characters would hide in a report.
-        line.problem = (
-            f'"id" must be at most {MAX_KEY} characters, all printable (no control characters)'
-        )
+    if not (len(key) <= MAX_KEY and key.isprintable() and printable_text(key)):
+        line.problem = key_problem(key)
         return line
     line.key = key
     named = actor = data.pop("actor", None)
@@ -92,6 +87,32 @@ def parse(number: int, text: bytes, default_actor: str | None) -> Line:
         return line
     line.digest = content_digest(line.request, named)
     return line
+
+
+def printable_text(key: str) -> bool:
+    """Whether a printable key holds none of what text may not hold either: variation
+    selectors and Hangul fillers, say, which Python prints (as nothing). ASCII holds none
+    (and asking costs nothing)."""
+    return key.isascii() or refused_at(key) is None
+
+
+def key_problem(key: str) -> str:
+    """Why a line id that is too long or not printable is refused. A key is stored and
+    looked up as text: PostgreSQL refuses NUL in text, and its key index a long one;
+    either failed every run of the file, for good. What text may not hold (control,
+    invisible and bidirectional formatting characters) is refused in the words text is;
+    tabs, line breaks and other characters Python does not print (spaces but U+0020,
+    private-use and unassigned ones) would hide in a report, or look like another id."""
+    if len(key) > MAX_KEY:
+        return f'"id" must be at most {MAX_KEY} characters'
+    at = refused_at(key)
+    if at is not None:
+        return f'"id": {not_printable(key, at)}'
+    at = next(n for n, char in enumerate(key) if not char.isprintable())
+    return (
+        '"id" must be printable: no tabs, line breaks, spaces but U+0020, private-use or '
+        f"unassigned characters; {character_at(key, at)}"
+    )
 
 
 def content_digest(request: BaseModel, actor: str | None) -> bytes:

@@ -165,7 +165,12 @@ def test_a_command_given_a_bidirectional_control_is_invalid_input(
 
 
 def test_a_line_id_with_a_bidirectional_control_is_invalid(office: str) -> None:
-    """Keys were refused already (not printable): the message still says so."""
+    """Keys were refused already (not printable), as "at most 200 characters, all
+    printable (no control characters)": the message said nothing of what was wrong. It
+    says what text's does."""
     done = run(office, "post", "-", actor=ARCHIVIST, input=jsonl([{**RECEIPT, "id": "k\u202e"}]))
     assert done.code == 2, done
-    assert one_line(done.stderr).startswith('line 1: error: "id" must be at most 200 characters')
+    assert one_line(done.stderr) == (
+        f'line 1: error: "id": {NOT_ALLOWED}; character 2 is U+202E RIGHT-TO-LEFT OVERRIDE, '
+        "a bidirectional formatting character"
+    )

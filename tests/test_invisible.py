@@ -3,7 +3,7 @@ characters are: a zero-width space, a joiner, a soft hyphen, a word joiner, U+FE
 variation selector or a tag character draws as nothing, so a title, a location, a name or
 a RECORD holding one prints as text it is not, and a search or look-up for the text that
 shows misses it (README, "Using it"). Through the real `ledger` process, on SQLite and
-PostgreSQL: bulk lines (every kind of text) and single commands."""
+PostgreSQL: bulk lines (every kind of text, line ids) and single commands."""
 
 from __future__ import annotations
 
@@ -86,7 +86,10 @@ def test_bulk_lines_with_invisible_characters_are_invalid_and_the_others_post(
         ("method", "3 is U+E0100 VARIATION SELECTOR-17",
          {**DESTROY, "method": "粉碎\U000e0100"}),
     ]  # fmt: skip
-    keys: list[tuple[str, str]] = []  # each a line id refused, on a line that would post
+    keys = [  # each key refused, on a line that would post
+        ("k\u200b", "2 is U+200B ZERO WIDTH SPACE"),  # refused as unprintable, not saying so
+        ("k\ufe0f", "2 is U+FE0F VARIATION SELECTOR-16"),  # printable to Python: it posted
+    ]
     fine = {**RECEIPT, "id": "zw-fine", "title": "会议纪要\t(二)"}
     posted = [
         *({**line, "id": f"zw-{n}"} for n, (_, _, line) in enumerate(lines, 1)),
