@@ -11,9 +11,9 @@ from functools import partial, singledispatch
 from typing import Any
 from uuid import uuid4
 
-from aggregates.actor import Actor
+from aggregates.actor import Actor, ActorView
 from aggregates.directorate import Change
-from aggregates.errors import InvalidInput, RuleViolation
+from aggregates.errors import InvalidInput, NotFound, RuleViolation
 from aggregates.record import Record
 from aggregates.values import Role
 from ledger import requests as rq
@@ -76,27 +76,68 @@ def _on_record(
     act: Callable[[Record, Any], None],
     details: Callable[[], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    """Resolve the record, check who acts, run the command; record refusals (R18) with
-    the attempt's ``details``."""
+    """Check who acts (R19), resolve the record, run the command; record refusals (R18)
+    with the attempt's ``details``. R19 comes before the record is looked for: an
+    attempt by an actor who may not act is kept whether or not the record it names
+    exists (someone probing for records), and says the same either way."""
+    acting = _acting_on(action, request, batch, actor, details)
     record = batch.record(request.record)
     try:
-        acting = batch.acting(actor, action)
         # R14 before the rules that read the record's state: an attempt dated before the
         # record's previous event (or its receipt) is refused as such, not judged against
         # today's state and kept in the audit trail at a time the record did not have it.
         record.check_occurred_at(when(request))
         act(record, acting)
     except RuleViolation as error:
-        batch.refuse(
-            error,
-            action=action,
-            actor=actor or "",
-            record=record,
-            details=details() if details else {},
-            occurred_at=when(request),
-        )
+        _refuse(error, action, request, batch, actor, record, details)
         raise
     return {"record": record.id, "code": record.code, "version": record.version}
+
+
+def _acting_on(
+    action: str,
+    request: rq.RecordRequest,
+    batch: Batch,
+    actor: str | None,
+    details: Callable[[], dict[str, Any]] | None,
+) -> ActorView:
+    """R19 for a command that names a record. A refusal is kept with the record if it
+    exists; if not, with no record, and the text given in its reason (an auditor sees
+    what was tried); the one refused is told the same in either case."""
+    try:
+        return batch.acting(actor, action)
+    except RuleViolation as error:
+        try:
+            record: Record | None = batch.record(request.record)
+            kept = error
+        except NotFound:
+            record = None
+            kept = RuleViolation(
+                error.rule,
+                f"{error.message}; attempted on record {request.record!r}, which does not exist",
+            )
+        _refuse(kept, action, request, batch, actor, record, details)
+        raise error from None
+
+
+def _refuse(
+    error: RuleViolation,
+    action: str,
+    request: rq.RecordRequest,
+    batch: Batch,
+    actor: str | None,
+    record: Record | None,
+    details: Callable[[], dict[str, Any]] | None,
+) -> None:
+    """Keep a refused attempt on ``record`` (none: it does not exist), if its rule is kept."""
+    batch.refuse(
+        error,
+        action=action,
+        actor=actor or "",
+        record=record,
+        details=details() if details else {},
+        occurred_at=when(request),
+    )
 
 
 @_handler.register
