@@ -125,6 +125,8 @@ def fail_with(error: BaseException) -> None:
 
     if isinstance(error, sqlite3.DatabaseError):  # not a database file; a read-only one
         fail(f"error: database unavailable: {str(error).splitlines()[0]}", 1)
+    if disconnected(error):  # the server ended a connection `verify` or `seal` reads with
+        fail(f"error: database unavailable: {str(error).splitlines()[0]}", 1)
     if denied(error):  # a grant the role lacks (README "Who wrote it: database roles")
         message = str(error).splitlines()[0]  # "permission denied for table x", ...
         fail(f"error: {message} (a right this database role was not granted)", 1)
@@ -143,6 +145,16 @@ def denied(error: BaseException) -> bool:
     return isinstance(error, InsufficientPrivilege) or isinstance(
         error.__cause__, InsufficientPrivilege
     )
+
+
+def disconnected(error: BaseException) -> bool:
+    """The driver lost its connection (the server ended it, or went away) where the ledger
+    reads PostgreSQL with psycopg itself, not through the library, which wraps it."""
+    if "psycopg" not in sys.modules:  # a SQLite store never imports it
+        return False
+    from psycopg import OperationalError
+
+    return isinstance(error, OperationalError)
 
 
 def describe_validation(error: Any) -> str:
