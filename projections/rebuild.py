@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from aggregates.errors import Conflict
+from aggregates.errors import Conflict, LedgerError
 from ledger.application import Ledger
 from projections.base import LedgerProjection
 from projections.log import EventLog
@@ -59,7 +59,14 @@ def exclusive(ledger: Ledger) -> Iterator[None]:
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
         return
-    fd = os.open(f"{ledger.store.sqlite_path}.projections.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    path = f"{ledger.store.sqlite_path}.projections.lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as error:  # a read-only folder, say: no rebuild could write there
+        raise LedgerError(
+            f"database unavailable: the lock of rebuilds and checks cannot be opened "
+            f"({path}: {error.strerror})"
+        ) from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
