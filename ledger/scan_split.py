@@ -44,7 +44,7 @@ from typing import IO, Any, NoReturn
 
 from aggregates.errors import InvalidInput, LedgerError
 from ledger.integrity import EventTable
-from ledger.machine import cores
+from ledger.machine import cores, die_with
 from ledger.scan import LogScan
 
 SPLIT_ABOVE = 100_000  # positions; LEDGER_VERIFY_SPLIT_ABOVE overrides
@@ -73,8 +73,12 @@ def scan_in_two(scan: LogScan, head: int) -> None:
     middle = int(head * SHARE)
     shared = mmap.mmap(-1, max(1, 32 * (head - middle)))  # one hash per position at most
     reader, writer = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:
+        # Killed with this process: a killed verify's child read on (a PostgreSQL
+        # connection and snapshot held) until its next handover found the pipe closed.
+        die_with(parent)
         os.close(reader)
         _child(scan, middle, head, shared, writer)
     os.close(writer)

@@ -330,6 +330,51 @@ def test_a_killed_second_process_stops_verify_with_one_line(long_log: str) -> No
     )
 
 
+@pytest.mark.skipif(cores() < 2, reason="the split needs two cores")
+def test_a_killed_verify_takes_its_second_process_with_it(long_log: str) -> None:
+    """The child is held (SIGSTOP) once it is scanning, then verify is killed: the kernel
+    kills the child too. (It read on, alone, until its next handover found the pipe
+    closed; held, it stayed for good.)"""
+    env = {**environment(long_log), "LEDGER_VERIFY_SPLIT_ABOVE": "0"}
+    quiet = subprocess.DEVNULL  # a pipe would stay open in a child that outlived verify
+    process = subprocess.Popen([LEDGER, "verify"], env=env, stdout=quiet, stderr=quiet)
+    child, deadline = 0, time.monotonic() + TIMEOUT
+    try:
+        while not (child and cpu_ticks(child)):  # scanning: past its first statements
+            assert process.poll() is None, "verify finished before its child was seen"
+            assert time.monotonic() < deadline, "verify's second process never started"
+            child = next(iter(children(process.pid)), 0)
+            time.sleep(0.001)
+        os.kill(child, signal.SIGSTOP)
+        assert state(child) in "TRS", "the child ended before it was held"
+        process.kill()
+        process.wait(timeout=TIMEOUT)
+        deadline = time.monotonic() + 5
+        while state(child) not in ("", "Z") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert state(child) in ("", "Z"), "verify's second process outlived it"
+    finally:
+        if child and state(child) not in ("", "Z"):
+            os.kill(child, signal.SIGKILL)
+
+
+def cpu_ticks(pid: int) -> int:
+    """The CPU time a process has used, in clock ticks (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def state(pid: int) -> str:
+    """A process's state letter (R, S, T, Z, ...), or '' once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""
+
+
 def test_a_failing_second_process_stops_verify_with_its_error(
     golden: tuple[Scenario, Callable[[], str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
