@@ -15,8 +15,9 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from aggregates.errors import Conflict, LedgerError
@@ -46,18 +47,24 @@ ATTEMPTS = 5
 
 
 @contextmanager
-def exclusive(ledger: Ledger) -> Iterator[None]:
-    """Hold the rebuild lock, or fail at once with Conflict (exit 5)."""
+def exclusive(ledger: Ledger) -> Iterator[Callable[[Any], None]]:
+    """Hold the rebuild lock, or fail at once with Conflict (exit 5). Yields ``confirm``:
+    given a cursor, Conflict unless the lock is still held (a swap asks in its
+    transaction)."""
     busy = Conflict("another projections rebuild or check is running; try again later")
     if ledger.store.backend == "postgres":
+        import psycopg  # only for PostgreSQL
+
         with views_datastore(ledger).get_connection() as conn:
             row = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (LOCK_KEY,)).fetchone()
             if not row["ok"]:
                 raise busy
             try:
-                yield
+                yield partial(_confirm_held, conn.info.backend_pid)
             finally:
-                conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+                # A session the server ended holds no lock: nothing left to release.
+                with suppress(psycopg.OperationalError):
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
         return
     path = f"{ledger.store.sqlite_path}.projections.lock"
     try:
@@ -72,9 +79,27 @@ def exclusive(ledger: Ledger) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise busy from None
-        yield
+        yield lambda curs: None  # a file lock lasts while this process does
     finally:
         os.close(fd)
+
+
+def _confirm_held(holder: int, curs: Any) -> None:
+    """Conflict unless the session ``holder`` (the lock's, a connection of its own) still
+    holds the rebuild lock: the server may have ended it (an administrator, an idle
+    session timeout) while the rows were built, and another rebuild taken the lock."""
+    curs.execute(
+        "SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND pid = %s AND classid = %s AND objid = %s AND objsubid = 1 AND database = "
+        "(SELECT oid FROM pg_database WHERE datname = current_database())",
+        (holder, LOCK_KEY >> 32, LOCK_KEY & 0xFFFFFFFF),
+    )
+    if not curs.fetchone()["n"]:
+        raise Conflict(
+            "the projections rebuild lost its lock (the server ended the session that "
+            "held it), so another rebuild or check may be running; nothing was swapped: "
+            "run the command again"
+        )
 
 
 def build_scratch(
@@ -135,7 +160,7 @@ def rebuild(
     processes, parts of them at the same time (projections.parts)."""
     chosen = names_or_all(names)
     started = time.perf_counter()
-    with exclusive(ledger):
+    with exclusive(ledger) as confirm:
         log = EventLog(ledger)
         stop = log.head()  # every part is built up to the same position
         log.refuse_unknown(stop)  # before anything is built: nothing is written
@@ -149,7 +174,7 @@ def rebuild(
             indexed=True,
             vetted=stop,
         )
-        stats.events += swap_forward(ledger, chosen, built, stop, progress)
+        stats.events += swap_forward(ledger, chosen, built, stop, progress, confirm)
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -160,11 +185,12 @@ def swap_forward(
     built: list[LedgerProjection],
     vetted: int,
     progress: Progress | None = None,
+    confirm: Callable[[Any], None] = lambda curs: None,
 ) -> int:
     """Swap the built projections in, never behind the live ones (catch-ups move those on
     while a rebuild builds): catch them up to the live positions, then, in the swap's
-    transaction with those held still, over what the live ones applied meanwhile.
-    Returns the events read."""
+    transaction with those held still, over what the live ones applied meanwhile; and
+    only if ``confirm`` finds the rebuild lock still held there. Returns the events read."""
     live = [open_view(ledger, name) for name in PROJECTIONS if name in names]  # lock order
     for view in live:
         view.create_table()
@@ -173,6 +199,7 @@ def swap_forward(
     scratch = [p.view for p in built]
     with live[0].transaction() as curs, enlisted(scratch, curs):
         reached = max([view.hold(curs) for view in live])
+        confirm(curs)
         events += Runner(ledger, built, vetted=vetted).run(stop=reached).events
         live[0].swap(curs, scratch)
     return events

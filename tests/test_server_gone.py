@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 
+from projections.rebuild import LOCK_KEY
 from tests.cli import TIMEOUT, fresh_store, generate, one_line, run, start
 from tests.pg import require_pg
 
@@ -116,3 +117,46 @@ def test_verify_and_seal_whose_connection_is_ended_say_the_database_is_unavailab
     assert one_line(err).startswith("error: database unavailable: "), err
     assert "unexpected" not in err
     assert run(store, "verify").code == 0  # nothing was sealed half-way
+
+
+def test_a_rebuild_whose_lock_the_server_ended_swaps_nothing(store: str) -> None:
+    """The server ends the session holding the rebuild lock while the rebuild builds, and
+    another takes the lock (here the test's session, as a second rebuild would): the
+    first swaps nothing and says so (exit 5). It used to swap its tables in all the same,
+    beside the other, then fail on releasing the lock (exit 1, after the swap)."""
+    assert run(store, "projections", "rebuild").code == 0
+    before = catalog_table(store)
+    # The rebuild holds its lock once it drops the scratch tables a killed one left.
+    with relayed(store, b"DROP TABLE IF EXISTS") as (url, relay):
+        process = start(url, "projections", "rebuild", "--jobs", "1")
+        assert relay.seen.wait(TIMEOUT), "the rebuild never dropped its scratch tables"
+        with psycopg.connect(require_pg(), autocommit=True) as admin:
+            ((ended,),) = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE "
+                "locktype = 'advisory' AND objid = %s AND database = "
+                "(SELECT oid FROM pg_database WHERE datname = %s)",
+                (LOCK_KEY, urlsplit(store).path.lstrip("/")),
+            ).fetchall()
+        assert ended == 1
+        with psycopg.connect(store, autocommit=True) as other:
+            other.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+            relay.release()
+            out, err = process.communicate(timeout=TIMEOUT)
+            assert catalog_table(store) == before  # nothing swapped in
+    assert (process.returncode, out) == (5, ""), err
+    assert one_line(err) == (
+        "error: the projections rebuild lost its lock (the server ended the session that "
+        "held it), so another rebuild or check may be running; nothing was swapped: run "
+        "the command again"
+    )
+    again = run(store, "projections", "rebuild")
+    assert again.code == 0, again
+    assert catalog_table(store) != before
+    assert run(store, "projections", "check").code == 0
+
+
+def catalog_table(url: str) -> int:
+    """The live catalog table's oid: a swap puts another table in its place."""
+    with psycopg.connect(url) as conn:
+        ((oid,),) = conn.execute("SELECT 'catalog'::regclass::oid").fetchall()
+    return int(oid)
