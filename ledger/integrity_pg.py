@@ -10,6 +10,7 @@ import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
 
+from aggregates.errors import LedgerError
 from ledger.integrity import HEAD_HEX, MID_HEX, TAIL_HEX, Decode, EventTable, LogRow
 
 
@@ -51,7 +52,14 @@ class PostgresEventTable(EventTable):
 
     @staticmethod
     def _attach(conn: psycopg.Connection[TupleRow], snapshot: str) -> None:
-        conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+        try:
+            conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+        except psycopg.errors.InvalidParameterValue as error:
+            # Valid while the exporting transaction is open: its connection has ended.
+            raise LedgerError(
+                "database unavailable: the connection that holds this command's snapshot "
+                f"of the log has ended ({str(error).splitlines()[0]})"
+            ) from None
 
     @property
     def lookups(self) -> psycopg.Connection[TupleRow]:

@@ -160,3 +160,28 @@ def catalog_table(url: str) -> int:
     with psycopg.connect(url) as conn:
         ((oid,),) = conn.execute("SELECT 'catalog'::regclass::oid").fetchall()
     return int(oid)
+
+
+@pytest.mark.parametrize("args", [("verify",), ("--actor", "dir", "seal")])
+def test_verify_and_seal_whose_snapshot_ended_say_the_database_is_unavailable(
+    store: str, args: tuple[str, ...]
+) -> None:
+    """The connection that exported the command's snapshot ends before a second one joins
+    it: `invalid snapshot identifier` was `error: unexpected InvalidParameterValue`."""
+    with relayed(store, b"SET TRANSACTION SNAPSHOT") as (url, relay):
+        process = start(url, *args)
+        assert relay.seen.wait(TIMEOUT), "no connection joined the snapshot"
+        with psycopg.connect(require_pg(), autocommit=True) as admin:
+            admin.execute(  # every other session of the store: the exporting one too
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND client_port <> %s",
+                (urlsplit(store).path.lstrip("/"), relay.backend_port),
+            )
+        relay.release()
+        _out, err = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 1, err
+    assert one_line(err).startswith(
+        "error: database unavailable: the connection that holds this command's snapshot of "
+        "the log has ended (invalid snapshot identifier: "
+    ), err
+    assert run(store, "verify").code == 0
