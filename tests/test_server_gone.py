@@ -22,6 +22,7 @@ from tests.cli import TIMEOUT, fresh_store, generate, one_line, run, start
 from tests.pg import require_pg
 
 pytestmark = pytest.mark.postgres
+WAIT = 10_000  # ms pg_terminate_backend waits for the backend to be gone
 
 
 class Relay:
@@ -86,8 +87,8 @@ def terminate(relay: Relay) -> None:
     assert relay.seen.wait(TIMEOUT), "the command never asked for the statement"
     with psycopg.connect(require_pg(), autocommit=True) as admin:
         rows = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE client_port = %s",
-            (relay.backend_port,),
+            "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity WHERE client_port = %s",
+            (WAIT, relay.backend_port),
         ).fetchall()
     assert rows == [(True,)]
     relay.release()
@@ -132,10 +133,10 @@ def test_a_rebuild_whose_lock_the_server_ended_swaps_nothing(store: str) -> None
         assert relay.seen.wait(TIMEOUT), "the rebuild never dropped its scratch tables"
         with psycopg.connect(require_pg(), autocommit=True) as admin:
             ((ended,),) = admin.execute(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE "
+                "SELECT count(pg_terminate_backend(pid, %s)) FROM pg_locks WHERE "
                 "locktype = 'advisory' AND objid = %s AND database = "
                 "(SELECT oid FROM pg_database WHERE datname = %s)",
-                (LOCK_KEY, urlsplit(store).path.lstrip("/")),
+                (WAIT, LOCK_KEY, urlsplit(store).path.lstrip("/")),
             ).fetchall()
         assert ended == 1
         with psycopg.connect(store, autocommit=True) as other:
@@ -173,9 +174,9 @@ def test_verify_and_seal_whose_snapshot_ended_say_the_database_is_unavailable(
         assert relay.seen.wait(TIMEOUT), "no connection joined the snapshot"
         with psycopg.connect(require_pg(), autocommit=True) as admin:
             admin.execute(  # every other session of the store: the exporting one too
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity "
                 "WHERE datname = %s AND client_port <> %s",
-                (urlsplit(store).path.lstrip("/"), relay.backend_port),
+                (WAIT, urlsplit(store).path.lstrip("/"), relay.backend_port),
             )
         relay.release()
         _out, err = process.communicate(timeout=TIMEOUT)
