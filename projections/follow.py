@@ -9,6 +9,7 @@ positions stored with the rows, so nothing is missed and nothing is counted twic
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -80,6 +81,11 @@ class Follower:
                 self._wait(runner)
             except TRANSIENT as error:
                 reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+                if read_only(error):  # no retry, as for a role that may not write them
+                    raise LedgerError(
+                        f"database unavailable: {reason} (this process may not write the "
+                        "store's file, where follow updates the projections)"
+                    ) from None
                 self.report(f"database unavailable ({reason}); retrying in {delay:.1f} s")
                 self._stopping.wait(delay)
                 delay = min(delay * 2, MAX_DELAY)
@@ -121,3 +127,11 @@ class Follower:
         finally:
             with self._lock:
                 self._subscription = None
+
+
+def read_only(error: BaseException) -> bool:
+    """SQLite refused to write a file this process may not write (a read-only file,
+    folder or file system): no reconnection changes that."""
+    cause = error if isinstance(error, sqlite3.Error) else error.__cause__
+    code = getattr(cause, "sqlite_errorcode", 0) if isinstance(cause, sqlite3.Error) else 0
+    return code & 0xFF == sqlite3.SQLITE_READONLY

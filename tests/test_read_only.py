@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import ARCHIVIST, LIAISON, one_line, run, setup_office
+from tests.cli import ARCHIVIST, LIAISON, TIMEOUT, one_line, run, setup_office, start
 
 
 @pytest.fixture
 def read_only(tmp_path: Path) -> Iterator[str]:
-    """A store with its projections built and never rebuilt there since (no lock file),
-    open in another process, in a folder then made read-only: by its permissions (which
-    root ignores) or, for root, by a read-only bind mount of it."""
+    """A store with its projections built (an event behind since), never rebuilt there
+    since (no lock file), open in another process, in a folder then made read-only: by
+    its permissions (which root ignores) or, for root, by a read-only bind mount of it."""
     folder = tmp_path / "store"
     folder.mkdir()
     url = f"sqlite:///{folder}/ledger.db"
@@ -32,6 +32,11 @@ def read_only(tmp_path: Path) -> Iterator[str]:
     )  # fmt: skip
     assert received.code == 0, received
     assert run(url, "projections", "rebuild").code == 0
+    again = run(url, "receive", "--title", "T2", "--department", "D", "--year", "2010",
+        "--carrier", "paper", "--pages", "3", "--secrecy", "public", "--transferred-by",
+        LIAISON, actor=ARCHIVIST,
+    )  # fmt: skip
+    assert again.code == 0, again  # the projections are an event behind
     (folder / "ledger.db.projections.lock").unlink()  # as before the first rebuild
     # Another process has the store open (a query, `follow`): its write-ahead log and
     # shared-memory files stay, so the store can be opened, as SQLite needs them.
@@ -67,3 +72,24 @@ def test_reading_a_read_only_folder_works(read_only: str) -> None:
     assert run(read_only, "catalog", "--no-catch-up").code == 0
     assert run(read_only, "projections", "status").code == 0
     assert run(read_only, "verify").code == 0
+
+
+def test_follow_of_a_store_it_may_not_write_ends_at_once(read_only: str) -> None:
+    """As a PostgreSQL role that may not write the projections: it used to retry for
+    good (`database unavailable (attempt to write a readonly database); retrying in
+    30.0 s`), as if a connection had dropped."""
+    process = start(read_only, "projections", "follow", "--interval", "0.1")
+    try:
+        out, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:  # still retrying: stopped, so the folder can be let go
+            process.kill()
+            process.communicate()
+    assert (process.returncode, out) == (1, ""), err
+    following, error = err.splitlines()
+    assert following.startswith("following ")
+    assert error == (
+        "error: database unavailable: attempt to write a readonly database (this process "
+        "may not write the store's file, where follow updates the projections)"
+    )
+    assert run(read_only, "catalog").code == 1  # a query may not catch up either
