@@ -10,10 +10,6 @@ counts once it is committed; "error" with what failed.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import os
-import signal
-import sys
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -21,25 +17,11 @@ from typing import Any
 from aggregates.errors import Conflict, sendable
 from ledger.bulk import BulkPoster
 from ledger.lines import few_collections
+from ledger.machine import die_with
 
 
 def worker_stopped() -> Conflict:
     return Conflict("a posting worker stopped; run the file again (posted lines are skipped)")
-
-
-def die_with(parent: int) -> None:
-    """Be killed when the posting process dies (Linux). A worker whose parent was killed
-    would otherwise go on committing the shares it holds, whose refused lines nobody is
-    left to report; killed, it leaves its transaction uncommitted, for the re-run."""
-    if not sys.platform.startswith("linux"):
-        return  # elsewhere it stops at its next share, when the pipe reads EOF
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before that: nobody to answer
-        os._exit(1)
-
-
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def work(
@@ -53,6 +35,9 @@ def work(
     """A worker: open the store, then post each share it is sent as one chunk."""
     for end in parents_ends:  # forked copies: closed, so the parent's death reads as EOF
         end.close()
+    # Killed with the posting process: a worker whose parent was killed would go on
+    # committing the shares it holds, whose refused lines nobody is left to report;
+    # killed, it leaves its transaction uncommitted, for the re-run.
     die_with(parent)
     try:
         poster = BulkPoster(

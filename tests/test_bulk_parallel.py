@@ -459,7 +459,7 @@ def test_a_worker_dies_with_the_posting_process() -> None:
     and is killed: the child goes too, instead of sleeping on."""
     script = (
         "import multiprocessing, os, sys, time\n"
-        "from ledger.posting_worker import die_with\n"
+        "from ledger.machine import die_with\n"
         "def child(parent):\n"
         "    die_with(parent)\n"
         "    time.sleep(120)\n"
