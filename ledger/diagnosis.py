@@ -4,7 +4,7 @@ segment's sketch difference turned into lines about records and versions."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -129,8 +129,15 @@ class Chain:
             self.label = label
 
 
-def diagnose(key: str, rows: Sequence[LogRow], decode: Decode, bound: dict[str, str]) -> Chain:
-    """Check one originator's rows in version order; say precisely what is wrong."""
+def diagnose(
+    key: str,
+    rows: Sequence[LogRow],
+    decode: Decode,
+    bound: dict[str, str],
+    owns: Callable[[str], bool],
+) -> Chain:
+    """Check one originator's rows in version order; say precisely what is wrong (``bound``:
+    actor id -> its database role; ``owns``: whether a role owns the tables, EventTable.owns)."""
     chain = Chain(key)
     previous: tuple[int, str, int] | None = None  # version, hash, position
     unsure = False  # the previous row was stored under another version than its body's
@@ -145,7 +152,7 @@ def diagnose(key: str, rows: Sequence[LogRow], decode: Decode, bound: dict[str, 
         recorded, fields, mismatch = _read_row(chain, label, topic, key, state, decode)
         if fields is not None:
             chain.learn(str(fields.get("topic", topic)), fields)  # a body's kind over a column's
-            _check_role(chain, label, topic, fields, role, bound)
+            _check_role(chain, label, topic, fields, role, bound, owns)
         if not whole:
             says = fields.get("originator_version") if fields is not None else None
             chain.note(
@@ -253,16 +260,28 @@ def _check_role(
     fields: dict[str, object],
     role: str | None,
     bound: dict[str, str],
+    owns: Callable[[str], bool],
 ) -> None:
-    if role is None or topic == REFUSED:
-        return
+    """PostgreSQL: an actor bound to a role acts from that role only; one bound to none from
+    the tables' owner only (R19: an officer's session acts only as its own actors, and the
+    ledger never writes such an event from another role). A refused attempt is recorded
+    from whichever session made it."""
     acting = fields.get("actor")
-    expected = bound.get(acting) if isinstance(acting, str) else None
+    if role is None or topic == REFUSED or not isinstance(acting, str):
+        return
+    expected = bound.get(acting)
     if expected is not None and expected != role:
         chain.note(
             version,
             f"posted as actor {acting}, who is bound to database role {expected}, "
             f"but written by database role {role} (forged actor, or written outside the ledger)",
+        )
+    elif expected is None and not owns(role):
+        chain.note(
+            version,
+            f"posted as actor {acting}, who is bound to no database role, but written by "
+            f"database role {role}, which does not own the ledger's tables (forged actor, or "
+            "written outside the ledger)",
         )
 
 

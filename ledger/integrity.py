@@ -81,6 +81,13 @@ class EventTable(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
+    def owns(self, role: str) -> bool:
+        """Whether a session of this database role may act as actors bound to no role: on
+        PostgreSQL, whether it is a superuser or a member of the role that owns the event
+        table (as `ledger.recorders_pg.session_owns_tables` judges a session). SQLite
+        rows name no role."""
+        return True
+
     def in_child(self) -> EventTable:
         """The table as a forked process reads it, in the same snapshot: this very object on
         SQLite (the child reads through this connection, see ledger.scan_split); the

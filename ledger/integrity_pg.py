@@ -39,6 +39,7 @@ class PostgresEventTable(EventTable):
             self._attach(self.conn, snapshot)
         self.snapshot = snapshot
         self._lookups: psycopg.Connection[TupleRow] | None = None
+        self._owners: dict[str, bool] = {}  # database role -> whether it owns the tables
         self.table = sql.SQL("{0}.{1}").format(sql.Identifier(schema), sql.Identifier(table))
         self.columns = sql.SQL(
             "notification_id, replace(originator_id::text, '-', ''), originator_version, topic"
@@ -68,6 +69,19 @@ class PostgresEventTable(EventTable):
             self._lookups = self._connect()
             self._attach(self._lookups, self.snapshot)
         return self._lookups
+
+    def owns(self, role: str) -> bool:
+        """See EventTable.owns: judged by the server's roles now (a role since dropped, or
+        one no row of pg_roles names, owns nothing)."""
+        owns = self._owners.get(role)
+        if owns is None:
+            query = sql.SQL(
+                "SELECT r.rolsuper OR pg_has_role(r.oid, c.relowner, 'MEMBER') "
+                "FROM pg_roles r, pg_class c WHERE r.rolname = %s AND c.oid = to_regclass(%s)"
+            )
+            row = self.lookups.execute(query, (role, ".".join(self.names))).fetchone()
+            owns = self._owners[role] = bool(row and row[0])
+        return owns
 
     def in_child(self) -> PostgresEventTable:
         """The table for a forked process: connections of its own (a connection is never

@@ -311,13 +311,14 @@ class LogScan:
             self.suspect(key, position)
 
     def _check_role(self, key: str, topic: str, names: Names, role: str, position: int) -> None:
-        """PostgreSQL: an actor bound to a database role acts only from that role."""
+        """PostgreSQL: an actor bound to a database role acts only from that role, and one
+        bound to none only from the tables' owner (see ledger.diagnosis)."""
         fields = cast(NamesAndActor, names)  # the decoder of PostgreSQL rows reads the actor
         if topic == REGISTERED and fields.db_role:
             self.bound[str(fields.actor_id)] = str(fields.db_role)
-        if self.bound and topic != REFUSED:
-            expected = self.bound.get(str(fields.actor))
-            if expected is not None and expected != role:
+        if topic != REFUSED and isinstance(fields.actor, str):
+            expected = self.bound.get(fields.actor)
+            if role != expected and (expected is not None or not self.table.owns(role)):
                 self.suspect(key, position)
 
     def bind_before(self, position: int) -> None:

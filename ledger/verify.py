@@ -188,7 +188,7 @@ def check_table(
     suspects = [record.hex] if record else scan.ordered_suspects()
     chains: dict[str, Chain] = {}
     for key in suspects[:MAX_DIAGNOSED]:
-        chains[key] = diagnose(key, table.chain(key), table.decode, scan.bound)
+        chains[key] = diagnose(key, table.chain(key), table.decode, scan.bound, table.owns)
         report.problems.extend(chains[key].problems())
     report.undiagnosed = max(0, len(suspects) - MAX_DIAGNOSED)
     named = name_segments(table, scan.failed, chains, report.head)

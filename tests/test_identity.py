@@ -245,6 +245,42 @@ def test_an_event_forged_under_a_bound_actor_is_reported(office: tuple[str, str,
     )
 
 
+def test_an_event_forged_as_an_actor_bound_to_no_role_is_reported(
+    office: tuple[str, str, str],
+) -> None:
+    """An officer's role may append rows, and acts through the ledger only as its own
+    actors (R19); a well-chained event it inserted by hand under the director, bound to
+    no role, passed `verify` and was sealed (an exploratory find)."""
+    owner_url, li, _ = office
+    record = receive(as_role(owner_url, li), "li")
+    fields = RawStore(owner_url).body(record, 1)
+    forged = {key: fields[key] for key in ("class_version", "occurred_at", "originator_id")}
+    forged.update(
+        actor=DIRECTOR,
+        originator_version=2,
+        prev_hash=RawStore(owner_url).row(record, 1)[2][-66:-2].decode(),
+        topic="ledger/Record/Relocated",
+        timestamp=fields["timestamp"],
+        location="Z9-99-9-9",
+        previous_location="",
+    )
+    RawStore(as_role(owner_url, li)).insert(forged)  # with the recipe's grants only
+    done = run(owner_url, "verify", "--record", str(record))
+    assert done.code == 6, done
+    assert done.stdout.splitlines()[0] == (
+        f"record {record} version 2: posted as actor {DIRECTOR}, who is bound to no database "
+        f"role, but written by database role {li}, which does not own the ledger's tables "
+        "(forged actor, or written outside the ledger)"
+    )
+    as_officer = run(as_role(owner_url, li), "verify", "--record", str(record))
+    assert as_officer.stdout.splitlines()[0] == done.stdout.splitlines()[0], as_officer
+    before = RawStore(owner_url).query("SELECT count(*) FROM ledger_events")
+    sealed = run(owner_url, "seal", actor=DIRECTOR)
+    assert sealed.code == 6, sealed
+    assert sealed.stderr.endswith("; run `ledger verify`; nothing was sealed\n"), sealed
+    assert RawStore(owner_url).query("SELECT count(*) FROM ledger_events") == before
+
+
 def test_an_officer_role_reads_the_projections_as_they_are() -> None:
     """With the recipe's grants an officer's queries failed (`unexpected ProgrammingError:
     permission denied for schema public`, exit 1: an exploratory find). It reads the

@@ -160,6 +160,16 @@ def _written_by_another_role(raw: RawStore, s: Scenario) -> None:
     )
 
 
+def _unbound_written_by_another_role(raw: RawStore, s: Scenario) -> None:
+    """An event of the archivist, bound to no role, said to be written from a role that
+    does not own the tables (late in the log: in the second process's part)."""
+    raw.tamper(
+        f"UPDATE {raw.table} SET db_role = 'intruder' "
+        "WHERE originator_id = ? AND originator_version = 6",
+        (raw.key(s.a),),
+    )
+
+
 TAMPERINGS: dict[str, Callable[[RawStore, Scenario], object]] = {
     "untouched": lambda raw, s: None,
     "changed payload": lambda raw, s: raw.set_state(
@@ -193,6 +203,7 @@ TAMPERINGS: dict[str, Callable[[RawStore, Scenario], object]] = {
     ),
     "bound to another role": _bound_to_another_role,
     "written by another role": _written_by_another_role,
+    "unbound, written by another role": _unbound_written_by_another_role,
 }
 # Values PostgreSQL's column types refuse, and roles that SQLite rows do not name.
 SQLITE_ONLY = {
@@ -203,7 +214,11 @@ SQLITE_ONLY = {
     "odd columns in a sealed segment that differs",
     "two states as text",
 }
-POSTGRES_ONLY = {"bound to another role", "written by another role"}
+POSTGRES_ONLY = {
+    "bound to another role",
+    "written by another role",
+    "unbound, written by another role",
+}
 CASES = [
     pytest.param("sqlite", name, id=f"sqlite-{name}")
     for name in TAMPERINGS
