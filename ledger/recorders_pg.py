@@ -107,6 +107,11 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                             "CREATE TRIGGER {0} BEFORE {1} ON {2}.{3} FOR EACH {4} "
                             "EXECUTE FUNCTION {2}.{5}()"
                         ).format(name, SQL(kind), schema, table, SQL(level), guard),
+                        # Fired in every session: a superuser's in replica mode
+                        # (session_replication_role) skipped an ordinary trigger.
+                        SQL("ALTER TABLE {0}.{1} ENABLE ALWAYS TRIGGER {2}").format(
+                            schema, table, name
+                        ),
                     ]
                 )
 
