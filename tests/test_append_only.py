@@ -157,3 +157,15 @@ def test_postgres_refuses_them_in_replication_mode_too(
     assert done.returncode != 0, done
     assert f"ledger tables are append-only: {refused}" in done.stderr, done
     assert everything(pg_store) == before
+
+
+@pytest.mark.postgres
+def test_init_makes_the_triggers_of_a_store_made_before_fire_always() -> None:
+    require_pg()
+    with fresh_database() as url:
+        start_ledger(url)
+        for table in ("ledger_events", "ledger_posted"):  # as `ledger init` left them before
+            assert psql(url, f"ALTER TABLE {table} ENABLE TRIGGER USER").returncode == 0
+        assert run(url, "init").code == 0
+        modes = RawStore(url).query("SELECT tgenabled FROM pg_trigger WHERE NOT tgisinternal")
+        assert sorted(mode for (mode,) in modes) == ["A"] * 4
