@@ -96,14 +96,24 @@ def check_in_archive(record: Record, doing: str) -> None:
 
 
 def check_approver(
-    approver: ActorView | None, record: Record, what: Callable[[], str], rule: str
+    approver: ActorView | None,
+    record: Record,
+    what: Callable[[], str],
+    rule: str,
+    reader: ActorView | None = None,
 ) -> None:
-    """An approval comes from an active leader whose clearance covers the record. ``what``
-    names the act for the message (called only when the approval is refused)."""
+    """An approval comes from an active leader whose clearance covers the record, and
+    who is not the ``reader`` the approval lets use it: a leader's own use is approved by
+    another leader. ``what`` names the act for the message (called only when the
+    approval is refused)."""
     if approver is None:
         raise RuleViolation(rule, f"{what()} needs a leader's approval (--approved-by)")
     if not approver.active or not approver.has(Role.LEADER):
         raise RuleViolation(rule, f"{approver.id} is not an active leader and cannot approve")
+    if reader is not None and approver.id == reader.id:
+        raise RuleViolation(
+            rule, f"{approver.id} cannot approve its own {what()}; another leader must approve it"
+        )
     if not approver.clearance.covers(record.secrecy):
         raise RuleViolation(
             "R6",
@@ -132,16 +142,21 @@ def check_use(
             record,
             lambda: f"{action} of record {record.label} by external {reader.id}",
             "R7",
+            reader,
         )
 
     def plain() -> str:
         return f"{action} of record {record.label}"
 
     if action in ("copy", "lend"):
-        check_approver(approver, record, plain, "R5")
+        check_approver(approver, record, plain, "R5", reader)
     if record.secrecy.is_classified:
         check_approver(
-            approver, record, lambda: f"{action} of {record.secrecy} record {record.label}", "R6"
+            approver,
+            record,
+            lambda: f"{action} of {record.secrecy} record {record.label}",
+            "R6",
+            reader,
         )
     if not reader.clearance.covers(record.secrecy):
         raise RuleViolation(
@@ -150,7 +165,7 @@ def check_use(
             f"{record.secrecy} record {record.label}",
         )
     if approver is not None:  # an approval given where none is needed must still be real
-        check_approver(approver, record, plain, "R5")
+        check_approver(approver, record, plain, "R5", reader)
 
 
 def retention_expiry(year: int, retention: Retention) -> date | None:

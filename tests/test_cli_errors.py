@@ -198,6 +198,13 @@ CASES = [
     Case("R4 shelve unarranged", ("shelve", RECEIVED, "--location", "A1-01-1-2"), 3,
          refused("R4")),
     Case("R5 approver not a leader", (*COPY, ARCHIVIST), 3, refused("R5"), recorded="R5"),
+    # An approval comes from another leader than the reader (a leader's own use too).
+    Case("R5 leader approves its own copy", ("copy", PUB, "--reader", LEADER, "--pages", "1",
+         "--purpose", "p", "--approved-by", LEADER), 3, f"refused (R5): {LEADER} cannot approve "
+         f"its own copy of record {PUB}; another leader must approve it", recorded="R5"),
+    Case("R6 leader approves its own consult of a secret record", ("consult", SEC, "--reader",
+         LEADER, "--purpose", "p", "--approved-by", LEADER), 3, f"refused (R6): {LEADER} "
+         f"cannot approve its own consult of secret record {SEC}", recorded="R6"),
     Case("R6 reader not cleared", ("consult", SEC, "--reader", WITNESS, "--purpose", "p",
          "--approved-by", LEADER), 3, refused("R6"), recorded="R6"),
     Case("R6 no approval", ("consult", SEC, "--reader", BORROWER, "--purpose", "p"), 3,
