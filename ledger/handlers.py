@@ -6,7 +6,7 @@ A handler's result holds record ids as UUIDs: bulk posting discards results, and
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial, singledispatch
 from typing import Any
 from uuid import uuid4
@@ -21,7 +21,10 @@ from ledger.batch import Batch
 
 
 def when(request: rq.Request) -> datetime:
-    return request.occurred_at or datetime.now(tz=UTC)
+    """When the command's event happened: the time it gives, or now in the machine's
+    local offset, the office's (its calendar day is what R2, R10 and R11 judge: a receipt
+    at 07:00 on 1 April in Beijing is late, though it is still 31 March in UTC)."""
+    return request.occurred_at or datetime.now().astimezone()
 
 
 def handle(request: rq.Request, batch: Batch, actor: str | None) -> dict[str, Any]:
