@@ -254,6 +254,12 @@ class Record(ChainedAggregate):
         rules.check_not_destroyed(self)
         if self.loan is None:
             raise RuleViolation("R9", f"record {self.label} is not on loan; nothing to return")
+        if self.loan["borrower"] == actor.id:  # 当面点清: counted by another than the borrower
+            raise RuleViolation(
+                "R9",
+                f"{actor.id} borrowed record {self.label} and cannot check its own return; "
+                "another archivist receives it",
+            )
         check = ReturnCheck(damaged=condition is Condition.DAMAGED, pages=pages)
         self.trigger_event(
             Returned,
