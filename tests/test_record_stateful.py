@@ -623,6 +623,7 @@ class RecordLedgerMachine(RuleBasedStateMachine):
         reasons = [
             *self.common(model, actor, why_time),
             "not on loan (R9)" if model.status != "on-loan" else "",
+            "checked in by its borrower (R9)" if actor == model.borrower else "",
         ]
         if not self.attempt(model, request, actor, reasons):
             return False
