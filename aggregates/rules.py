@@ -96,24 +96,47 @@ def check_in_archive(record: Record, doing: str) -> None:
 
 
 def check_approver(
+    approver: ActorView | None, record: Record, what: Callable[[], str], rule: str
+) -> None:
+    """An approval comes from an active leader whose clearance covers the record. ``what``
+    names the act for the message (called only when the approval is refused)."""
+    _check_cleared(_leader(approver, what, rule), record)
+
+
+def check_use_approver(
     approver: ActorView | None,
     record: Record,
     what: Callable[[], str],
     rule: str,
-    reader: ActorView | None = None,
+    reader: ActorView,
 ) -> None:
-    """An approval comes from an active leader whose clearance covers the record, and
-    who is not the ``reader`` the approval lets use it: a leader's own use is approved by
-    another leader. ``what`` names the act for the message (called only when the
-    approval is refused)."""
+    """A use's approval (R5-R7), as any approval, comes from a leader of the office (经单位
+    领导批准), not of an external unit, and not from the ``reader`` it lets use the record:
+    a leader's own use is approved by another leader."""
+    leader = _leader(approver, what, rule)
+    if leader.external:
+        raise RuleViolation(
+            rule,
+            f"{leader.id} is of an external unit ({leader.unit}) and cannot approve a use "
+            "of the office's records",
+        )
+    if leader.id == reader.id:
+        raise RuleViolation(
+            rule, f"{leader.id} cannot approve its own {what()}; another leader must approve it"
+        )
+    _check_cleared(leader, record)
+
+
+def _leader(approver: ActorView | None, what: Callable[[], str], rule: str) -> ActorView:
+    """The approver, an active leader."""
     if approver is None:
         raise RuleViolation(rule, f"{what()} needs a leader's approval (--approved-by)")
     if not approver.active or not approver.has(Role.LEADER):
         raise RuleViolation(rule, f"{approver.id} is not an active leader and cannot approve")
-    if reader is not None and approver.id == reader.id:
-        raise RuleViolation(
-            rule, f"{approver.id} cannot approve its own {what()}; another leader must approve it"
-        )
+    return approver
+
+
+def _check_cleared(approver: ActorView, record: Record) -> None:
     if not approver.clearance.covers(record.secrecy):
         raise RuleViolation(
             "R6",
@@ -137,7 +160,7 @@ def check_use(
             raise RuleViolation(
                 "R7", f"external reader {reader.id} ({reader.unit}) needs an introduction letter"
             )
-        check_approver(
+        check_use_approver(
             approver,
             record,
             lambda: f"{action} of record {record.label} by external {reader.id}",
@@ -149,9 +172,9 @@ def check_use(
         return f"{action} of record {record.label}"
 
     if action in ("copy", "lend"):
-        check_approver(approver, record, plain, "R5", reader)
+        check_use_approver(approver, record, plain, "R5", reader)
     if record.secrecy.is_classified:
-        check_approver(
+        check_use_approver(
             approver,
             record,
             lambda: f"{action} of {record.secrecy} record {record.label}",
@@ -165,7 +188,7 @@ def check_use(
             f"{record.secrecy} record {record.label}",
         )
     if approver is not None:  # an approval given where none is needed must still be real
-        check_approver(approver, record, plain, "R5", reader)
+        check_use_approver(approver, record, plain, "R5", reader)
 
 
 def retention_expiry(year: int, retention: Retention) -> date | None:
