@@ -46,9 +46,16 @@ def check_may_post(actor: ActorView, action: str) -> None:
 
 
 def check_is_liaison(actor: ActorView) -> None:
-    """R1: a receipt names the department liaison who transferred the record."""
+    """R1: a receipt names the department liaison who transferred the record: one of the
+    office's departments' (各部门应指定专人), not a person of an external unit."""
     if not actor.active or not actor.has(Role.LIAISON):
         raise RuleViolation("R1", f"{actor.id} is not an active department liaison")
+    if actor.external:
+        raise RuleViolation(
+            "R1",
+            f"{actor.id} is of an external unit ({actor.unit}), not a department liaison of "
+            "the office",
+        )
 
 
 def is_late(year: int, occurred_at: datetime) -> bool:

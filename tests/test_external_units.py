@@ -1,7 +1,8 @@
-"""Who approves a use (R5-R7): a leader of the office (经单位领导批准), never one of an
-external unit, whose own staff it would let in. Through the real `ledger` process on
-SQLite and PostgreSQL; a refusal is kept as a refused attempt (R18) and changes nothing
-on the record."""
+"""A person of an external unit reads the office's records only as R7 allows: it
+approves no use of them (R5-R7: 经单位领导批准, a leader of the office), and transfers none
+of the office's records (R1: a department's liaison). Through the real `ledger` process on
+SQLite and PostgreSQL; a refused use is kept as a refused attempt (R18), a refused receipt
+is reported only, and neither changes a record."""
 
 from __future__ import annotations
 
@@ -82,4 +83,24 @@ def test_a_leader_of_an_external_unit_approves_no_use(
     )
     # The office's own leader approves it.
     done = run(office, *args, "--purpose", "p", "--approved-by", LEADER, actor=ARCHIVIST)
+    assert done.code == 0, done
+
+
+def test_a_liaison_of_an_external_unit_transfers_no_record(office: str) -> None:
+    """It was taken as a department's liaison: records came in from outside the office."""
+    done = run(office, "actor", "add", "ext.liaison", "--name", "设计院联络人", "--role",
+               "liaison", "--clearance", "internal", "--external", "--unit", "市设计院",
+               actor=DIRECTOR)  # fmt: skip
+    assert done.code == 0, done
+    receipt = ("receive", "--title", "图纸", "--department", "基建科", "--year", "2020",
+               "--carrier", "paper", "--pages", "3", "--secrecy", "internal")  # fmt: skip
+    before = event_count(office)
+    done = run(office, *receipt, "--transferred-by", "ext.liaison", actor=ARCHIVIST)
+    assert done.code == 3, done
+    assert one_line(done.stderr) == (
+        "refused (R1): ext.liaison is of an external unit (市设计院), not a department liaison "
+        "of the office"
+    )
+    assert (done.stdout, event_count(office)) == ("", before)
+    done = run(office, *receipt, "--transferred-by", LIAISON, actor=ARCHIVIST)
     assert done.code == 0, done
