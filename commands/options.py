@@ -19,8 +19,8 @@ def posting(func: F) -> F:
     func = click.option(
         "--occurred-at",
         metavar="TIME",
-        help="When it happened, ISO 8601 with offset (default now; never in the future, "
-        "never before the record's previous event).",
+        help="When it happened, ISO 8601 with offset (default now, in the machine's local "
+        "offset; never in the future, never before the record's previous event).",
     )(func)
     return func
 
