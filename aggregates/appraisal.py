@@ -43,10 +43,15 @@ def secrecy_after(
 
 
 def check_destruction(
-    record: Record, on: date, approver: ActorView, witnesses: list[ActorView], register_no: str
+    record: Record,
+    on: date,
+    approver: ActorView,
+    witnesses: list[ActorView],
+    register_no: str,
+    destroyer: str,
 ) -> int:
     """The version of the standing appraisal that a destruction of ``record`` on day
-    ``on`` rests on; raises the first rule the destruction breaks."""
+    ``on`` by ``destroyer`` rests on; raises the first rule the destruction breaks."""
     rules.check_not_on_loan(record, "destroyed")
     if not record.appraisal or record.appraisal["decision"] != Decision.DESTROY:
         raise RuleViolation(
@@ -56,6 +61,6 @@ def check_destruction(
     rules.check_approver(approver, record, lambda: f"destruction of record {record.label}", "R12")
     if not register_no.strip():
         raise RuleViolation("R12", "a destruction needs a destruction-register number")
-    rules.check_witnesses(witnesses)
+    rules.check_witnesses(witnesses, destroyer)
     version: int = record.appraisal["version"]
     return version

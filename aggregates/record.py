@@ -334,7 +334,7 @@ class Record(ChainedAggregate):
         rules.check_may_post(actor, "destroy")
         rules.check_not_destroyed(self)
         appraisal_version = check_destruction(
-            self, occurred_at.date(), approver, witnesses, register_no
+            self, occurred_at.date(), approver, witnesses, register_no, actor.id
         )
         self.trigger_event(
             Destroyed,

@@ -238,7 +238,13 @@ def check_committee(appraisers: list[ActorView]) -> None:
             raise RuleViolation("R11", f"{a.id} is not an active appraiser")
 
 
-def check_witnesses(witnesses: list[ActorView]) -> None:
+def check_witnesses(witnesses: list[ActorView], destroyer: str) -> None:
+    """R12: at least two distinct, active witnesses supervise (监销) the destruction; the
+    actor who carries it out is not one of them (no one supervises their own act)."""
+    if any(w.id == destroyer for w in witnesses):
+        raise RuleViolation(
+            "R12", f"{destroyer} carries out the destruction and cannot also witness it"
+        )
     ids = {w.id for w in witnesses}
     if len(ids) < 2:
         raise RuleViolation("R12", "a destruction needs at least two distinct witnesses")

@@ -259,6 +259,12 @@ CASES = [
          recorded="R12"),
     Case("R12 one witness", ("destroy", APPR, "--approved-by", LEADER, "--register", "XH-1",
          "--witness", WITNESS), 3, refused("R12"), recorded="R12"),
+    # Two others supervise (监销) the destruction: the archivist who carries it out is
+    # no witness of it, however many others are named.
+    Case("R12 the destroyer as a witness", ("destroy", APPR, "--approved-by", LEADER,
+         "--register", "XH-1", "--witness", ARCHIVIST, "--witness", WITNESS, "--witness",
+         DIRECTOR), 3, f"refused (R12): {ARCHIVIST} carries out the destruction and cannot "
+         "also witness it", recorded="R12"),
     Case("R12 approver not a leader", ("destroy", APPR, "--approved-by", ARCHIVIST,
          "--register", "XH-1", "--witness", WITNESS, "--witness", DIRECTOR), 3,
          refused("R12"), recorded="R12"),

@@ -920,6 +920,13 @@ def test_r12_destruction_needs_a_standing_decision_approval_register_and_two_wit
         lambda: destroy(record, witnesses=[WITNESS_1, WITNESS_1]),
     )
     refuses("R12", "two distinct witnesses", record, lambda: destroy(record, witnesses=[WITNESS_1]))
+    # 监销: the archivist who destroys it does not supervise their own act.
+    refuses(
+        "R12",
+        "arch carries out the destruction and cannot also witness it",
+        record,
+        lambda: destroy(record, witnesses=[ARCHIVIST, WITNESS_1, WITNESS_2]),
+    )
     gone = person("wit-gone", Role.ARCHIVIST, active=False)
     refuses(
         "R12",
