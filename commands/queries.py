@@ -156,7 +156,8 @@ def catalog(obj: Any, /, no_catch_up: bool, as_json: bool, as_csv: bool, **filte
     "--as-of",
     callback=lambda _ctx, _param, text: _day(text, "--as-of"),
     metavar="DATE",
-    help="Judge open and overdue at the end of this day in UTC, YYYY-MM-DD (default today); "
+    help="Judge open and overdue at the end of this day in UTC, YYYY-MM-DD (default: now, "
+    "each loan overdue once its due day has passed in its own offset); "
     "rows show what had happened by then, titles included.",
 )
 @catch_up_option

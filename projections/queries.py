@@ -99,8 +99,11 @@ def loans(
     as_of: date | None = None,
 ) -> list[dict[str, Any]]:
     """``which``: open, overdue (open and past due) or all; as of the end of a day in UTC
-    (default today), each row showing only what had happened by then, its title too."""
-    day = as_of or datetime.now(UTC).date()
+    (default now), each row showing only what had happened by then, its title too. A loan
+    is overdue once its due day has passed: the day ``as_of``, or today in the offset the
+    loan was made in (the office's day, R10), not today in UTC."""
+    now = datetime.now(UTC)
+    day = as_of or now.date()
     end = utc_text(datetime.combine(day, time.max, UTC).isoformat())  # to the microsecond
     where = Where()
     if borrower:
@@ -118,7 +121,8 @@ def loans(
             continue
         if row["returned_at"] is not None and utc_text(row["returned_at"]) > end:
             row.update(dict.fromkeys(RETURN_COLUMNS))  # returned later: open then
-        row["status"] = _loan_status(row, day.isoformat())
+        today = as_of.isoformat() if as_of else _local_day(row["lent_at"], now)
+        row["status"] = _loan_status(row, today)
         if (
             which == "all"
             or row["status"] == which
@@ -129,6 +133,11 @@ def loans(
 
 
 RETURN_COLUMNS = ("returned_at", "returned_to", "condition", "pages_returned", "discrepancy")
+
+
+def _local_day(lent_at: str, now: datetime) -> str:
+    """Today, where the loan was made: ``now``'s date in the offset of its time."""
+    return now.astimezone(datetime.fromisoformat(lent_at).tzinfo).date().isoformat()
 
 
 def _loan_status(row: dict[str, Any], day: str) -> str:
