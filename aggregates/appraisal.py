@@ -58,7 +58,9 @@ def check_destruction(
             "R12", f"record {record.label} has no standing appraisal decision to destroy"
         )
     rules.check_destroy_allowed(record, on, "destroyed")
-    rules.check_approver(approver, record, lambda: f"destruction of record {record.label}", "R12")
+    rules.check_approver(
+        approver, record, lambda: f"destruction of record {record.label}", "R12", "R12"
+    )
     if not register_no.strip():
         raise RuleViolation("R12", "a destruction needs a destruction-register number")
     rules.check_witnesses(witnesses, destroyer)

@@ -103,11 +103,17 @@ def check_in_archive(record: Record, doing: str) -> None:
 
 
 def check_approver(
-    approver: ActorView | None, record: Record, what: Callable[[], str], rule: str
+    approver: ActorView | None,
+    record: Record,
+    what: Callable[[], str],
+    rule: str,
+    clearance_rule: str = "R6",
 ) -> None:
     """An approval comes from an active leader whose clearance covers the record. ``what``
-    names the act for the message (called only when the approval is refused)."""
-    _check_cleared(_leader(approver, what, rule), record)
+    names the act for the message (called only when the approval is refused); a leader not
+    cleared for the record is refused under ``clearance_rule`` (R6 for a use; a
+    destruction's approval is R12's)."""
+    _check_cleared(_leader(approver, what, rule), record, clearance_rule)
 
 
 def check_use_approver(
@@ -143,10 +149,10 @@ def _leader(approver: ActorView | None, what: Callable[[], str], rule: str) -> A
     return approver
 
 
-def _check_cleared(approver: ActorView, record: Record) -> None:
+def _check_cleared(approver: ActorView, record: Record, rule: str = "R6") -> None:
     if not approver.clearance.covers(record.secrecy):
         raise RuleViolation(
-            "R6",
+            rule,
             f"approver {approver.id} (clearance {approver.clearance}) is not cleared for "
             f"{record.secrecy} record {record.label}",
         )

@@ -942,6 +942,19 @@ def test_r12_destruction_needs_a_standing_decision_approval_register_and_two_wit
     assert (record.status, record.location, record.custodian) == ("destroyed", None, None)
 
 
+def test_r12_a_destruction_approved_by_a_leader_not_cleared_for_the_record_names_r12() -> None:
+    """A destruction is no use of the record (R6: consulting, copying, lending): a leader
+    not cleared for it cannot approve it, under R12 (it was refused under R6)."""
+    record = shelved(secrecy=Secrecy.CONFIDENTIAL)
+    appraise(record)
+    refuses(
+        "R12",
+        "approver lead-low (clearance internal) is not cleared for confidential record",
+        record,
+        lambda: destroy(record, approver=LOW_LEADER),
+    )
+
+
 def test_r12_a_destroyed_record_takes_no_further_event() -> None:
     record = shelved()
     appraise(record)
