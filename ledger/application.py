@@ -99,7 +99,11 @@ class Ledger(Application):  # type: ignore[type-arg]
         if not name:
             raise InvalidInput("--director needs --name")
         for _ in range(RETRIES):
-            actor = self.first_director(director, name)
+            try:
+                actor = self.first_director(director, name)
+            except RuleViolation as refused:
+                self._keep_refused_init(refused, director, name)
+                raise
             if actor is None:
                 return None
             try:
@@ -108,6 +112,22 @@ class Ledger(Application):  # type: ignore[type-arg]
                 continue
             return actor.actor_id
         raise Conflict("another `ledger init --director` ran at the same time; run it again")
+
+    def _keep_refused_init(self, refused: RuleViolation, director: str, name: str) -> None:
+        """R19: a director that init may not register (the ledger has actors: a director
+        adds them) is an attempt kept like any other refused under R19, by the director it
+        named (a first director registers itself), with what was asked in its reason."""
+        first = _first_director(director, name)
+        asked = f"attempted: init --director {first.actor_id} --name {first.name!r}"
+        batch = Batch(self)
+        batch.refuse(
+            RuleViolation(refused.rule, f"{refused.message}; {asked}"),
+            action="init",
+            actor=first.actor_id,
+            record=None,
+            details={},
+        )
+        batch.save_refusals()
 
     def first_director(self, director: str, name: str) -> Actor | None:
         """The first director, not saved yet; None if registered already (init is safe

@@ -20,6 +20,7 @@ from tests.cli import (
     BACKENDS,
     event_count,
     fresh_store,
+    last_event,
     one_line,
     refusal_count,
     release,
@@ -60,12 +61,22 @@ def test_a_refused_attempt_does_not_block_the_first_director(backend: str, tmp_p
         before = event_count(url)
         other = run(url, "init", "--director", "li.zr", "--name", "李主任")
         assert (other.code, one_line(other.stderr)) == (3, TAKEN), other
+        # Refused under R19, and kept as R19's refusals are: someone tried to make
+        # themself a director (it was refused and left no trace).
+        assert (event_count(url), refusal_count(url)) == (before + 1, 2)
+        topic, body = last_event(url)
+        assert topic == "ledger/Refusal/AttemptRefused"
+        assert (body["action"], body["rule"], body["actor"], body["reason"]) == (
+            "init", "R19", "li.zr",
+            TAKEN.removeprefix("refused (R19): ") + "; attempted: init --director li.zr "
+            "--name '李主任'",
+        )  # fmt: skip
         # The director again under another name: init changes no actor, and says so.
         renamed = run(url, "init", "--director", "wang.zr", "--name", "王")
         assert (renamed.code, one_line(renamed.stderr)) == (
             2, "error: actor wang.zr is registered already, named '王主任'; init changes no actor"
         ), renamed  # fmt: skip
-        assert (event_count(url), actor_ids(url)) == (before, ["wang.zr"])
+        assert (event_count(url), actor_ids(url)) == (before + 1, ["wang.zr"])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -108,5 +119,6 @@ def test_two_init_processes_at_once_register_one_director(backend: str, tmp_path
         assert sorted(r.code for r in results) == [0, 3], [str(r) for r in results]
         loser = next(r for r in results if r.code == 3)
         assert one_line(loser.stderr) == TAKEN
+        assert refusal_count(url) == 2  # the first store's, and the loser's (R19), once
         winner = [who for who, r in zip(names, results, strict=True) if r.code == 0]
         assert actor_ids(url) == winner
