@@ -260,7 +260,12 @@ def check_witnesses(witnesses: list[ActorView], destroyer: str) -> None:
 
 
 def lower_secrecy(current: Secrecy, to: Secrecy | None) -> Secrecy:
+    """R11: a declassification (降密/解密) lowers the secrecy, to ``to`` (default public)."""
     target = to or Secrecy.PUBLIC
     if target.rank > current.rank:
         raise RuleViolation("R11", f"declassifying cannot raise secrecy from {current} to {target}")
+    if target == current:
+        raise RuleViolation(
+            "R11", f"declassifying to {target} lowers nothing: the record is {current} already"
+        )
     return target

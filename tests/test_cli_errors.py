@@ -252,6 +252,10 @@ CASES = [
          "--review-on", "2020-01-01", "--occurred-at", "2020-01-01T09:00:00+00:00", *APPRAISE,
          "--appraiser", APPRAISER_2), 3, "refused (R11): the next review date (2020-01-01) "
          "must lie after the appraisal (2020-01-01)", actor=APPRAISER_1),
+    Case("R11 declassified to the level it has", ("appraise", PUB, "--decision", "declassify",
+         "--secrecy", "public", *APPRAISE, "--appraiser", APPRAISER_2), 3, "refused (R11): "
+         "declassifying to public lowers nothing: the record is public already",
+         actor=APPRAISER_1),
     # Every improper destruction attempt is kept (R12), and names whose approval it had.
     Case("R12 no destroy appraisal", ("destroy", PUB, *DESTROY, DIRECTOR), 3, refused("R12"),
          recorded="R12"),

@@ -708,10 +708,9 @@ class RecordLedgerMachine(RuleBasedStateMachine):
             "on loan (R8)" if destroy and model.status == "on-loan" else "",
             "retention running" if destroy and (not expiry or occurred_at.date() < expiry) else "",
             "retain needs a review date" if decision is Decision.RETAIN and not review else "",
-            "raising secrecy"
+            "not lowering secrecy"
             if decision is Decision.DECLASSIFY
-            and lower_to is not None
-            and lower_to.rank > model.secrecy.rank
+            and (lower_to or Secrecy.PUBLIC).rank >= model.secrecy.rank
             else "",
         ]
         if not self.attempt(model, request, actor, reasons):

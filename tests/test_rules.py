@@ -863,6 +863,14 @@ def test_r11_appraisal_by_a_committee_of_two_appraisers() -> None:
         record,
         lambda: appraise(record, Decision.DECLASSIFY, secrecy_to=Secrecy.SECRET),
     )
+    # A declassification lowers the secrecy: one that leaves it as it is decides nothing
+    # (and would replace a standing decision with none).
+    refuses(
+        "R11",
+        "declassifying to public lowers nothing: the record is public already",
+        record,
+        lambda: appraise(record, Decision.DECLASSIFY),
+    )
     appraise(record, Decision.RETAIN, review_on=date(2020, 1, 1))
     assert record.appraisal is not None
     assert record.appraisal["decision"] == Decision.RETAIN
