@@ -91,7 +91,7 @@ def repaired_record(ledger: Ledger) -> str:
     steps: list[rq.Request] = [
         rq.Arrange(record=record, category="business", retention="30y", code="Z001-YW-0001"),
         rq.Shelve(record=record, location="A1-01-1-1"),
-        rq.Lend(record=record, to="lead", due="2099-01-01", purpose="p", approved_by="lead"),
+        rq.Lend(record=record, to="liai", due="2099-01-01", purpose="p", approved_by="lead"),
         rq.Return(record=record, pages=40, condition="damaged"),
         rq.Repair(record=record, note="spine rebound"),
     ]
@@ -127,7 +127,7 @@ def test_a_version_1_event_is_read_as_version_2_with_its_recorded_hash(ledger: L
 
         # New events are written at version 2 and read back without upcasting.
         ledger.execute(
-            rq.Lend(record=record_id, to="lead", due="2099-01-01", purpose="p", approved_by="lead"),
+            rq.Lend(record=record_id, to="liai", due="2099-01-01", purpose="p", approved_by="lead"),
             "arch",
         )
         ledger.execute(rq.Return(record=record_id, pages=39, condition="intact"), "arch")
