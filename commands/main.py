@@ -119,13 +119,13 @@ def fail_with(error: BaseException) -> None:
 
     if isinstance(error, ValidationError):
         fail(f"error: {describe_validation(error)}", 2)
-    if isinstance(error, OperationalError | InterfaceError):  # e.g. a folder that is missing
-        fail(f"error: database unavailable: {str(error).splitlines()[0]}", 1)
     import sqlite3
 
-    if isinstance(error, sqlite3.DatabaseError):  # not a database file; a read-only one
-        fail(f"error: database unavailable: {str(error).splitlines()[0]}", 1)
-    if disconnected(error):  # the server ended a connection `verify` or `seal` reads with
+    # The library's (a folder that is missing), SQLite's own (not a database file, a
+    # read-only one), or psycopg's where the ledger reads with it (`verify`, `seal`).
+    if isinstance(error, OperationalError | InterfaceError | sqlite3.DatabaseError) or (
+        disconnected(error)
+    ):
         fail(f"error: database unavailable: {str(error).splitlines()[0]}", 1)
     if denied(error):  # a grant the role lacks (README "Who wrote it: database roles")
         message = str(error).splitlines()[0]  # "permission denied for table x", ...
